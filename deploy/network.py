@@ -1,0 +1,160 @@
+"""A network of Relais nodes on one machine: the launcher behind ``relais demo``, the tests
+and the benchmarks.
+
+One PostgreSQL server (one database per node), one nats-server per node (the hub's, and a
+leaf per member organisation, each its own JetStream domain), and one node process per node
+serving its HTTP port. Everything lives under one root folder and is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from deploy import nats_server
+from deploy.nats_config import NatsServerSpec
+from deploy.postgres import EmbeddedPostgres
+from deploy.processes import ProcessSpec, Supervisor
+from shared.settings import NodeRole
+
+HUB_DOMAIN = "hub"
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One node to run: who it belongs to and on which ports."""
+
+    node_id: str
+    org: str
+    role: NodeRole
+    http_port: int
+    nats_port: int
+    monitor_port: int
+    leaf_port: int | None = None  # the hub's only
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def is_hub(self) -> bool:
+        return self.role is NodeRole.SECRETARIAT
+
+
+def plan_network(
+    orgs: Sequence[str], *, hub_org: str, http_ports: Sequence[int], nats_ports: Sequence[int],
+    monitor_ports: Sequence[int], leaf_port: int,
+) -> list[NodePlan]:
+    """The hub first, then one node per member organisation, on the given ports."""
+    plans = [NodePlan(HUB_DOMAIN, hub_org, NodeRole.SECRETARIAT, http_ports[0], nats_ports[0],
+                      monitor_ports[0], leaf_port)]
+    for i, org in enumerate(orgs, start=1):
+        plans.append(NodePlan(org, org, NodeRole.MEMBER, http_ports[i], nats_ports[i], monitor_ports[i]))
+    return plans
+
+
+@dataclass
+class Network:
+    """Starts and stops the servers and nodes of ``plans`` under ``root``."""
+
+    root: Path
+    plans: list[NodePlan]
+    secret_key: str
+    demo: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+    supervisor: Supervisor = field(default_factory=Supervisor)
+    postgres: EmbeddedPostgres = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.resolve()
+        self.postgres = EmbeddedPostgres(self.root / "postgres")
+
+    @property
+    def hub(self) -> NodePlan:
+        return next(p for p in self.plans if p.is_hub)
+
+    def plan(self, node_id: str) -> NodePlan:
+        return next(p for p in self.plans if p.node_id == node_id)
+
+    def nats_spec(self, plan: NodePlan) -> NatsServerSpec:
+        hub = self.hub
+        return NatsServerSpec(
+            name=plan.node_id,
+            domain=plan.node_id,
+            client_port=plan.nats_port,
+            monitor_port=plan.monitor_port,
+            store_dir=self.root / "nats" / plan.node_id,
+            leaf_port=plan.leaf_port,
+            hub_leaf_urls=() if plan.is_hub else (f"nats-leaf://127.0.0.1:{hub.leaf_port}",),
+        )
+
+    def database_name(self, plan: NodePlan) -> str:
+        return f"relais_{plan.node_id}"
+
+    def database_url(self, plan: NodePlan) -> str:
+        return self.postgres.url(self.database_name(plan))
+
+    # -- the servers -----------------------------------------------------------------------
+
+    async def start_servers(self) -> None:
+        """PostgreSQL, each node's database, and every nats-server (the hub first)."""
+        self.postgres.prepare()
+        await self.supervisor.start(self.postgres.process(self.root / "logs" / "postgres.log"))
+        for plan in self.plans:
+            await self.postgres.ensure_database(self.database_name(plan))
+        for plan in self.plans:
+            await self.supervisor.start(self.nats_process(plan))
+
+    def nats_process(self, plan: NodePlan) -> ProcessSpec:
+        return nats_server.process(
+            self.nats_spec(plan), config_dir=self.root / "nats", log_dir=self.root / "logs"
+        )
+
+    # -- the nodes -------------------------------------------------------------------------
+
+    def node_env(self, plan: NodePlan) -> dict[str, str]:
+        return {
+            "RELAIS_NODE_ID": plan.node_id,
+            "RELAIS_ORG": plan.org,
+            "RELAIS_ROLE": plan.role.value,
+            "RELAIS_HUB_DOMAIN": HUB_DOMAIN,
+            "RELAIS_NATS_URL": plan.nats_url,
+            "RELAIS_DATABASE_URL": self.database_url(plan),
+            "RELAIS_HTTP_PORT": str(plan.http_port),
+            "RELAIS_SECRET_KEY": self.secret_key,
+            "RELAIS_DEMO": "true" if self.demo else "false",
+            **self.extra_env,
+        }
+
+    def node_process(self, plan: NodePlan) -> ProcessSpec:
+        async def ready() -> bool:
+            async with httpx.AsyncClient(timeout=1) as client:
+                return (await client.get(f"{plan.url}/readyz")).status_code == 200
+
+        return ProcessSpec(
+            name=f"node-{plan.node_id}",
+            argv=[sys.executable, "-m", "deploy.node"],
+            env=self.node_env(plan),
+            log_path=self.root / "logs" / f"node-{plan.node_id}.log",
+            ready=ready,
+            ready_timeout=60,
+        )
+
+    async def start_nodes(self) -> None:
+        for plan in self.plans:
+            await self.supervisor.start(self.node_process(plan))
+
+    async def start(self) -> None:
+        await self.start_servers()
+        await self.start_nodes()
+
+    async def stop(self) -> None:
+        await self.supervisor.stop_all()

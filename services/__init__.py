@@ -1,0 +1,1 @@
+"""Relais's services. Each is deployable alone; they never import each other."""

@@ -1,0 +1,1 @@
+"""The directory: member organisations, and the links between their nodes."""

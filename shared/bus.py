@@ -1,0 +1,306 @@
+"""The one place that speaks nats-py: connection, streams, publishing, durable consumers.
+
+Publishing sets ``Nats-Msg-Id`` (the event id, for JetStream deduplication) and
+``traceparent`` (W3C trace context). Consumers are durable pull consumers with explicit ack:
+a handler that returns acks; one that raises ``PermanentFailure`` or a ``DomainError`` is
+terminated with its reason (the ``DEADLETTER`` stream keeps the advisory, the message stays in
+its stream for an operator); any other exception is retried later (``nak`` with back-off)
+until ``max_deliver``, after which the message is dead-lettered too. Malformed and unknown
+events are dead-lettered without reaching a handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from shared import telemetry
+from shared.errors import DomainError, Invalid, PermanentFailure
+from shared.events import BROADCAST, CloudEvent, Payload, parse_payload, registry
+from shared.federation import DEADLETTER
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the broker says about one delivery of an event."""
+
+    subject: str
+    stream: str
+    stream_seq: int
+    num_delivered: int
+
+    @property
+    def sender(self) -> str | None:
+        """The sending organisation of a network event (third subject token)."""
+        tokens = self.subject.split(".")
+        return tokens[2] if len(tokens) > 3 and tokens[1] == "net" else None
+
+
+Handler = Callable[[CloudEvent, Payload, Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A durable consumer: which stream, which subjects, which handler, how to retry."""
+
+    stream: str
+    durable: str
+    subjects: Sequence[str]
+    handler: Handler
+    max_deliver: int = 6
+    retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 120.0, 600.0)
+    ack_wait: float = 60.0
+    batch: int = 32
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message a consumer gave up on, as an operator needs to see it (no content)."""
+
+    stream: str
+    stream_seq: int
+    consumer: str
+    why: str
+    reason: str
+    deliveries: int | None
+    subject: str | None
+    event_type: str | None
+    event_id: str | None
+    at: str | None
+
+
+@dataclass
+class Bus:
+    """A node's connection to its own NATS server and JetStream domain."""
+
+    nc: Client
+    js: JetStreamContext
+    org: str
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _consuming: dict[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    async def connect(cls, url: str, *, org: str, name: str) -> Bus:
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats: %s", exc)
+
+        async def on_disconnect() -> None:
+            log.warning("nats: disconnected from %s", url)
+
+        async def on_reconnect() -> None:
+            log.info("nats: reconnected to %s", url)
+
+        nc = await nats.connect(
+            url,
+            name=name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=2,
+            allow_reconnect=True,
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+        )
+        return cls(nc=nc, js=nc.jetstream(timeout=5), org=org)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    @property
+    def consumers_ready(self) -> bool:
+        return all(self._consuming.values())
+
+    # -- streams ---------------------------------------------------------------------------
+
+    async def ensure_stream(self, config: StreamConfig) -> None:
+        """Create the stream, or bring an existing one to this configuration."""
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            await self.js.update_stream(config)
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def publish(self, subject: str, event: CloudEvent, *, timeout: float = 5.0) -> int:
+        """Publish to JetStream and wait for the stream's ack; returns the stream sequence.
+
+        Raises ``Invalid`` before sending anything if the event's type is unknown, its data
+        does not match the type's model, or the subject does not fit the type.
+        """
+        check_publishable(subject, event)
+        headers = {"Nats-Msg-Id": event.id}
+        telemetry.inject(headers)
+        ack = await self.js.publish(subject, event.to_json(), timeout=timeout, headers=headers)
+        return int(ack.seq)
+
+    # -- consuming -------------------------------------------------------------------------
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        """Declare the durable consumer and start pulling from it in the background."""
+        config = ConsumerConfig(
+            durable_name=subscription.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            max_deliver=subscription.max_deliver,
+            ack_wait=subscription.ack_wait,
+            filter_subjects=list(subscription.subjects),
+            max_ack_pending=1000,
+        )
+        try:
+            await self.js.add_consumer(subscription.stream, config)
+        except BadRequestError:
+            await self.js.update_consumer(subscription.stream, config)
+        key = f"{subscription.stream}/{subscription.durable}"
+        self._consuming[key] = False
+        task = asyncio.create_task(self._pull(subscription, key), name=f"consume {key}")
+        self._tasks.append(task)
+
+    async def _pull(self, sub: Subscription, key: str) -> None:
+        psub = await self.js.pull_subscribe_bind(sub.durable, sub.stream)
+        while True:
+            try:
+                messages = await psub.fetch(sub.batch, timeout=2)
+            except (NatsTimeout, TimeoutError):
+                self._consuming[key] = True
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broker outage: wait, the client reconnects
+                self._consuming[key] = False
+                log.warning("consumer %s: fetch failed (%s); retrying", key, exc)
+                await asyncio.sleep(1)
+                continue
+            self._consuming[key] = True
+            for msg in messages:
+                await self._deliver(sub, msg)
+
+    async def _deliver(self, sub: Subscription, msg: Msg) -> None:
+        meta = msg.metadata
+        delivery = Delivery(
+            subject=msg.subject,
+            stream=meta.stream,
+            stream_seq=meta.sequence.stream,
+            num_delivered=meta.num_delivered,
+        )
+        if _is_own_broadcast(msg.subject, self.org):
+            await msg.ack()
+            return
+        try:
+            event = CloudEvent.from_json(msg.data)
+            payload = parse_payload(event)
+        except Invalid as exc:
+            await self._terminate(msg, sub.durable, exc.detail)
+            return
+        with telemetry.consume_span(event, msg.subject, msg.headers or {}):
+            try:
+                await sub.handler(event, payload, delivery)
+            except (PermanentFailure, DomainError) as exc:
+                await self._terminate(msg, sub.durable, f"{type(exc).__name__}: {exc}")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                delay = sub.retry_delays[min(delivery.num_delivered, len(sub.retry_delays)) - 1]
+                log.exception(
+                    "consumer %s: %s %s failed (delivery %d); retrying in %ss",
+                    sub.durable, event.type, event.id, delivery.num_delivered, delay,
+                )
+                await msg.nak(delay=delay)
+                return
+        await msg.ack()
+
+    async def _terminate(self, msg: Msg, consumer: str, reason: str) -> None:
+        log.error("consumer %s: parking message %s: %s", consumer, msg.metadata.sequence.stream, reason)
+        # nats-py's term() carries no reason; the protocol does, and the advisory keeps it.
+        await self.nc.publish(msg.reply, b"+TERM " + reason[:500].encode())
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The most recent messages that were given up on, newest last."""
+        try:
+            info = await self.js.stream_info(DEADLETTER)
+        except NotFoundError:
+            return []
+        first = max(info.state.first_seq, info.state.last_seq - limit + 1)
+        letters: list[DeadLetter] = []
+        for seq in range(first, info.state.last_seq + 1):
+            try:
+                raw = await self.js.get_msg(DEADLETTER, seq)
+            except NotFoundError:
+                continue
+            letters.append(await self._describe(json.loads(raw.data or b"{}")))
+        return letters
+
+    async def _describe(self, advisory: dict[str, Any]) -> DeadLetter:
+        stream, seq = str(advisory.get("stream", "")), int(advisory.get("stream_seq", 0))
+        subject = event_type = event_id = None
+        with contextlib.suppress(Exception):
+            original = await self.js.get_msg(stream, seq)
+            subject = original.subject
+            envelope = json.loads(original.data or b"{}")
+            event_type, event_id = envelope.get("type"), envelope.get("id")
+        kind = str(advisory.get("type", ""))
+        return DeadLetter(
+            stream=stream,
+            stream_seq=seq,
+            consumer=str(advisory.get("consumer", "")),
+            why="terminated" if "terminated" in kind else "max_deliveries",
+            reason=str(advisory.get("reason", "")),
+            deliveries=advisory.get("deliveries"),
+            subject=subject,
+            event_type=event_type if isinstance(event_type, str) else None,
+            event_id=event_id if isinstance(event_id, str) else None,
+            at=advisory.get("timestamp"),
+        )
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop consuming, flush what was published, and close."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+
+
+def check_publishable(subject: str, event: CloudEvent) -> None:
+    """Refuse, before sending, an event whose type, data or subject is wrong."""
+    event_type = registry[event.type]
+    parse_payload(event)
+    tokens = subject.split(".")
+    expected = event_type.subject_pattern().split(".")
+    if len(tokens) != len(expected) or any(
+        want not in ("*", got) for want, got in zip(expected, tokens, strict=True)
+    ):
+        raise Invalid(
+            f"{event.type} travels on {event_type.subject_pattern()}, not {subject}",
+            field="subject",
+        )
+
+
+def _is_own_broadcast(subject: str, org: str) -> bool:
+    tokens = subject.split(".")
+    return len(tokens) > 3 and tokens[1] == "net" and tokens[2] == org and tokens[3] == BROADCAST

@@ -1,0 +1,69 @@
+"""The errors domain code raises, and nothing else; the HTTP and NATS edges translate them.
+
+    DomainError            a request that cannot be carried out as asked
+    ├── Invalid            the input breaks a rule (HTTP 422; NATS reply "invalid")
+    ├── NotFound           no such object, or not one the caller may know of (404)
+    ├── Conflict           the object changed meanwhile, or already exists (409)
+    ├── InvalidTransition  the object's state does not allow this action (409)
+    ├── Unauthenticated    no valid credentials (401)
+    └── Forbidden          valid credentials, but not allowed on this object (403)
+
+    PermanentFailure       an incoming event that can never be processed: parked, not retried
+
+Every error carries a stable ``type`` (a URI path under ``/problems/``), a human ``detail``
+free of personal data, and, where one field is at fault, its name.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a caller can act on."""
+
+    status = 400
+    type = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class Invalid(DomainError):
+    status = 422
+    type = "invalid"
+    title = "Invalid input"
+
+
+class NotFound(DomainError):
+    status = 404
+    type = "not-found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    type = "conflict"
+    title = "Conflict"
+
+
+class InvalidTransition(Conflict):
+    type = "invalid-transition"
+    title = "Action not allowed in this state"
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    type = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(DomainError):
+    status = 403
+    type = "forbidden"
+    title = "Forbidden"
+
+
+class PermanentFailure(Exception):
+    """An incoming message that no retry can fix (malformed, unknown, refused): dead-letter it."""

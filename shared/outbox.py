@@ -1,0 +1,138 @@
+"""The transactional outbox: events are written with the state change, then relayed to NATS.
+
+``add`` inserts the event in the caller's transaction (and wakes the relay on commit);
+``OutboxRelay`` publishes unsent rows in order, marks them sent only after JetStream's ack,
+waits out broker outages with back-off, and can replay what was already sent: PostgreSQL, not
+the broker, is the system of record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared import telemetry
+from shared.bus import Bus, check_publishable
+from shared.db import Connection, Pool
+from shared.events import CloudEvent
+
+log = logging.getLogger(__name__)
+
+
+def channel(schema: str) -> str:
+    return f"relais_outbox_{schema}"
+
+
+async def add(conn: Connection, schema: str, subject: str, event: CloudEvent) -> None:
+    """Write ``event`` to ``schema``'s outbox inside the caller's transaction."""
+    check_publishable(subject, event)
+    await conn.execute(
+        f"INSERT INTO {schema}.outbox (event_id, subject, event, traceparent)"
+        " VALUES ($1, $2, $3, $4)",
+        event.id,
+        subject,
+        event.model_dump(mode="json", exclude_none=True),
+        telemetry.current_traceparent(),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", channel(schema))
+
+
+@dataclass
+class OutboxRelay:
+    """Publishes one schema's outbox to JetStream, in order, at least once."""
+
+    pool: Pool
+    bus: Bus
+    schema: str
+    dsn: str  # for the LISTEN connection, which lives outside the pool
+    batch: int = 200
+    poll_interval: float = 2.0
+    _wake: asyncio.Event | None = None
+
+    async def run(self) -> None:
+        """Relay until cancelled: woken by NOTIFY, or by the poll if a notification was missed."""
+        self._wake = asyncio.Event()
+        listener: Connection | None = None
+        backoff = 0.2
+        try:
+            while True:
+                if listener is None or listener.is_closed():
+                    listener = await self._listen()
+                try:
+                    while await self.publish_pending() == self.batch:
+                        pass
+                    backoff = 0.2
+                except (OSError, asyncpg.PostgresError, TimeoutError, ConnectionError) as exc:
+                    log.warning("outbox %s: relay paused (%s); retrying", self.schema, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        finally:
+            if listener is not None and not listener.is_closed():
+                await listener.close()
+
+    async def _listen(self) -> Connection | None:
+        try:
+            conn: Connection = await asyncpg.connect(self.dsn)
+            await conn.add_listener(channel(self.schema), self._notified)
+            return conn
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("outbox %s: cannot LISTEN (%s); polling", self.schema, exc)
+            return None
+
+    def _notified(self, *_: object) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish up to one batch of unsent events; returns how many were sent."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT seq, subject, event, traceparent FROM {self.schema}.outbox"
+                " WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.batch,
+            )
+            if not rows:
+                return 0
+            results = await asyncio.gather(
+                *(self._publish(r["subject"], r["event"], r["traceparent"]) for r in rows),
+                return_exceptions=True,
+            )
+            sent = [r["seq"] for r, result in zip(rows, results, strict=True) if result is None]
+            if sent:
+                await conn.execute(
+                    f"UPDATE {self.schema}.outbox SET sent_at = now() WHERE seq = ANY($1)", sent
+                )
+            failures = [result for result in results if isinstance(result, BaseException)]
+            if failures:
+                raise ConnectionError(f"{len(failures)} events not acknowledged: {failures[0]!r}")
+            return len(sent)
+
+    async def _publish(self, subject: str, event: dict[str, object], traceparent: str | None) -> None:
+        with telemetry.continued(traceparent):
+            await self.bus.publish(subject, CloudEvent.model_validate(event))
+
+    async def replay(self, since_seq: int = 0) -> int:
+        """Publish again every event from ``since_seq`` on, sent or not; returns the count.
+
+        The broker drops repeats within its duplicate window and consumers are idempotent,
+        so replaying more than needed is safe.
+        """
+        count = 0
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT seq, subject, event, traceparent FROM {self.schema}.outbox"
+                " WHERE seq >= $1 ORDER BY seq",
+                since_seq,
+            )
+        for row in rows:
+            await self._publish(row["subject"], row["event"], row["traceparent"])
+            count += 1
+        return count

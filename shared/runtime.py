@@ -1,0 +1,68 @@
+"""A node's running services: the bus, the node's streams, each service's pool, schema,
+outbox relay and consumers, started in order and stopped in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from shared import db, telemetry
+from shared.bus import Bus
+from shared.federation import node_streams
+from shared.outbox import OutboxRelay
+from shared.service import Service, ServiceContext
+from shared.settings import NodeSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeRuntime:
+    settings: NodeSettings
+    services: Sequence[Service]
+    bus: Bus | None = None
+    contexts: dict[str, ServiceContext] = field(default_factory=dict)
+    started: bool = False
+
+    async def start(self) -> None:
+        settings = self.settings
+        names = "+".join(s.name for s in self.services)
+        telemetry.setup(f"relais-{names}", node_id=settings.node_id, otlp_endpoint=settings.otlp_endpoint)
+        self.bus = await Bus.connect(settings.nats_url, org=settings.org, name=f"relais-{settings.node_id}-{names}")
+        for stream in node_streams(settings.org, hub_domain=settings.hub_domain, is_hub=settings.is_hub):
+            await self.bus.ensure_stream(stream)
+        for service in self.services:
+            pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
+            await db.migrate(pool, service.name, [service.migrations])
+            context = ServiceContext(name=service.name, settings=settings, pool=pool, bus=self.bus)
+            relay = OutboxRelay(pool, self.bus, service.name, settings.database_url)
+            context.background("outbox relay", relay.run())
+            await service.start(context)
+            self.contexts[service.name] = context
+        self.started = True
+        log.info("node %s: %s started", settings.node_id, names)
+
+    async def checks(self) -> dict[str, bool]:
+        """What readiness depends on: the broker, each service's database, the consumers."""
+        result = {"nats": self.bus is not None and self.bus.connected}
+        result["consumers"] = self.started and self.bus is not None and self.bus.consumers_ready
+        for name, context in self.contexts.items():
+            result[f"database:{name}"] = await db.ping(context.pool)
+        result["started"] = self.started
+        return result
+
+    async def stop(self) -> None:
+        if self.bus is not None:
+            await self.bus.close()  # stop consuming first: nothing half-handled at exit
+        for context in self.contexts.values():
+            for task in context.tasks:
+                task.cancel()
+            for task in context.tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await context.pool.close()
+        self.contexts.clear()
+        self.started = False

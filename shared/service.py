@@ -1,0 +1,68 @@
+"""What a service is to the node that runs it: a name, a router, migrations, and a start-up.
+
+A service module builds one ``Service``; the node (or ``relais serve <service>``) runs it with
+a ``ServiceContext``: its own pool on its own schema, the node's bus, its outbox relay.
+Services never import each other; this descriptor is how the node composes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from shared.bus import Bus, Subscription
+from shared.db import Pool
+from shared.settings import NodeSettings
+
+
+@dataclass
+class ServiceContext:
+    """Everything a running service uses: settings, its database schema, the bus."""
+
+    name: str
+    settings: NodeSettings
+    pool: Pool
+    bus: Bus
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def schema(self) -> str:
+        return self.name
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents ``source`` of what this service emits."""
+        return f"relais://{self.settings.node_id}/{self.name}"
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        await self.bus.subscribe(subscription)
+
+    def background(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` for as long as the service runs."""
+        self.tasks.append(asyncio.create_task(work, name=f"{self.name}: {name}"))
+
+
+@dataclass(frozen=True)
+class Service:
+    """A deployable service: mounted under ``/api/v1/<name>``, owning schema ``<name>``."""
+
+    name: str
+    router: APIRouter
+    migrations: Path
+    start: Callable[[ServiceContext], Awaitable[None]]
+    pages: APIRouter | None = None  # web pages, mounted at the root (the dashboard's)
+
+
+def context_of(name: str) -> Callable[[Request], ServiceContext]:
+    """A FastAPI dependency giving a route its service's running context."""
+
+    def dependency(request: Request) -> ServiceContext:
+        contexts: dict[str, ServiceContext] = request.app.state.contexts
+        return contexts[name]
+
+    return dependency

@@ -1,0 +1,93 @@
+"""OpenTelemetry: one tracer provider per process, and trace context carried in NATS headers.
+
+A span started by an HTTP request continues in the outbox row's ``traceparent``, the NATS
+message headers, and the consumer on another node, so one trace follows an event end to end.
+Spans go to an OTLP collector when ``RELAIS_OTLP_ENDPOINT`` is set, nowhere otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from shared.events import CloudEvent
+
+tracer = trace.get_tracer("relais")
+_configured = False
+
+
+def setup(service_name: str, *, node_id: str, otlp_endpoint: str | None) -> None:
+    """Install the process's tracer provider (once)."""
+    global _configured
+    if _configured:
+        return
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name, "relais.node": node_id})
+    )
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint}/v1/traces"))
+        )
+    trace.set_tracer_provider(provider)
+    _configured = True
+    logging.getLogger(__name__).debug("tracing set up for %s", service_name)
+
+
+def instrument(app: FastAPI) -> None:
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+
+
+def inject(headers: MutableMapping[str, str]) -> None:
+    """Write the current trace context (``traceparent``) into outgoing headers."""
+    propagate.inject(headers)
+
+
+def current_traceparent() -> str | None:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextmanager
+def continued(traceparent: str | None) -> Iterator[None]:
+    """Run the block inside the trace a stored ``traceparent`` belongs to."""
+    if not traceparent:
+        yield
+        return
+    token = context.attach(propagate.extract({"traceparent": traceparent}))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
+@contextmanager
+def consume_span(event: CloudEvent, subject: str, headers: Mapping[str, str]) -> Iterator[None]:
+    """A consumer span, child of the producer's trace carried in the message headers."""
+    parent = propagate.extract(dict(headers))
+    with tracer.start_as_current_span(
+        f"consume {event.type}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.destination.name": subject,
+            "messaging.message.id": event.id,
+        },
+    ):
+        yield
