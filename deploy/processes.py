@@ -89,9 +89,20 @@ class Supervisor:
     async def start(self, spec: ProcessSpec) -> Managed:
         managed = Managed(spec)
         await self._spawn(managed)
+        self.processes.append(managed)
         await self._wait_ready(managed)
         managed._watch = asyncio.create_task(self._watch_over(managed), name=f"watch {spec.name}")
-        self.processes.append(managed)
+        return managed
+
+    async def start_all(self, specs: list[ProcessSpec]) -> list[Managed]:
+        """Start several processes at once and wait until every one is ready."""
+        managed = [Managed(spec) for spec in specs]
+        for one in managed:
+            await self._spawn(one)
+            self.processes.append(one)
+        await asyncio.gather(*(self._wait_ready(one) for one in managed))
+        for one in managed:
+            one._watch = asyncio.create_task(self._watch_over(one), name=f"watch {one.spec.name}")
         return managed
 
     def __getitem__(self, name: str) -> Managed:
@@ -135,8 +146,9 @@ class Supervisor:
                 return
             if time.monotonic() > deadline:
                 await self._stop(managed)
+                waited = f"{spec.ready_timeout:.0f}s"
                 raise StartupFailed(
-                    f"{spec.name} was not ready after {spec.ready_timeout:.0f}s; see {spec.log_path}"
+                    f"{spec.name} was not ready after {waited}; see {spec.log_path}"
                 )
             await asyncio.sleep(0.05)
 
@@ -153,7 +165,11 @@ class Supervisor:
             managed.restarts += 1
             log.warning(
                 "%s exited with code %s; restart %d in %.1fs (log: %s)",
-                managed.spec.name, code, managed.restarts, backoff, managed.spec.log_path,
+                managed.spec.name,
+                code,
+                managed.restarts,
+                backoff,
+                managed.spec.log_path,
             )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff)
@@ -203,7 +219,9 @@ class Supervisor:
         try:
             await asyncio.wait_for(process.wait(), managed.spec.stop_timeout)
         except TimeoutError:
-            log.warning("%s did not stop in %.0fs; killing it", managed.spec.name, managed.spec.stop_timeout)
+            log.warning(
+                "%s did not stop in %.0fs; killing it", managed.spec.name, managed.spec.stop_timeout
+            )
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             await process.wait()

@@ -37,7 +37,9 @@ def document(*, title: str = "Relais events", version: str = "1") -> dict[str, A
             },
         }
         if event_type.scope is Scope.NET:
-            address = f"relais.net.{{sender}}.{{recipient}}.{event_type.aggregate}.{event_type.event}"
+            address = (
+                f"relais.net.{{sender}}.{{recipient}}.{event_type.aggregate}.{event_type.event}"
+            )
             parameters = {
                 "sender": {"description": "the sending organisation's id"},
                 "recipient": {"description": "the receiving organisation's id, or 'all'"},

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,22 @@ class Subscription:
     ack_wait: float = 60.0
     batch: int = 32
 
+    @classmethod
+    def routing(
+        cls, stream: str, durable: str, handlers: Mapping[type[Payload], Handler], **options: Any
+    ) -> Subscription:
+        """One consumer for several event types, each to its handler, subjects from the registry."""
+        by_type = {registry.for_payload(model).name: handler for model, handler in handlers.items()}
+
+        async def dispatch(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            handler = by_type.get(event.type)
+            if handler is None:
+                raise PermanentFailure(f"{durable} does not handle {event.type}")
+            await handler(event, payload, delivery)
+
+        subjects = sorted({registry.for_payload(m).subject_pattern() for m in handlers})
+        return cls(stream=stream, durable=durable, subjects=subjects, handler=dispatch, **options)
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -93,14 +109,19 @@ class Bus:
     org: str
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _consuming: dict[str, bool] = field(default_factory=dict)
+    _pulls: list[Any] = field(default_factory=list)  # nats-py's pull subscriptions
+    closing: bool = False
 
     @classmethod
     async def connect(cls, url: str, *, org: str, name: str) -> Bus:
         async def on_error(exc: Exception) -> None:
             log.warning("nats: %s", exc)
 
+        bus: Bus | None = None
+
         async def on_disconnect() -> None:
-            log.warning("nats: disconnected from %s", url)
+            if bus is None or not bus.closing:
+                log.warning("nats: disconnected from %s", url)
 
         async def on_reconnect() -> None:
             log.info("nats: reconnected to %s", url)
@@ -115,8 +136,10 @@ class Bus:
             error_cb=on_error,
             disconnected_cb=on_disconnect,
             reconnected_cb=on_reconnect,
+            drain_timeout=5,
         )
-        return cls(nc=nc, js=nc.jetstream(timeout=5), org=org)
+        bus = cls(nc=nc, js=nc.jetstream(timeout=5), org=org)
+        return bus
 
     @property
     def connected(self) -> bool:
@@ -137,7 +160,7 @@ class Bus:
 
     # -- publishing ------------------------------------------------------------------------
 
-    async def publish(self, subject: str, event: CloudEvent, *, timeout: float = 5.0) -> int:
+    async def publish(self, subject: str, event: CloudEvent, *, ack_wait: float = 5.0) -> int:
         """Publish to JetStream and wait for the stream's ack; returns the stream sequence.
 
         Raises ``Invalid`` before sending anything if the event's type is unknown, its data
@@ -146,7 +169,7 @@ class Bus:
         check_publishable(subject, event)
         headers = {"Nats-Msg-Id": event.id}
         telemetry.inject(headers)
-        ack = await self.js.publish(subject, event.to_json(), timeout=timeout, headers=headers)
+        ack = await self.js.publish(subject, event.to_json(), timeout=ack_wait, headers=headers)
         return int(ack.seq)
 
     # -- consuming -------------------------------------------------------------------------
@@ -162,10 +185,8 @@ class Bus:
             filter_subjects=list(subscription.subjects),
             max_ack_pending=1000,
         )
-        try:
-            await self.js.add_consumer(subscription.stream, config)
-        except BadRequestError:
-            await self.js.update_consumer(subscription.stream, config)
+        # Creating a durable that exists updates it (nats-server 2.10+): filters may change.
+        await self.js.add_consumer(subscription.stream, config)
         key = f"{subscription.stream}/{subscription.durable}"
         self._consuming[key] = False
         task = asyncio.create_task(self._pull(subscription, key), name=f"consume {key}")
@@ -173,6 +194,7 @@ class Bus:
 
     async def _pull(self, sub: Subscription, key: str) -> None:
         psub = await self.js.pull_subscribe_bind(sub.durable, sub.stream)
+        self._pulls.append(psub)
         while True:
             try:
                 messages = await psub.fetch(sub.batch, timeout=2)
@@ -219,14 +241,20 @@ class Bus:
                 delay = sub.retry_delays[min(delivery.num_delivered, len(sub.retry_delays)) - 1]
                 log.exception(
                     "consumer %s: %s %s failed (delivery %d); retrying in %ss",
-                    sub.durable, event.type, event.id, delivery.num_delivered, delay,
+                    sub.durable,
+                    event.type,
+                    event.id,
+                    delivery.num_delivered,
+                    delay,
                 )
                 await msg.nak(delay=delay)
                 return
         await msg.ack()
 
     async def _terminate(self, msg: Msg, consumer: str, reason: str) -> None:
-        log.error("consumer %s: parking message %s: %s", consumer, msg.metadata.sequence.stream, reason)
+        log.error(
+            "consumer %s: parking message %s: %s", consumer, msg.metadata.sequence.stream, reason
+        )
         # nats-py's term() carries no reason; the protocol does, and the advisory keeps it.
         await self.nc.publish(msg.reply, b"+TERM " + reason[:500].encode())
 
@@ -238,7 +266,9 @@ class Bus:
             info = await self.js.stream_info(DEADLETTER)
         except NotFoundError:
             return []
-        first = max(info.state.first_seq, info.state.last_seq - limit + 1)
+        if info.state.messages == 0:
+            return []
+        first = max(info.state.first_seq, info.state.last_seq - limit + 1, 1)
         letters: list[DeadLetter] = []
         for seq in range(first, info.state.last_seq + 1):
             try:
@@ -274,12 +304,18 @@ class Bus:
 
     async def close(self) -> None:
         """Stop consuming, flush what was published, and close."""
+        self.closing = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        # A pull subscription cancelled mid-fetch never drains: end the pulls first.
+        for psub in self._pulls:
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+        self._pulls.clear()
         with contextlib.suppress(Exception):
             await self.nc.drain()
         with contextlib.suppress(Exception):

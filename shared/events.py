@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import Invalid
 
-TYPE_PATTERN = re.compile(r"^relais\.(?P<aggregate>[a-z_]+)\.(?P<event>[a-z_]+)\.v(?P<version>\d+)$")
+TYPE_PATTERN = re.compile(
+    r"^relais\.(?P<aggregate>[a-z_]+)\.(?P<event>[a-z_]+)\.v(?P<version>\d+)$"
+)
 TOKEN = re.compile(r"^[a-z0-9_]+$")
 BROADCAST = "all"
 

@@ -39,14 +39,13 @@ class Member:
 
 
 def _stream(name: str, **kwargs: object) -> StreamConfig:
-    return StreamConfig(
-        name=name,
-        storage=StorageType.FILE,
-        max_age=30 * DAY,  # PostgreSQL is the record; the broker holds what is in flight
-        discard=DiscardPolicy.OLD,
-        duplicate_window=120.0,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    settings: dict[str, object] = {
+        "storage": StorageType.FILE,
+        "max_age": 30 * DAY,  # PostgreSQL is the record; the broker holds what is in flight
+        "discard": DiscardPolicy.OLD,
+        "duplicate_window": 120.0,
+    }
+    return StreamConfig(name=name, **{**settings, **kwargs})  # type: ignore[arg-type]
 
 
 def _from_hub_or_local(name: str, hub_domain: str, local: bool, deliver: str) -> StreamSource:

@@ -62,6 +62,8 @@ class OutboxRelay:
             while True:
                 if listener is None or listener.is_closed():
                     listener = await self._listen()
+                # Cleared before publishing: a commit during the publish wakes the next round.
+                self._wake.clear()
                 try:
                     while await self.publish_pending() == self.batch:
                         pass
@@ -71,7 +73,6 @@ class OutboxRelay:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:
@@ -115,7 +116,9 @@ class OutboxRelay:
                 raise ConnectionError(f"{len(failures)} events not acknowledged: {failures[0]!r}")
             return len(sent)
 
-    async def _publish(self, subject: str, event: dict[str, object], traceparent: str | None) -> None:
+    async def _publish(
+        self, subject: str, event: dict[str, object], traceparent: str | None
+    ) -> None:
         with telemetry.continued(traceparent):
             await self.bus.publish(subject, CloudEvent.model_validate(event))
 

@@ -44,8 +44,12 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     ]
     first = errors[0] if errors else {"field": "body", "detail": "invalid request"}
     return problem(
-        422, "invalid", "Invalid input", f"{first['field']}: {first['detail']}",
-        field=first["field"], errors=errors,
+        422,
+        "invalid",
+        "Invalid input",
+        f"{first['field']}: {first['detail']}",
+        field=first["field"],
+        errors=errors,
     )
 
 
@@ -59,7 +63,9 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return problem(500, "internal", "Internal error", "Something went wrong on this node; it is logged.")
+    return problem(
+        500, "internal", "Internal error", "Something went wrong on this node; it is logged."
+    )
 
 
 def install(app: FastAPI) -> None:

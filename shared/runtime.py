@@ -30,13 +30,19 @@ class NodeRuntime:
     async def start(self) -> None:
         settings = self.settings
         names = "+".join(s.name for s in self.services)
-        telemetry.setup(f"relais-{names}", node_id=settings.node_id, otlp_endpoint=settings.otlp_endpoint)
-        self.bus = await Bus.connect(settings.nats_url, org=settings.org, name=f"relais-{settings.node_id}-{names}")
-        for stream in node_streams(settings.org, hub_domain=settings.hub_domain, is_hub=settings.is_hub):
+        telemetry.setup(
+            f"relais-{names}", node_id=settings.node_id, otlp_endpoint=settings.otlp_endpoint
+        )
+        self.bus = await Bus.connect(
+            settings.nats_url, org=settings.org, name=f"relais-{settings.node_id}-{names}"
+        )
+        for stream in node_streams(
+            settings.org, hub_domain=settings.hub_domain, is_hub=settings.is_hub
+        ):
             await self.bus.ensure_stream(stream)
         for service in self.services:
             pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
-            await db.migrate(pool, service.name, [service.migrations])
+            await db.migrate(pool, service.name, [service.migrations] if service.migrations else [])
             context = ServiceContext(name=service.name, settings=settings, pool=pool, bus=self.bus)
             relay = OutboxRelay(pool, self.bus, service.name, settings.database_url)
             context.background("outbox relay", relay.run())

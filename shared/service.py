@@ -53,7 +53,7 @@ class Service:
 
     name: str
     router: APIRouter
-    migrations: Path
+    migrations: Path | None
     start: Callable[[ServiceContext], Awaitable[None]]
     pages: APIRouter | None = None  # web pages, mounted at the root (the dashboard's)
 

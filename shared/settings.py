@@ -8,7 +8,7 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEMO_SECRET = "relais-demo-secret-do-not-use-in-production"  # noqa: S105 - the demo's own, refused elsewhere
+DEMO_SECRET = "relais-demo-secret-do-not-use-in-production"
 
 
 class NodeRole(StrEnum):
@@ -23,10 +23,15 @@ class NodeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RELAIS_", extra="ignore")
 
-    node_id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,30}$", description="this node's id, also its JetStream domain")
-    org: str = Field(pattern=r"^[a-z][a-z0-9_]{1,30}$", description="the organisation this node belongs to")
+    node_id: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{1,30}$", description="this node's id, also its JetStream domain"
+    )
+    org: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{1,30}$", description="the organisation this node belongs to"
+    )
     role: NodeRole = NodeRole.MEMBER
     hub_domain: str = Field(default="hub", pattern=r"^[a-z][a-z0-9_]{1,30}$")
+    hub_org: str = Field(default="secretariat", pattern=r"^[a-z][a-z0-9_]{1,30}$")
     nats_url: str
     database_url: str
     http_host: str = "127.0.0.1"

@@ -3,21 +3,25 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from shared import asyncapi, problems, telemetry
 from shared.runtime import NodeRuntime
 from shared.service import Service
 from shared.settings import NodeSettings
 
-HTTP_REQUESTS = Counter("relais_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_REQUESTS = Counter(
+    "relais_http_requests_total", "HTTP requests", ["method", "route", "status"]
+)
 HTTP_LATENCY = Histogram("relais_http_request_seconds", "HTTP request latency", ["method", "route"])
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/asyncapi.json", "/docs")
 
@@ -53,7 +57,11 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
         checks = await runtime.checks()
         ready = all(checks.values())
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "node": settings.node_id, "checks": checks},
+            {
+                "status": "ready" if ready else "not ready",
+                "node": settings.node_id,
+                "checks": checks,
+            },
             status_code=200 if ready else 503,
         )
 
@@ -65,11 +73,13 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
     async def asyncapi_json() -> dict[str, object]:
         return asyncapi.document()
 
+    templates = RouteTemplates(app)
+
     @app.middleware("http")
     async def measure(request: Request, call_next):  # type: ignore[no-untyped-def]
-        route = _route_of(app, request)
         started = time.perf_counter()
         response: Response = await call_next(request)
+        route = templates.of(request.url.path)
         HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
         HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         return response
@@ -79,10 +89,20 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
     return app
 
 
-def _route_of(app: FastAPI, request: Request) -> str:
-    """The route's template, not the raw path: ids stay out of the metric labels."""
-    for route in app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+class RouteTemplates:
+    """Maps a request path to its route's template, so that ids stay out of metric labels."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+
+    def of(self, path: str) -> str:
+        if self._compiled is None:  # built on first use: every router is included by then
+            self._compiled = [
+                (compile_path(str(context.path))[0], str(context.path))
+                for context in iter_route_contexts(self.app.routes)
+            ]
+        for pattern, template in self._compiled:
+            if pattern.match(path):
+                return template
+        return "unmatched"

@@ -10,7 +10,9 @@ from shared.contracts.directory import OrganisationPublished
 from shared.errors import Conflict, Invalid
 
 
-def next_record(current: OrganisationPublished | None, proposed: OrganisationPublished) -> OrganisationPublished:
+def next_record(
+    current: OrganisationPublished | None, proposed: OrganisationPublished
+) -> OrganisationPublished:
     """The hub's new record: its version must follow the current one exactly."""
     expected = 1 if current is None else current.version + 1
     if proposed.version != expected:

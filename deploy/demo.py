@@ -1,0 +1,173 @@
+"""``relais demo``: the fictional network on this machine, seeded, until Ctrl-C.
+
+Writes ``<root>/credentials.json`` (a contract outside scripts rely on): every node's URL,
+database and NATS URLs, and its demo users with their passwords and bearer tokens. Demo only:
+a real node never writes secrets in clear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deploy.demo_network import HUB, MEMBERS, DemoOrg, record
+from deploy.network import Network, NodePlan, plan_network
+from shared import db
+from shared.auth import add_user, issue_access_token
+from shared.errors import Conflict
+from shared.settings import DEMO_SECRET
+
+TOKEN_TTL = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class DemoPorts:
+    http: int = 8000
+    nats: int = 4222
+    monitor: int = 8222
+    leaf: int = 7422
+
+
+def demo_network(
+    root: Path, ports: DemoPorts = DemoPorts(), orgs: tuple[DemoOrg, ...] = MEMBERS
+) -> Network:
+    count = len(orgs) + 1
+    plans = plan_network(
+        [o.org_id for o in orgs],
+        hub_org=HUB.org_id,
+        http_ports=[ports.http + i for i in range(count)],
+        nats_ports=[ports.nats + i for i in range(count)],
+        monitor_ports=[ports.monitor + i for i in range(count)],
+        leaf_port=ports.leaf,
+    )
+    return Network(root=root, plans=plans, secret_key=DEMO_SECRET, demo=True)
+
+
+def _org_of(plan: NodePlan) -> DemoOrg:
+    return next(o for o in (HUB, *MEMBERS) if o.org_id == plan.org)
+
+
+async def seed_users(
+    network: Network, previous: dict[str, Any], plans: list[NodePlan]
+) -> dict[str, list[dict[str, str]]]:
+    """These nodes' demo users, created once with a kept password, each with a fresh token."""
+    users: dict[str, list[dict[str, str]]] = {}
+    for plan in plans:
+        known = {
+            u["username"]: u["password"]
+            for u in previous.get("nodes", {}).get(plan.node_id, {}).get("users", [])
+        }
+        pool = await db.create_pool(network.database_url(plan), max_size=2)
+        try:
+            users[plan.node_id] = []
+            for username, role in _org_of(plan).users:
+                password = known.get(username) or secrets.token_urlsafe(12)
+                try:
+                    await add_user(pool, username, password, role)
+                except Conflict:
+                    if username not in known:
+                        raise  # a user we cannot give a password for: refuse to guess
+                token = await issue_access_token(pool, username, TOKEN_TTL)
+                users[plan.node_id].append(
+                    {"username": username, "password": password, "role": role, "token": token}
+                )
+        finally:
+            await pool.close()
+    return users
+
+
+async def publish_directory(network: Network, coordinator_token: str) -> None:
+    """Publish every demo organisation from the hub, unless the hub already has it as is."""
+    hub = network.hub
+    headers = {"Authorization": f"Bearer {coordinator_token}"}
+    async with httpx.AsyncClient(base_url=hub.url, headers=headers, timeout=10) as client:
+        for plan in network.plans:
+            org = _org_of(plan)
+            current = await client.get(f"/api/v1/directory/organisations/{org.org_id}")
+            version = 1
+            if current.status_code == 200:
+                body = current.json()
+                if body["node_url"] == plan.url:
+                    continue
+                version = body["version"] + 1
+            response = await client.put(
+                f"/api/v1/directory/organisations/{org.org_id}",
+                json=record(org, version=version, node_url=plan.url).model_dump(mode="json"),
+            )
+            response.raise_for_status()
+
+
+async def wait_for_roster(network: Network, tokens: dict[str, str], within: float = 60) -> None:
+    """Until every node's directory replica lists every organisation: the broadcast flow works."""
+    expected = {p.org for p in network.plans}
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=5) as client:
+        for plan in network.plans:
+            while True:
+                response = await client.get(
+                    f"{plan.url}/api/v1/directory/organisations",
+                    headers={"Authorization": f"Bearer {tokens[plan.node_id]}"},
+                )
+                if (
+                    response.status_code == 200
+                    and {o["org_id"] for o in response.json()} >= expected
+                ):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"node {plan.node_id} did not receive the directory")
+                await asyncio.sleep(0.2)
+
+
+def credentials(network: Network, users: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
+    return {
+        "nodes": {
+            plan.node_id: {
+                "org": plan.org,
+                "role": plan.role.value,
+                "url": plan.url,
+                "database_url": network.database_url(plan),
+                "nats_url": plan.nats_url,
+                "users": users[plan.node_id],
+            }
+            for plan in network.plans
+        }
+    }
+
+
+async def bring_up(network: Network, previous: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """Start the nodes and seed them; returns every node's users once the roster has spread.
+
+    The hub comes first and publishes the directory, which creates its streams for each
+    member, so that the members' inboxes find their source at once rather than on a retry.
+    """
+    await network.start_nodes([network.hub])
+    users = await seed_users(network, previous, [network.hub])
+    coordinator = next(u for u in users[network.hub.node_id] if u["role"] == "coordinator")
+    await publish_directory(network, coordinator["token"])
+    await network.start_nodes(network.members)
+    users |= await seed_users(network, previous, network.members)
+    await wait_for_roster(network, {node: found[0]["token"] for node, found in users.items()})
+    return users
+
+
+async def start_demo(network: Network, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Start, seed, and wait until the whole network works; returns the credentials."""
+    path = network.root / "credentials.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    say("Starting PostgreSQL and NATS…")
+    await network.start_servers()
+    say("Starting the nodes…")
+    users = await bring_up(network, previous)
+    creds = credentials(network, users)
+    path.write_text(json.dumps(creds, indent=2, ensure_ascii=False))
+    path.chmod(0o600)
+    return creds

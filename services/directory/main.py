@@ -1,0 +1,24 @@
+"""Wiring of the directory service: its router, migrations, consumers and, on the hub, the
+federation streams of every organisation it knows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.directory import consumer, handlers
+from services.directory.api import router
+from shared.service import Service, ServiceContext
+
+
+async def start(ctx: ServiceContext) -> None:
+    await handlers.ensure_hub_topology(ctx)
+    for subscription in consumer.subscriptions(ctx):
+        await ctx.subscribe(subscription)
+
+
+service = Service(
+    name="directory",
+    router=router,
+    migrations=Path(__file__).parent / "migrations",
+    start=start,
+)

@@ -1,0 +1,87 @@
+"""Directory queries on schema ``directory``; each write commits with its outgoing events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.contracts.directory import OrganisationPublished
+from shared.db import Connection
+
+SCHEMA = "directory"
+
+
+async def get_organisation(conn: Connection, org_id: str) -> OrganisationPublished | None:
+    row = await conn.fetchrow(
+        "SELECT org_id, version, name, kind, status, city, node_url"
+        " FROM directory.organisation WHERE org_id = $1",
+        org_id,
+    )
+    return OrganisationPublished.model_validate(dict(row)) if row else None
+
+
+async def list_organisations(conn: Connection) -> list[OrganisationPublished]:
+    rows = await conn.fetch(
+        "SELECT org_id, version, name, kind, status, city, node_url"
+        " FROM directory.organisation ORDER BY org_id"
+    )
+    return [OrganisationPublished.model_validate(dict(row)) for row in rows]
+
+
+async def save_organisation(conn: Connection, record: OrganisationPublished) -> None:
+    data = record.model_dump(mode="json")
+    await conn.execute(
+        "INSERT INTO directory.organisation (org_id, version, name, kind, status, city, node_url)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (org_id) DO UPDATE SET version = EXCLUDED.version, name = EXCLUDED.name,"
+        " kind = EXCLUDED.kind, status = EXCLUDED.status, city = EXCLUDED.city,"
+        " node_url = EXCLUDED.node_url, updated_at = now()",
+        data["org_id"],
+        data["version"],
+        data["name"],
+        data["kind"],
+        data["status"],
+        data["city"],
+        data["node_url"],
+    )
+
+
+async def record_probe(conn: Connection, org_id: str, probe_id: str, probed_at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO directory.link (org_id, probe_id, probed_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (org_id) DO UPDATE SET probe_id = EXCLUDED.probe_id,"
+        " probed_at = EXCLUDED.probed_at, answered_at = NULL, round_trip_ms = NULL",
+        org_id,
+        probe_id,
+        probed_at,
+    )
+
+
+async def get_probe(conn: Connection, org_id: str, probe_id: str) -> datetime | None:
+    probed_at: datetime | None = await conn.fetchval(
+        "SELECT probed_at FROM directory.link WHERE org_id = $1 AND probe_id = $2",
+        org_id,
+        probe_id,
+    )
+    return probed_at
+
+
+async def record_answer(
+    conn: Connection, org_id: str, probe_id: str, answered_at: datetime, round_trip_ms: float
+) -> None:
+    await conn.execute(
+        "UPDATE directory.link SET answered_at = $3, round_trip_ms = $4"
+        " WHERE org_id = $1 AND probe_id = $2",
+        org_id,
+        probe_id,
+        answered_at,
+        round_trip_ms,
+    )
+
+
+async def list_links(conn: Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT org_id, probe_id, probed_at, answered_at, round_trip_ms"
+        " FROM directory.link ORDER BY org_id"
+    )
+    return [dict(row) for row in rows]

@@ -1,0 +1,1 @@
+"""Referrals: closed-loop case referral between organisations (built in its own issue)."""

@@ -1,0 +1,222 @@
+"""The auth HTTP API under ``/api/v1/auth``: log in for a bearer token, who am I, and the
+administrators' management of staff accounts and member systems' API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.auth import domain, store, tokens
+from shared.auth.domain import (
+    ACCESS_TOKEN_TTL,
+    DISPLAY_NAME_MAX_LENGTH,
+    ORG_PATTERN,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    TOKEN_NAME_MAX_LENGTH,
+    USERNAME_PATTERN,
+    ApiToken,
+    Language,
+    User,
+)
+from shared.auth.guards import require
+from shared.auth.roles import Principal, Role
+from shared.service import ServiceContext, context_of
+
+router = APIRouter()
+
+Context = Annotated[ServiceContext, Depends(context_of("auth"))]
+Anyone = Annotated[Principal, Depends(require())]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+NO_STORE = {"Cache-Control": "no-store"}  # RFC 6749 §5.1: no cache keeps a secret
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+
+
+class IssuedToken(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="seconds until the token expires")
+    role: Role
+    org: str
+
+
+class Me(BaseModel):
+    subject: str
+    kind: Literal["user", "system"]
+    org: str
+    roles: list[Role]
+    display_name: str | None = None
+    language: Language | None = None
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(pattern=USERNAME_PATTERN)
+    password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+    role: Role
+    display_name: str | None = Field(default=None, min_length=1, max_length=DISPLAY_NAME_MAX_LENGTH)
+    language: Language = Language.FR
+
+
+class UserOut(BaseModel):
+    username: str
+    role: Role
+    display_name: str | None
+    language: Language
+    disabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            username=user.username,
+            role=user.role,
+            display_name=user.display_name,
+            language=user.language,
+            disabled=user.disabled,
+            created_at=user.created_at,
+        )
+
+
+class NewApiToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=TOKEN_NAME_MAX_LENGTH, description="which system")
+    roles: list[Role] = Field(min_length=1)
+    org: str | None = Field(
+        default=None, pattern=ORG_PATTERN, description="the node's own organisation if omitted"
+    )
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class ApiTokenOut(BaseModel):
+    id: UUID
+    name: str
+    org: str
+    roles: list[Role]
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, token: ApiToken) -> ApiTokenOut:
+        return cls(
+            id=token.id,
+            name=token.name,
+            org=token.org,
+            roles=sorted(token.roles),
+            created_by=token.created_by,
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+            revoked_at=token.revoked_at,
+            last_used_at=token.last_used_at,
+        )
+
+
+class CreatedApiToken(ApiTokenOut):
+    token: str = Field(description="the secret: shown this once, never again")
+
+
+@router.post("/token", responses={401: {"description": "wrong username or password"}})
+async def log_in(credentials: Credentials, context: Context, response: Response) -> IssuedToken:
+    """Exchange a username and password for a bearer access token (the one public route)."""
+    user = await store.authenticate(context.pool, credentials.username, credentials.password)
+    secret = await store.issue_access_token(context.pool, user.username, ACCESS_TOKEN_TTL)
+    response.headers.update(NO_STORE)
+    return IssuedToken(
+        access_token=secret,
+        expires_in=int(ACCESS_TOKEN_TTL.total_seconds()),
+        role=user.role,
+        org=context.settings.org,
+    )
+
+
+@router.delete("/token", status_code=status.HTTP_204_NO_CONTENT)
+async def log_out(_: Anyone, request: Request, context: Context) -> None:
+    """Revoke the bearer token this request carries (a session cookie is left alone)."""
+    secret = tokens.bearer_of(request.headers.get("authorization", ""))
+    if secret is not None:
+        await store.revoke_presented(context.pool, secret)
+
+
+@router.get("/me")
+async def me(principal: Anyone, context: Context) -> Me:
+    """Who the caller is, for any authenticated caller."""
+    user = None
+    if principal.kind == "user":
+        user = await store.get_user(context.pool, principal.subject)
+    return Me(
+        subject=principal.subject,
+        kind=principal.kind,
+        org=principal.org,
+        roles=sorted(principal.roles),
+        display_name=None if user is None else user.display_name,
+        language=None if user is None else user.language,
+    )
+
+
+@router.get("/users")
+async def list_users(_: Admin, context: Context) -> list[UserOut]:
+    return [UserOut.of(user) for user in await store.list_users(context.pool)]
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED)
+async def add_user(new: NewUser, _: Admin, context: Context) -> UserOut:
+    user = await store.add_user(
+        context.pool,
+        new.username,
+        new.password,
+        new.role,
+        display_name=new.display_name,
+        language=new.language,
+    )
+    return UserOut.of(user)
+
+
+@router.post("/users/{username}/disable")
+async def disable_user(username: str, _: Admin, context: Context) -> UserOut:
+    """Disable an account; its sessions and tokens stop working at once."""
+    return UserOut.of(await store.disable_user(context.pool, username))
+
+
+@router.get("/tokens")
+async def list_api_tokens(_: Admin, context: Context) -> list[ApiTokenOut]:
+    return [ApiTokenOut.of(token) for token in await store.list_api_tokens(context.pool)]
+
+
+@router.post("/tokens", status_code=status.HTTP_201_CREATED)
+async def create_api_token(
+    new: NewApiToken, admin: Admin, context: Context, response: Response
+) -> CreatedApiToken:
+    """Create an API token for a member system of an organisation; its secret is shown once."""
+    settings = context.settings
+    org = domain.check_token_org(
+        new.org or settings.org, node_org=settings.org, on_hub=settings.is_hub
+    )
+    ttl = None if new.expires_in_days is None else timedelta(days=new.expires_in_days)
+    token_id, secret = await store.create_api_token(
+        context.pool, new.name, org, new.roles, admin.subject, ttl=ttl
+    )
+    token = await store.get_api_token(context.pool, token_id)
+    assert token is not None
+    response.headers.update(NO_STORE)
+    return CreatedApiToken(**ApiTokenOut.of(token).model_dump(), token=secret)
+
+
+@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_token(token_id: UUID, _: Admin, context: Context) -> None:
+    """Revoke a token; it is refused from the next request on."""
+    await store.revoke_token(context.pool, token_id)

@@ -1,0 +1,43 @@
+"""The auth service as the node runs it: schema ``auth``, its router, and its upkeep."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import asyncpg
+
+from shared.auth import store
+from shared.auth.api import router
+from shared.service import Service, ServiceContext
+
+log = logging.getLogger(__name__)
+
+UPKEEP_EVERY = timedelta(hours=1)
+
+
+async def start(context: ServiceContext) -> None:
+    if not await store.has_active_admin(context.pool):
+        log.warning(
+            "node %s has no active administrator yet: create one with"
+            " `relais user add <username> --role admin`",
+            context.settings.node_id,
+        )
+    context.background("forget spent access tokens", _upkeep(context))
+
+
+async def _upkeep(context: ServiceContext) -> None:
+    """Access tokens are made at every login; the spent ones would pile up for ever."""
+    while True:
+        try:
+            forgotten = await store.forget_spent_access_tokens(context.pool)
+            if forgotten:
+                log.info("forgot %d spent access tokens", forgotten)
+        except (OSError, asyncpg.PostgresError):
+            # The database is away for a moment; the next round catches up.
+            log.warning("could not forget spent access tokens; retrying later", exc_info=True)
+        await asyncio.sleep(UPKEEP_EVERY.total_seconds())
+
+
+service = Service(name="auth", router=router, migrations=store.MIGRATIONS, start=start)

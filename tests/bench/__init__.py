@@ -1,0 +1,1 @@
+"""Benchmarks: figures about the real servers, not tests. Run with ``python -m tests.bench``."""

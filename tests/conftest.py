@@ -1,0 +1,81 @@
+"""Real servers for the whole suite, started once through the same launcher as ``relais demo``.
+
+``network``: one PostgreSQL and three nats-servers (a hub and two leaves, each its own
+JetStream domain), shared by the session. ``database_url``: a fresh database per test, cloned
+from a template with every schema migrated. ``running_network``: the same network with its
+node processes started and seeded (users, tokens, directory), for end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy.demo import bring_up, credentials
+from deploy.network import Network, plan_network
+from deploy.ports import free_ports
+from shared import db
+from shared.settings import DEMO_SECRET
+
+MEMBERS = ("sanad", "amal")
+TEMPLATE = "relais_template"
+
+
+@pytest.fixture(scope="session")
+async def network() -> AsyncIterator[Network]:
+    # A short root: PostgreSQL's Unix socket path must fit in 108 bytes.
+    root = Path(tempfile.mkdtemp(prefix="relais-test-"))
+    ports = free_ports(4 * (len(MEMBERS) + 1) + 1)
+    count = len(MEMBERS) + 1
+    plans = plan_network(
+        list(MEMBERS),
+        hub_org="secretariat",
+        http_ports=ports[0:count],
+        nats_ports=ports[count : 2 * count],
+        monitor_ports=ports[2 * count : 3 * count],
+        leaf_port=ports[-1],
+    )
+    net = Network(root=root, plans=plans, secret_key=DEMO_SECRET, demo=True)
+    try:
+        await net.start_servers()
+        yield net
+    finally:
+        await net.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def template_database(network: Network) -> str:
+    """A database with every service's schema migrated, cloned for each test."""
+    from deploy.node import SERVICES
+    from shared.auth import service as auth
+
+    url = await network.postgres.ensure_database(TEMPLATE)
+    pool = await db.create_pool(url, max_size=2)
+    try:
+        for service in (auth, *SERVICES.values()):
+            await db.migrate(pool, service.name, [service.migrations] if service.migrations else [])
+    finally:
+        await pool.close()
+    return TEMPLATE
+
+
+@pytest.fixture
+async def database_url(network: Network, template_database: str) -> AsyncIterator[str]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = await network.postgres.ensure_database(name, template=template_database)
+    yield url
+    await network.postgres.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+async def running_network(network: Network) -> AsyncIterator[dict[str, Any]]:
+    """The network's nodes, started and seeded; yields the demo-style credentials."""
+    users = await bring_up(network, {})
+    yield credentials(network, users)

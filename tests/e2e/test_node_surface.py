@@ -1,0 +1,58 @@
+"""What every node shows the world: health, readiness, documents, metrics, and problem details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.conftest import client
+
+
+async def test_every_node_is_healthy_and_ready(running_network: dict[str, Any]) -> None:
+    for node in running_network["nodes"]:
+        async with client(running_network, node) as anonymous:
+            assert (await anonymous.get("/healthz")).json()["status"] == "ok"
+            ready = await anonymous.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert all(ready.json()["checks"].values())
+
+
+async def test_the_api_and_event_documents_are_published(running_network: dict[str, Any]) -> None:
+    async with client(running_network, "sanad") as anonymous:
+        openapi = (await anonymous.get("/openapi.json")).json()
+        assert "/api/v1/directory/organisations" in openapi["paths"]
+        assert "/api/v1/auth/token" in openapi["paths"]
+        asyncapi = (await anonymous.get("/asyncapi.json")).json()
+        addresses = {c["address"] for c in asyncapi["channels"].values()}
+        assert "relais.net.{sender}.{recipient}.organisation.published" in addresses
+
+
+async def test_metrics_count_requests_by_route_not_by_id(running_network: dict[str, Any]) -> None:
+    async with client(running_network, "sanad", "caseworker") as caseworker:
+        await caseworker.get("/api/v1/directory/organisations/amal")
+        metrics = (await caseworker.get("/metrics")).text
+    assert 'route="/api/v1/directory/organisations/{org_id}"' in metrics
+    assert "/organisations/amal" not in metrics
+
+
+async def test_an_unknown_organisation_is_a_problem_document_naming_the_field(
+    running_network: dict[str, Any],
+) -> None:
+    async with client(running_network, "sanad", "caseworker") as caseworker:
+        response = await caseworker.get("/api/v1/directory/organisations/nowhere")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["type"], body["field"]) == ("/problems/not-found", "org_id")
+
+
+async def test_logging_in_gives_a_token_that_works(running_network: dict[str, Any]) -> None:
+    focal = next(u for u in running_network["nodes"]["amal"]["users"] if u["role"] == "focal_point")
+    async with client(running_network, "amal") as anonymous:
+        login = await anonymous.post(
+            "/api/v1/auth/token",
+            json={"username": focal["username"], "password": focal["password"]},
+        )
+        assert login.status_code == 200, login.text
+        token = login.json()["access_token"]
+        me = await anonymous.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["org"] == "amal"

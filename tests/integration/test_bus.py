@@ -1,0 +1,165 @@
+"""The bus against a real nats-server: deduplication, retries, dead letters, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from shared import processed
+from shared.bus import Bus, Delivery, Subscription
+from shared.contracts.directory import LinkProbed
+from shared.db import create_pool
+from shared.errors import Invalid, PermanentFailure
+from shared.events import CloudEvent, Payload
+from tests.integration.conftest import OwnStream, probe_event
+from tests.waiting import eventually
+
+
+def subscription(
+    stream: OwnStream, handler: Callable[..., Awaitable[None]], **options: Any
+) -> Subscription:
+    return Subscription.routing(stream.name, "worker", {LinkProbed: handler}, **options)
+
+
+class TestPublishing:
+    async def test_republishing_an_event_stores_it_once(
+        self, hub_bus: Bus, stream: OwnStream
+    ) -> None:
+        event = probe_event()
+        first = await hub_bus.publish(stream.subject(), event)
+        again = await hub_bus.publish(stream.subject(), event)
+        info = await hub_bus.js.stream_info(stream.name)
+        assert info.state.messages == 1
+        assert again == first
+
+    async def test_an_invalid_event_is_refused_before_anything_is_sent(
+        self, hub_bus: Bus, stream: OwnStream
+    ) -> None:
+        good = probe_event()
+        unknown = good.model_copy(update={"type": "relais.link.vanished.v1"})
+        bad_data = good.model_copy(update={"data": {"probe_id": ""}})
+        with pytest.raises(Invalid, match="unknown event type"):
+            await hub_bus.publish(stream.subject(), unknown)
+        with pytest.raises(Invalid, match="probe_id"):
+            await hub_bus.publish(stream.subject(), bad_data)
+        with pytest.raises(Invalid, match="travels on"):
+            await hub_bus.publish(f"relais.net.{stream.sender}.amal.organisation.published", good)
+        assert (await hub_bus.js.stream_info(stream.name)).state.messages == 0
+
+
+class TestConsuming:
+    async def test_a_failed_handler_gets_the_event_again(
+        self, hub_bus: Bus, stream: OwnStream
+    ) -> None:
+        deliveries: list[int] = []
+
+        async def flaky(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            deliveries.append(delivery.num_delivered)
+            if delivery.num_delivered == 1:
+                raise ConnectionError("database briefly unavailable")
+
+        await hub_bus.subscribe(subscription(stream, flaky, retry_delays=(0.1,)))
+        await hub_bus.publish(stream.subject(), probe_event())
+        await eventually(
+            lambda: _true(deliveries == [1, 2]), within=10, what="the expected deliveries"
+        )
+        await asyncio.sleep(0.5)
+        assert deliveries == [1, 2]  # acked after the success: not delivered a third time
+
+    async def test_an_event_that_always_fails_is_parked_with_its_id(
+        self, hub_bus: Bus, stream: OwnStream
+    ) -> None:
+        async def broken(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            raise RuntimeError("bug")
+
+        await hub_bus.subscribe(subscription(stream, broken, max_deliver=3, retry_delays=(0.05,)))
+        event = probe_event()
+        await hub_bus.publish(stream.subject(), event)
+
+        async def parked() -> bool:
+            return any(d.event_id == event.id for d in await hub_bus.dead_letters())
+
+        await eventually(parked, within=10, what="the expected deliveries")
+        letter = next(d for d in await hub_bus.dead_letters() if d.event_id == event.id)
+        assert (letter.why, letter.stream, letter.consumer) == (
+            "max_deliveries",
+            stream.name,
+            "worker",
+        )
+        assert letter.event_type == "relais.link.probed.v1"
+
+    async def test_a_malformed_message_is_parked_with_its_reason_and_the_next_goes_through(
+        self, hub_bus: Bus, stream: OwnStream
+    ) -> None:
+        handled: list[str] = []
+
+        async def handler(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            handled.append(event.id)
+
+        await hub_bus.subscribe(subscription(stream, handler))
+        await hub_bus.js.publish(stream.subject(), b"{not json")
+        good = probe_event()
+        await hub_bus.publish(stream.subject(), good)
+        await eventually(
+            lambda: _true(handled == [good.id]), within=10, what="the expected deliveries"
+        )
+
+        async def parked() -> bool:
+            return any(d.stream == stream.name for d in await hub_bus.dead_letters())
+
+        await eventually(parked, within=10, what="the expected deliveries")
+        letter = next(d for d in await hub_bus.dead_letters() if d.stream == stream.name)
+        assert letter.why == "terminated"
+        assert "not a Relais CloudEvent" in letter.reason
+
+    async def test_a_refused_event_is_parked_not_retried(
+        self, hub_bus: Bus, stream: OwnStream
+    ) -> None:
+        calls: list[int] = []
+
+        async def refuse(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            calls.append(delivery.num_delivered)
+            raise PermanentFailure("sender may not send this")
+
+        await hub_bus.subscribe(subscription(stream, refuse))
+        await hub_bus.publish(stream.subject(), probe_event())
+        await eventually(lambda: _true(calls == [1]), within=10, what="the expected deliveries")
+        await asyncio.sleep(1.5)
+        assert calls == [1]
+
+
+class TestIdempotentConsumer:
+    async def test_an_effect_is_applied_once_when_the_event_is_delivered_twice(
+        self, hub_bus: Bus, stream: OwnStream, database_url: str
+    ) -> None:
+        pool = await create_pool(database_url)
+        await pool.execute("CREATE TABLE directory.effect (event_id text)")
+        deliveries: list[int] = []
+
+        async def apply_then_crash_before_ack(
+            event: CloudEvent, payload: Payload, delivery: Delivery
+        ) -> None:
+            deliveries.append(delivery.num_delivered)
+            async with pool.acquire() as conn, conn.transaction():
+                if await processed.first_time(conn, "directory", "worker", event.id):
+                    await conn.execute("INSERT INTO directory.effect VALUES ($1)", event.id)
+            if delivery.num_delivered == 1:
+                raise ConnectionError("lost the broker before the ack")
+
+        await hub_bus.subscribe(
+            subscription(stream, apply_then_crash_before_ack, retry_delays=(0.1,))
+        )
+        event = probe_event()
+        await hub_bus.publish(stream.subject(), event)
+        await eventually(
+            lambda: _true(deliveries == [1, 2]), within=10, what="the expected deliveries"
+        )
+        assert await pool.fetchval("SELECT count(*) FROM directory.effect") == 1
+        await pool.close()
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -1,0 +1,114 @@
+"""The outbox relay against real servers: nothing written is lost while the broker is away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from nats.js.api import StreamConfig
+
+from deploy import nats_server
+from deploy.nats_config import NatsServerSpec
+from deploy.ports import free_ports
+from deploy.processes import Supervisor
+from shared import outbox
+from shared.bus import Bus
+from shared.db import Pool, create_pool
+from tests.integration.conftest import probe_event
+from tests.waiting import eventually
+
+SUBJECT = "relais.net.tout.amal.link.probed"
+
+
+@pytest.fixture
+async def own_broker() -> AsyncIterator[tuple[Supervisor, NatsServerSpec]]:
+    """A nats-server of this test's own, which the test stops and starts."""
+    root = Path(tempfile.mkdtemp(prefix="relais-outbox-"))
+    client, monitor = free_ports(2)
+    spec = NatsServerSpec("outbox", "hub", client, monitor, root / "js", leaf_port=free_ports(1)[0])
+    supervisor = Supervisor()
+    await supervisor.start(nats_server.process(spec, config_dir=root, log_dir=root))
+    yield supervisor, spec
+    await supervisor.stop_all()
+
+
+async def write_events(pool: Pool, count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        event = probe_event(str(i))
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.add(conn, "directory", SUBJECT, event)
+        ids.append(event.id)
+    return ids
+
+
+async def test_events_written_while_the_broker_is_down_arrive_once_it_returns(
+    own_broker: tuple[Supervisor, NatsServerSpec], database_url: str
+) -> None:
+    supervisor, spec = own_broker
+    bus = await Bus.connect(spec.client_url, org="tout", name="outbox-test")
+    await bus.ensure_stream(StreamConfig(name="OUT", subjects=["relais.net.tout.>"]))
+    pool = await create_pool(database_url)
+    relay = outbox.OutboxRelay(pool, bus, "directory", database_url, poll_interval=0.2)
+    running = asyncio.create_task(relay.run())
+    try:
+        before = await write_events(pool, 5)
+        await supervisor.stop("nats-outbox")
+        during = await write_events(pool, 20)
+        await asyncio.sleep(1)  # the relay tries, and fails, meanwhile
+        assert (
+            await pool.fetchval("SELECT count(*) FROM directory.outbox WHERE sent_at IS NULL") > 0
+        )
+        await supervisor.start(
+            nats_server.process(
+                spec, config_dir=spec.store_dir.parent, log_dir=spec.store_dir.parent
+            )
+        )
+
+        async def all_sent() -> bool:
+            unsent = await pool.fetchval(
+                "SELECT count(*) FROM directory.outbox WHERE sent_at IS NULL"
+            )
+            return bool(unsent == 0)
+
+        await eventually(all_sent, within=20, what="every event relayed")
+        stored = await _stored_event_ids(bus, "OUT")
+        assert sorted(stored) == sorted(before + during)  # every one, and each once
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await bus.close()
+        await pool.close()
+
+
+async def test_replay_republishes_what_was_sent_and_the_broker_keeps_one_copy(
+    own_broker: tuple[Supervisor, NatsServerSpec], database_url: str
+) -> None:
+    _, spec = own_broker
+    bus = await Bus.connect(spec.client_url, org="tout", name="outbox-test")
+    await bus.ensure_stream(StreamConfig(name="OUT", subjects=["relais.net.tout.>"]))
+    pool = await create_pool(database_url)
+    relay = outbox.OutboxRelay(pool, bus, "directory", database_url)
+    try:
+        ids = await write_events(pool, 3)
+        assert await relay.publish_pending() == 3
+        assert await relay.replay() == 3
+        assert sorted(await _stored_event_ids(bus, "OUT")) == sorted(ids)
+    finally:
+        await bus.close()
+        await pool.close()
+
+
+async def _stored_event_ids(bus: Bus, stream: str) -> list[str]:
+    info = await bus.js.stream_info(stream)
+    ids = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        message = await bus.js.get_msg(stream, seq)
+        assert message.headers is not None
+        ids.append(message.headers["Nats-Msg-Id"])
+    return ids

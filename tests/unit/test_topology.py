@@ -1,0 +1,45 @@
+"""The federation's streams and the nats-server configurations that carry them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deploy.nats_config import NatsServerSpec
+from shared.federation import Member, hub_member_streams, node_streams, router_stream
+
+
+def test_a_node_sends_only_as_itself_and_receives_from_the_hub() -> None:
+    streams = {s.name: s for s in node_streams("sanad", hub_domain="hub", is_hub=False)}
+    assert streams["OUTBOX"].subjects == ["relais.net.sanad.>"]
+    (source,) = streams["INBOX"].sources or []
+    assert source.name == "TO_sanad"
+    assert source.external is not None and source.external.api == "$JS.hub.API"
+
+
+def test_the_hub_filters_what_a_member_sends_on_its_own_sender_token() -> None:
+    from_sanad, to_sanad = hub_member_streams(Member("sanad", "sanad"), hub_domain="hub")
+    (origin,) = from_sanad.sources or []
+    assert origin.filter_subject == "relais.net.sanad.>"
+    assert origin.external is not None and origin.external.api == "$JS.sanad.API"
+    assert sorted(s.filter_subject or "" for s in to_sanad.sources or []) == [
+        "relais.net.*.all.>",
+        "relais.net.*.sanad.>",
+    ]
+
+
+def test_the_router_sources_every_member_once() -> None:
+    members = [Member("sanad", "sanad"), Member("amal", "amal"), Member("secretariat", "hub")]
+    names = [s.name for s in router_stream(members).sources or []]
+    assert names == ["FROM_amal", "FROM_sanad", "FROM_secretariat"]
+
+
+def test_every_stream_syncs_and_a_leaf_keeps_local_events_local(tmp_path: Path) -> None:
+    leaf = NatsServerSpec(
+        "sanad", "sanad", 4223, 8223, tmp_path, hub_leaf_urls=("nats-leaf://127.0.0.1:7422",)
+    ).render()
+    hub = NatsServerSpec("hub", "hub", 4222, 8222, tmp_path, leaf_port=7422).render()
+    for config in (leaf, hub):
+        assert "sync_interval: always" in config
+    assert 'domain: "sanad"' in leaf
+    assert 'deny_exports: ["relais.local.>"' in leaf
+    assert 'listen: "127.0.0.1:7422"' in hub
