@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
-
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET = "relais-demo-secret-do-not-use-in-production"
@@ -37,17 +35,18 @@ class NodeSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = None
+    demo: bool = False  # before secret_key: its check reads it
     secret_key: str = Field(min_length=16)
-    demo: bool = False
     otlp_endpoint: str | None = None
     log_level: str = "INFO"
     db_pool_max: int = Field(default=10, ge=1)
 
-    @model_validator(mode="after")
-    def _no_demo_secret_outside_the_demo(self) -> Self:
-        if not self.demo and self.secret_key == DEMO_SECRET:
-            raise ValueError("RELAIS_SECRET_KEY is the demo's secret; set a secret of your own")
-        return self
+    @field_validator("secret_key")
+    @classmethod
+    def _no_demo_secret_outside_the_demo(cls, value: str, info: ValidationInfo) -> str:
+        if value == DEMO_SECRET and not info.data.get("demo", False):
+            raise ValueError("this is the demo's secret; set a secret of your own")
+        return value
 
     @property
     def is_hub(self) -> bool:

@@ -14,7 +14,7 @@ from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.routing import compile_path
 
-from shared import asyncapi, problems, telemetry
+from shared import asyncapi, ops, problems, telemetry
 from shared.runtime import NodeRuntime
 from shared.service import Service
 from shared.settings import NodeSettings
@@ -84,6 +84,7 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
         HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         return response
 
+    app.include_router(ops.router, prefix="/api/v1/node", tags=["node"])
     problems.install(app)
     telemetry.instrument(app)
     return app

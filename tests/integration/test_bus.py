@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 
-from shared import processed
+from shared import outbox, processed, telemetry
 from shared.bus import Bus, Delivery, Subscription
 from shared.contracts.directory import LinkProbed
 from shared.db import create_pool
@@ -163,3 +164,30 @@ class TestIdempotentConsumer:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+class TestTracing:
+    async def test_one_trace_follows_an_event_from_the_outbox_to_its_consumer(
+        self, hub_bus: Bus, stream: OwnStream, database_url: str
+    ) -> None:
+        telemetry.setup("relais-test", node_id="test", otlp_endpoint=None)
+        seen: list[int] = []
+
+        async def handler(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            seen.append(trace.get_current_span().get_span_context().trace_id)
+
+        await hub_bus.subscribe(subscription(stream, handler))
+        pool = await create_pool(database_url)
+        try:
+            with telemetry.tracer.start_as_current_span("an HTTP request") as span:
+                origin = span.get_span_context().trace_id
+                async with pool.acquire() as conn, conn.transaction():
+                    await outbox.add(conn, "directory", stream.subject(), probe_event())
+            # The relay runs later, outside the request's span, as it would in a node.
+            relay = outbox.OutboxRelay(pool, hub_bus, "directory", database_url)
+            assert await relay.publish_pending() == 1
+            await eventually(lambda: _true(len(seen) == 1), within=10, what="the event consumed")
+        finally:
+            await pool.close()
+        assert origin != 0
+        assert seen == [origin]
