@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import signal
@@ -14,6 +13,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from deploy.cli_access import token_app, user_app
 from deploy.demo import DemoPorts, demo_network, start_demo
 from deploy.processes import StartupFailed
 
@@ -23,11 +23,8 @@ app = typer.Typer(
 node_app = typer.Typer(help="Run this machine's node.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
 
-with contextlib.suppress(ImportError):  # built beside this module; absent only mid-refactor
-    from deploy.cli_access import token_app, user_app
-
-    app.add_typer(user_app, name="user", help="Staff users of a node.")
-    app.add_typer(token_app, name="token", help="API tokens for member systems.")
+app.add_typer(user_app, name="user", help="Staff users of a node.")
+app.add_typer(token_app, name="token", help="API tokens for member systems.")
 
 DEMO_ROOT = Path(".relais/demo")
 
@@ -141,3 +138,7 @@ def status(
                     typer.echo(f"    {check}: failing")
     if any(state["status"] != "ready" for state in report.values()):
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -8,6 +8,7 @@ serving its HTTP port. Everything lives under one root folder and is stopped on 
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import httpx
 
 from deploy import nats_server
 from deploy.nats_config import NatsServerSpec
+from deploy.ports import free_ports
 from deploy.postgres import EmbeddedPostgres
 from deploy.processes import ProcessSpec, Supervisor
 from shared.settings import NodeRole
@@ -127,7 +129,18 @@ class Network:
         for plan in self.plans:
             await self.postgres.ensure_database(self.database_name(plan))
         await self.supervisor.start(self.nats_process(self.hub))
-        await self.supervisor.start_all([self.nats_process(p) for p in self.plans if not p.is_hub])
+        await self.supervisor.start_all([self.nats_process(p) for p in self.members])
+        await self.wait_for_leaf_links()
+
+    async def wait_for_leaf_links(self, within: float = 30.0) -> None:
+        """Until every member's leaf is linked to the hub: a stream that sources across a link
+        that is not up yet retries only after nats-server's back-off (10 s, then longer)."""
+        url = f"http://127.0.0.1:{self.hub.monitor_port}/leafz"
+        async with httpx.AsyncClient(timeout=2) as client, asyncio.timeout(within):
+            while True:  # polling the server: nothing on this side to wait on
+                if (await client.get(url)).json().get("leafnodes", 0) >= len(self.members):
+                    return
+                await asyncio.sleep(0.02)
 
     def nats_process(self, plan: NodePlan) -> ProcessSpec:
         return nats_server.process(
@@ -175,3 +188,18 @@ class Network:
 
     async def stop(self) -> None:
         await self.supervisor.stop_all()
+
+
+def on_free_ports(root: Path, members: Sequence[str], *, hub_org: str, secret_key: str) -> Network:
+    """A demo-mode network whose servers listen on free loopback ports (tests, benchmarks)."""
+    count = len(members) + 1
+    ports = free_ports(3 * count + 1)
+    plans = plan_network(
+        members,
+        hub_org=hub_org,
+        http_ports=ports[0:count],
+        nats_ports=ports[count : 2 * count],
+        monitor_ports=ports[2 * count : 3 * count],
+        leaf_port=ports[-1],
+    )
+    return Network(root=root, plans=plans, secret_key=secret_key, demo=True)

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from deploy.demo import bring_up, credentials
-from deploy.network import Network, plan_network
-from deploy.ports import free_ports
+from deploy.network import Network, on_free_ports
 from shared import db
 from shared.settings import DEMO_SECRET
 
@@ -31,17 +30,7 @@ TEMPLATE = "relais_template"
 async def network() -> AsyncIterator[Network]:
     # A short root: PostgreSQL's Unix socket path must fit in 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="relais-test-"))
-    ports = free_ports(4 * (len(MEMBERS) + 1) + 1)
-    count = len(MEMBERS) + 1
-    plans = plan_network(
-        list(MEMBERS),
-        hub_org="secretariat",
-        http_ports=ports[0:count],
-        nats_ports=ports[count : 2 * count],
-        monitor_ports=ports[2 * count : 3 * count],
-        leaf_port=ports[-1],
-    )
-    net = Network(root=root, plans=plans, secret_key=DEMO_SECRET, demo=True)
+    net = on_free_ports(root, MEMBERS, hub_org="secretariat", secret_key=DEMO_SECRET)
     try:
         await net.start_servers()
         yield net

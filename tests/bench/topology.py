@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from nats.js.api import StreamConfig
 
-from deploy.network import HUB_DOMAIN, Network, NodePlan, plan_network
-from deploy.ports import free_ports
+from deploy.network import HUB_DOMAIN, Network, NodePlan, on_free_ports
 from shared.bus import Bus
 from shared.contracts.directory import LinkProbed
 from shared.events import make_event, registry
@@ -60,23 +58,13 @@ async def federation(
     """Start the servers, declare the streams, check an event crosses; stop all on exit."""
     # A short root: PostgreSQL's Unix socket path must fit in 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="relais-bench-"))
-    count = len(MEMBERS) + 1
-    ports = free_ports(3 * count + 1)
-    plans = plan_network(
-        list(MEMBERS),
-        hub_org=HUB_ORG,
-        http_ports=ports[0:count],
-        nats_ports=ports[count : 2 * count],
-        monitor_ports=ports[2 * count : 3 * count],
-        leaf_port=ports[-1],
-    )
-    net = Network(root=root, plans=plans, secret_key=DEMO_SECRET, demo=True)
+    net = on_free_ports(root, MEMBERS, hub_org=HUB_ORG, secret_key=DEMO_SECRET)
+    count = len(net.plans)
     fed = Federation(net, {})
     try:
         started = time.monotonic()
         say(f"starting PostgreSQL and {count} nats-servers under {root}")
         await net.start_servers()
-        await _wait_for_leaves(net)
         say(f"servers and leaf links up in {time.monotonic() - started:.1f}s; declaring streams")
         await _declare_streams(fed)
         fed.warmup_s = await _warm_up(fed)
@@ -91,17 +79,6 @@ async def federation(
             say(f"kept {root} (--keep)")
         else:
             shutil.rmtree(root, ignore_errors=True)
-
-
-async def _wait_for_leaves(net: Network) -> None:
-    """Until both leaves are linked to the hub: a stream that sources across a link that is
-    not up yet retries only after a back-off (a first crossing took 12 s instead of 0.2 s)."""
-    url = f"http://127.0.0.1:{net.hub.monitor_port}/leafz"
-    async with httpx.AsyncClient(timeout=2) as client, asyncio.timeout(WARM_UP_LIMIT):
-        while True:  # polling the server: nothing on this side to wait on
-            if (await client.get(url)).json().get("leafnodes", 0) >= len(MEMBERS):
-                return
-            await asyncio.sleep(0.02)
 
 
 async def _declare_streams(fed: Federation) -> None:
