@@ -26,6 +26,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
+from prometheus_client import Counter
 
 from shared import telemetry
 from shared.errors import DomainError, Invalid, PermanentFailure
@@ -33,6 +34,12 @@ from shared.events import BROADCAST, CloudEvent, Payload, parse_payload, registr
 from shared.federation import DEADLETTER
 
 log = logging.getLogger(__name__)
+PUBLISHED = Counter("relais_events_published_total", "Events published to JetStream", ["type"])
+CONSUMED = Counter(
+    "relais_events_consumed_total",
+    "Deliveries handled, by outcome: acked, retried, parked (dead-lettered) or skipped",
+    ["consumer", "outcome"],
+)
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,7 @@ class Bus:
         headers = {"Nats-Msg-Id": event.id}
         telemetry.inject(headers)
         ack = await self.js.publish(subject, event.to_json(), timeout=ack_wait, headers=headers)
+        PUBLISHED.labels(event.type).inc()
         return int(ack.seq)
 
     # -- consuming -------------------------------------------------------------------------
@@ -222,6 +230,7 @@ class Bus:
         )
         if _is_own_broadcast(msg.subject, self.org):
             await msg.ack()
+            CONSUMED.labels(sub.durable, "skipped").inc()
             return
         try:
             event = CloudEvent.from_json(msg.data)
@@ -248,8 +257,10 @@ class Bus:
                     delay,
                 )
                 await msg.nak(delay=delay)
+                CONSUMED.labels(sub.durable, "retried").inc()
                 return
         await msg.ack()
+        CONSUMED.labels(sub.durable, "acked").inc()
 
     async def _terminate(self, msg: Msg, consumer: str, reason: str) -> None:
         log.error(
@@ -257,6 +268,7 @@ class Bus:
         )
         # nats-py's term() carries no reason; the protocol does, and the advisory keeps it.
         await self.nc.publish(msg.reply, b"+TERM " + reason[:500].encode())
+        CONSUMED.labels(consumer, "parked").inc()
 
     # -- dead letters ----------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ def node_streams(org: str, *, hub_domain: str, is_hub: bool) -> list[StreamConfi
     ]
 
 
-def hub_member_streams(member: Member, *, hub_domain: str) -> list[StreamConfig]:
+def hub_member_streams(member: Member, *, hub_domain: str, replicas: int = 1) -> list[StreamConfig]:
     """The hub's two streams for one member: what it sends, and what is addressed to it."""
     if member.domain == hub_domain:
         origin = StreamSource(name=OUTBOX, filter_subject=f"relais.net.{member.org}.>")
@@ -82,9 +82,10 @@ def hub_member_streams(member: Member, *, hub_domain: str) -> list[StreamConfig]
             ),
         )
     return [
-        _stream(f"FROM_{member.org}", sources=[origin]),
+        _stream(f"FROM_{member.org}", sources=[origin], num_replicas=replicas),
         _stream(
             f"TO_{member.org}",
+            num_replicas=replicas,
             sources=[
                 StreamSource(name=ROUTER, filter_subject=f"relais.net.*.{member.org}.>"),
                 StreamSource(name=ROUTER, filter_subject=f"relais.net.*.{BROADCAST}.>"),
@@ -93,9 +94,11 @@ def hub_member_streams(member: Member, *, hub_domain: str) -> list[StreamConfig]
     ]
 
 
-def router_stream(members: list[Member]) -> StreamConfig:
+def router_stream(members: list[Member], *, replicas: int = 1) -> StreamConfig:
     return _stream(
-        ROUTER, sources=[StreamSource(name=f"FROM_{m.org}") for m in sorted(members, key=_org)]
+        ROUTER,
+        sources=[StreamSource(name=f"FROM_{m.org}") for m in sorted(members, key=_org)],
+        num_replicas=replicas,
     )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal, Self
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET = "relais-demo-secret-do-not-use-in-production"
@@ -35,12 +36,21 @@ class NodeSettings(BaseSettings):
     database_url: str
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
-    public_url: str | None = None
     demo: bool = False  # before secret_key: its check reads it
     secret_key: str = Field(min_length=16)
     otlp_endpoint: str | None = None
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="replicas of the hub's streams (3 on a hub cluster)"
+    )
     db_pool_max: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _a_member_node_is_named_after_its_organisation(self) -> Self:
+        # The hub finds a member's JetStream domain by the member's organisation id.
+        if self.role is NodeRole.MEMBER and self.node_id != self.org:
+            raise ValueError("RELAIS_NODE_ID: a member node's id is its organisation's id")
+        return self
 
     @field_validator("secret_key")
     @classmethod
@@ -52,7 +62,3 @@ class NodeSettings(BaseSettings):
     @property
     def is_hub(self) -> bool:
         return self.role is NodeRole.SECRETARIAT
-
-    @property
-    def url(self) -> str:
-        return self.public_url or f"http://{self.http_host}:{self.http_port}"

@@ -42,12 +42,18 @@ async def ensure_hub_topology(ctx: ServiceContext) -> None:
         return
     async with ctx.pool.acquire() as conn:
         records = await store.list_organisations(conn)
+    # A member node's JetStream domain is its organisation's id (``relais node`` sets both).
     members = {Member(ctx.settings.org, ctx.settings.hub_domain)}
     members |= {Member(r.org_id, r.org_id) for r in records if r.org_id != ctx.settings.org}
+    replicas = ctx.settings.stream_replicas
     for member in sorted(members, key=lambda m: m.org):
-        for stream in hub_member_streams(member, hub_domain=ctx.settings.hub_domain):
+        for stream in hub_member_streams(
+            member, hub_domain=ctx.settings.hub_domain, replicas=replicas
+        ):
             await ctx.bus.ensure_stream(stream)
-    await ctx.bus.ensure_stream(router_stream(sorted(members, key=lambda m: m.org)))
+    await ctx.bus.ensure_stream(
+        router_stream(sorted(members, key=lambda m: m.org), replicas=replicas)
+    )
 
 
 async def replicate_organisation(

@@ -65,7 +65,7 @@ class TestConsuming:
         await hub_bus.subscribe(subscription(stream, flaky, retry_delays=(0.1,)))
         await hub_bus.publish(stream.subject(), probe_event())
         await eventually(
-            lambda: _true(deliveries == [1, 2]), within=10, what="the expected deliveries"
+            lambda: _true(deliveries == [1, 2]), within=10, what="a redelivery after the failure"
         )
         await asyncio.sleep(0.5)
         assert deliveries == [1, 2]  # acked after the success: not delivered a third time
@@ -83,7 +83,7 @@ class TestConsuming:
         async def parked() -> bool:
             return any(d.event_id == event.id for d in await hub_bus.dead_letters())
 
-        await eventually(parked, within=10, what="the expected deliveries")
+        await eventually(parked, within=10, what="the failing event parked")
         letter = next(d for d in await hub_bus.dead_letters() if d.event_id == event.id)
         assert (letter.why, letter.stream, letter.consumer) == (
             "max_deliveries",
@@ -92,7 +92,7 @@ class TestConsuming:
         )
         assert letter.event_type == "relais.link.probed.v1"
 
-    async def test_a_malformed_message_is_parked_with_its_reason_and_the_next_goes_through(
+    async def test_malformed_and_unknown_events_are_parked_with_a_reason_and_the_rest_flows(
         self, hub_bus: Bus, stream: OwnStream
     ) -> None:
         handled: list[str] = []
@@ -102,19 +102,24 @@ class TestConsuming:
 
         await hub_bus.subscribe(subscription(stream, handler))
         await hub_bus.js.publish(stream.subject(), b"{not json")
+        unknown = probe_event().model_copy(update={"type": "relais.link.vanished.v1"})
+        await hub_bus.js.publish(stream.subject(), unknown.to_json())  # past the publish check
         good = probe_event()
         await hub_bus.publish(stream.subject(), good)
         await eventually(
-            lambda: _true(handled == [good.id]), within=10, what="the expected deliveries"
+            lambda: _true(handled == [good.id]), within=10, what="the good one handled"
         )
 
-        async def parked() -> bool:
-            return any(d.stream == stream.name for d in await hub_bus.dead_letters())
+        async def reasons() -> list[str]:
+            return [d.reason for d in await hub_bus.dead_letters() if d.stream == stream.name]
 
-        await eventually(parked, within=10, what="the expected deliveries")
-        letter = next(d for d in await hub_bus.dead_letters() if d.stream == stream.name)
-        assert letter.why == "terminated"
-        assert "not a Relais CloudEvent" in letter.reason
+        async def both_parked() -> bool:
+            return len(await reasons()) == 2
+
+        await eventually(both_parked, within=10, what="both bad messages parked")
+        malformed, unknown_type = await reasons()
+        assert "not a Relais CloudEvent" in malformed
+        assert "unknown event type 'relais.link.vanished.v1'" in unknown_type
 
     async def test_a_refused_event_is_parked_not_retried(
         self, hub_bus: Bus, stream: OwnStream
@@ -127,7 +132,9 @@ class TestConsuming:
 
         await hub_bus.subscribe(subscription(stream, refuse))
         await hub_bus.publish(stream.subject(), probe_event())
-        await eventually(lambda: _true(calls == [1]), within=10, what="the expected deliveries")
+        await eventually(
+            lambda: _true(calls == [1]), within=10, what="one delivery of the refused event"
+        )
         await asyncio.sleep(1.5)
         assert calls == [1]
 
@@ -156,7 +163,9 @@ class TestIdempotentConsumer:
         event = probe_event()
         await hub_bus.publish(stream.subject(), event)
         await eventually(
-            lambda: _true(deliveries == [1, 2]), within=10, what="the expected deliveries"
+            lambda: _true(deliveries == [1, 2]),
+            within=10,
+            what="a second delivery after the lost ack",
         )
         assert await pool.fetchval("SELECT count(*) FROM directory.effect") == 1
         await pool.close()
