@@ -36,6 +36,25 @@ async def own_broker() -> AsyncIterator[tuple[Supervisor, NatsServerSpec]]:
     await supervisor.stop_all()
 
 
+@pytest.fixture
+async def bus_and_pool(
+    own_broker: tuple[Supervisor, NatsServerSpec], database_url: str
+) -> AsyncIterator[tuple[Bus, Pool]]:
+    """A bus on the test's own broker with a stream for the outbox's subject, and a pool."""
+    _, spec = own_broker
+    bus = await Bus.connect(spec.client_url, org="tout", name="outbox-test")
+    await bus.ensure_stream(StreamConfig(name="OUT", subjects=["relais.net.tout.>"]))
+    pool = await create_pool(database_url)
+    yield bus, pool
+    await bus.close()
+    await pool.close()
+
+
+async def unsent(pool: Pool) -> int:
+    count: int = await pool.fetchval("SELECT count(*) FROM directory.outbox WHERE sent_at IS NULL")
+    return count
+
+
 async def write_events(pool: Pool, count: int) -> list[str]:
     ids = []
     for i in range(count):
@@ -47,12 +66,10 @@ async def write_events(pool: Pool, count: int) -> list[str]:
 
 
 async def test_events_written_while_the_broker_is_down_arrive_once_it_returns(
-    own_broker: tuple[Supervisor, NatsServerSpec], database_url: str
+    own_broker: tuple[Supervisor, NatsServerSpec], bus_and_pool: tuple[Bus, Pool], database_url: str
 ) -> None:
     supervisor, spec = own_broker
-    bus = await Bus.connect(spec.client_url, org="tout", name="outbox-test")
-    await bus.ensure_stream(StreamConfig(name="OUT", subjects=["relais.net.tout.>"]))
-    pool = await create_pool(database_url)
+    bus, pool = bus_and_pool
     relay = outbox.OutboxRelay(pool, bus, "directory", database_url, poll_interval=0.2)
     running = asyncio.create_task(relay.run())
     try:
@@ -60,9 +77,7 @@ async def test_events_written_while_the_broker_is_down_arrive_once_it_returns(
         await supervisor.stop("nats-outbox")
         during = await write_events(pool, 20)
         await asyncio.sleep(1)  # the relay tries, and fails, meanwhile
-        assert (
-            await pool.fetchval("SELECT count(*) FROM directory.outbox WHERE sent_at IS NULL") > 0
-        )
+        assert await unsent(pool) > 0
         await supervisor.start(
             nats_server.process(
                 spec, config_dir=spec.store_dir.parent, log_dir=spec.store_dir.parent
@@ -70,10 +85,7 @@ async def test_events_written_while_the_broker_is_down_arrive_once_it_returns(
         )
 
         async def all_sent() -> bool:
-            unsent = await pool.fetchval(
-                "SELECT count(*) FROM directory.outbox WHERE sent_at IS NULL"
-            )
-            return bool(unsent == 0)
+            return await unsent(pool) == 0
 
         await eventually(all_sent, within=20, what="every event relayed")
         stored = await _stored_event_ids(bus, "OUT")
@@ -82,26 +94,17 @@ async def test_events_written_while_the_broker_is_down_arrive_once_it_returns(
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
-        await bus.close()
-        await pool.close()
 
 
 async def test_replay_republishes_what_was_sent_and_the_broker_keeps_one_copy(
-    own_broker: tuple[Supervisor, NatsServerSpec], database_url: str
+    bus_and_pool: tuple[Bus, Pool], database_url: str
 ) -> None:
-    _, spec = own_broker
-    bus = await Bus.connect(spec.client_url, org="tout", name="outbox-test")
-    await bus.ensure_stream(StreamConfig(name="OUT", subjects=["relais.net.tout.>"]))
-    pool = await create_pool(database_url)
+    bus, pool = bus_and_pool
     relay = outbox.OutboxRelay(pool, bus, "directory", database_url)
-    try:
-        ids = await write_events(pool, 3)
-        assert await relay.publish_pending() == 3
-        assert await relay.replay() == 3
-        assert sorted(await _stored_event_ids(bus, "OUT")) == sorted(ids)
-    finally:
-        await bus.close()
-        await pool.close()
+    ids = await write_events(pool, 3)
+    assert await relay.publish_pending() == 3
+    assert await relay.replay() == 3
+    assert sorted(await _stored_event_ids(bus, "OUT")) == sorted(ids)
 
 
 async def _stored_event_ids(bus: Bus, stream: str) -> list[str]:
