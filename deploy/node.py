@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from services.audit.main import service as audit
+from services.dashboard.main import service as dashboard
 from services.directory.main import service as directory
 from services.notifications.main import service as notifications
 from services.referrals.main import service as referrals
@@ -24,7 +25,9 @@ from shared.service import Service
 from shared.settings import NodeSettings
 from shared.web import create_app
 
-SERVICES: dict[str, Service] = {s.name: s for s in (directory, referrals, notifications, audit)}
+SERVICES: dict[str, Service] = {
+    s.name: s for s in (directory, referrals, notifications, audit, dashboard)
+}
 
 
 def build_app(settings: NodeSettings, names: Sequence[str] | None = None) -> FastAPI:

@@ -203,7 +203,7 @@ class Bus:
     async def _pull(self, sub: Subscription, key: str) -> None:
         psub = await self.js.pull_subscribe_bind(sub.durable, sub.stream)
         self._pulls.append(psub)
-        while True:
+        while not self.closing:
             try:
                 messages = await psub.fetch(sub.batch, timeout=2)
             except (NatsTimeout, TimeoutError):
@@ -212,6 +212,8 @@ class Bus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broker outage: wait, the client reconnects
+                if self.closing:
+                    return  # nats-py may turn our own cancellation into an error
                 self._consuming[key] = False
                 log.warning("consumer %s: fetch failed (%s); retrying", key, exc)
                 await asyncio.sleep(1)
@@ -317,12 +319,7 @@ class Bus:
     async def close(self) -> None:
         """Stop consuming, flush what was published, and close."""
         self.closing = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        await stop_tasks(self._tasks)
         # A pull subscription cancelled mid-fetch never drains: end the pulls first.
         for psub in self._pulls:
             with contextlib.suppress(Exception):
@@ -352,3 +349,14 @@ def check_publishable(subject: str, event: CloudEvent) -> None:
 def _is_own_broadcast(subject: str, org: str) -> bool:
     tokens = subject.split(".")
     return len(tokens) > 3 and tokens[1] == "net" and tokens[2] == org and tokens[3] == BROADCAST
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]], *, grace: float = 5.0) -> None:
+    """Cancel background tasks and wait for them, a bounded time: shutdown never hangs."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            log.warning("%s did not stop within %.0fs; abandoning it", task.get_name(), grace)
+    tasks.clear()

@@ -130,6 +130,8 @@ def environment(templates: Path, lang: str) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     # newstyle: values put into a message (``%(name)s``) are escaped like any other output.
-    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    # The i18n extension adds this method at run time, out of the type checker's sight.
+    install = env.install_gettext_translations  # type: ignore[attr-defined]
+    install(translations(lang), newstyle=True)
     env.globals.update(lang=lang, text_direction=direction(lang))
     return env

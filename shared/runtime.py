@@ -4,13 +4,12 @@ outbox relay and consumers, started in order and stopped in reverse."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared import db, telemetry
-from shared.bus import Bus
+from shared.bus import Bus, stop_tasks
 from shared.federation import node_streams
 from shared.outbox import OutboxRelay
 from shared.service import Service, ServiceContext
@@ -64,11 +63,10 @@ class NodeRuntime:
         if self.bus is not None:
             await self.bus.close()  # stop consuming first: nothing half-handled at exit
         for context in self.contexts.values():
-            for task in context.tasks:
-                task.cancel()
-            for task in context.tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await context.pool.close()
+            await stop_tasks(context.tasks)
+            try:
+                await asyncio.wait_for(context.pool.close(), 10)
+            except TimeoutError:  # a connection still held by an abandoned task
+                context.pool.terminate()
         self.contexts.clear()
         self.started = False

@@ -5,24 +5,34 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.settings import DEMO_SECRET, NodeSettings
+from shared.settings import DEMO_SECRET, NodeRole, NodeSettings
 
-BASE = {"nats_url": "nats://127.0.0.1:4222", "database_url": "postgresql://x"}
+NATS, DATABASE = "nats://127.0.0.1:4222", "postgresql://x"
+
+
+def settings(node_id: str, org: str, secret: str, **extra: bool | NodeRole) -> NodeSettings:
+    return NodeSettings.model_validate(
+        {
+            "node_id": node_id,
+            "org": org,
+            "secret_key": secret,
+            "nats_url": NATS,
+            "database_url": DATABASE,
+            **extra,
+        }
+    )
 
 
 def test_a_member_node_must_be_named_after_its_organisation() -> None:
     with pytest.raises(ValidationError, match="a member node's id is its organisation's id"):
-        NodeSettings(node_id="sanad2", org="sanad", secret_key="s" * 20, **BASE)
+        settings("sanad2", "sanad", "s" * 20)
 
 
 def test_the_demo_secret_is_accepted_only_in_the_demo() -> None:
-    assert NodeSettings(node_id="sanad", org="sanad", secret_key=DEMO_SECRET, demo=True, **BASE)
+    assert settings("sanad", "sanad", DEMO_SECRET, demo=True).demo
     with pytest.raises(ValidationError, match="demo's secret"):
-        NodeSettings(node_id="sanad", org="sanad", secret_key=DEMO_SECRET, **BASE)
+        settings("sanad", "sanad", DEMO_SECRET)
 
 
-def test_the_hub_has_its_own_node_id() -> None:
-    hub = NodeSettings(
-        node_id="hub", org="secretariat", role="secretariat", secret_key="s" * 20, **BASE
-    )
-    assert hub.is_hub
+def test_the_hub_has_a_node_id_of_its_own() -> None:
+    assert settings("hub", "secretariat", "s" * 20, role=NodeRole.SECRETARIAT).is_hub
