@@ -23,6 +23,7 @@ from deploy.demo_network import HUB, MEMBERS, DemoOrg, record
 from deploy.network import Network, NodePlan, plan_network
 from shared import db
 from shared.auth import add_user, issue_access_token
+from shared.contracts.directory import OrganisationPublished
 from shared.errors import Conflict
 from shared.settings import DEMO_SECRET
 
@@ -95,10 +96,10 @@ async def publish_directory(network: Network, coordinator_token: str) -> None:
             current = await client.get(f"/api/v1/directory/organisations/{org.org_id}")
             version = 1
             if current.status_code == 200:
-                body = current.json()
-                if body["node_url"] == plan.url:
+                held = OrganisationPublished.model_validate(current.json())
+                if held == record(org, version=held.version, node_url=plan.url):
                     continue
-                version = body["version"] + 1
+                version = held.version + 1
             response = await client.put(
                 f"/api/v1/directory/organisations/{org.org_id}",
                 json=record(org, version=version, node_url=plan.url).model_dump(mode="json"),

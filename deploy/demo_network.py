@@ -13,6 +13,7 @@ from shared.contracts.directory import (
     MembershipStatus,
     OrganisationKind,
     OrganisationPublished,
+    ServiceOffer,
 )
 
 
@@ -23,6 +24,14 @@ class DemoOrg:
     kind: OrganisationKind
     city: str
     users: tuple[tuple[str, str], ...]  # (username, role)
+    services: tuple[ServiceOffer, ...] = ()
+    website: str = ""
+
+
+def offer(service_id: str, category: str, fr: str, **fields: object) -> ServiceOffer:
+    return ServiceOffer.model_validate(
+        {"service_id": service_id, "category": category, "description": {"fr": fr}, **fields}
+    )
 
 
 HUB = DemoOrg(
@@ -33,7 +42,7 @@ HUB = DemoOrg(
         en="Network secretariat (demo)",
     ),
     OrganisationKind.SECRETARIAT,
-    "Rabat",
+    "rabat",
     (("coordinator", "coordinator"), ("auditor", "auditor"), ("admin", "admin")),
 )
 
@@ -46,8 +55,26 @@ MEMBERS = (
             en="Sanad association for access to justice",
         ),
         OrganisationKind.NGO,
-        "Rabat",
+        "rabat",
         (("focal", "focal_point"), ("caseworker", "caseworker"), ("admin", "admin")),
+        (
+            offer(
+                "permanence_juridique",
+                "legal_aid",
+                "Permanence juridique : conseil, accompagnement devant les tribunaux.",
+                languages=["fra", "ara", "ary", "eng"],
+                cities=["rabat", "sale", "temara"],
+            ),
+            offer(
+                "asile_regularisation",
+                "asylum_regularisation",
+                "Accompagnement des demandes d'asile et de régularisation.",
+                languages=["fra", "ary", "eng", "spa"],
+                regions=["rabat_sale_kenitra"],
+                capacity="waitlist",
+            ),
+        ),
+        "https://sanad.example.org",
     ),
     DemoOrg(
         "amal",
@@ -57,8 +84,32 @@ MEMBERS = (
             en="Amal community health centre",
         ),
         OrganisationKind.NGO,
-        "Oujda",
+        "oujda",
         (("focal", "focal_point"), ("caseworker", "caseworker"), ("admin", "admin")),
+        (
+            offer(
+                "soins_primaires",
+                "primary_health",
+                "Consultations de médecine générale, orientation vers l'hôpital.",
+                languages=["ary", "fra", "eng"],
+                cities=["oujda", "nador", "berkane"],
+            ),
+            offer(
+                "ecoute_psychosociale",
+                "mental_health_psychosocial",
+                "Écoute et soutien psychosocial, groupes de parole.",
+                languages=["fra", "eng", "ary"],
+                cities=["oujda"],
+            ),
+            offer(
+                "sante_femmes",
+                "sexual_reproductive_health",
+                "Suivi de grossesse et santé sexuelle et reproductive.",
+                languages=["fra", "ary"],
+                cities=["oujda", "nador"],
+                eligibility={"sex": "female", "populations": ["women"]},
+            ),
+        ),
     ),
     DemoOrg(
         "jusoor",
@@ -68,8 +119,33 @@ MEMBERS = (
             en="Jusoor, Tangier migrants' association",
         ),
         OrganisationKind.MIGRANT_LED,
-        "Tanger",
+        "tanger",
         (("focal", "focal_point"), ("caseworker", "caseworker"), ("admin", "admin")),
+        (
+            offer(
+                "interpretariat",
+                "interpretation",
+                "Interprètes bénévoles pour accompagner les démarches.",
+                languages=["wol", "bam", "lin", "fra", "eng"],
+                national=True,
+            ),
+            offer(
+                "accueil_urgence",
+                "shelter",
+                "Hébergement d'urgence pour femmes et enfants.",
+                languages=["fra", "eng", "wol"],
+                cities=["tanger", "tetouan"],
+                capacity="waitlist",
+                eligibility={"populations": ["women", "children"]},
+            ),
+            offer(
+                "aide_alimentaire",
+                "food_basic_needs",
+                "Distribution alimentaire et produits de première nécessité.",
+                languages=["fra", "eng", "wol", "bam"],
+                cities=["tanger"],
+            ),
+        ),
     ),
 )
 
@@ -82,5 +158,8 @@ def record(org: DemoOrg, *, version: int, node_url: str) -> OrganisationPublishe
         kind=org.kind,
         status=MembershipStatus.ACTIVE,
         city=org.city,
+        cities=sorted({org.city, *(c for o in org.services for c in o.cities)}),
         node_url=node_url,
+        website=org.website,
+        services=list(org.services),
     )

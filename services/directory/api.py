@@ -6,15 +6,16 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from services.directory import handlers, store
+from services.directory import domain, handlers, reference_api, store
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import ORG_ID, OrganisationPublished
 from shared.errors import Invalid, NotFound
 from shared.service import ServiceContext, context_of
 
 router = APIRouter()
+router.include_router(reference_api.router)
 Context = Annotated[ServiceContext, Depends(context_of("directory"))]
 Anyone = Annotated[Principal, Depends(require())]
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.ADMIN))]
@@ -61,6 +62,22 @@ async def put_organisation(
     if record.org_id != org_id:
         raise Invalid("the body's org_id differs from the URL's", field="org_id")
     return await handlers.publish_organisation(ctx, record)
+
+
+class MembershipChange(BaseModel):
+    action: domain.Membership
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post(
+    "/organisations/{org_id}/membership",
+    summary="Admit, reject, suspend, reinstate or let go of an organisation (hub only)",
+    responses={409: {"description": "not allowed from the organisation's current status"}},
+)
+async def change_membership(
+    org_id: OrgId, change: MembershipChange, ctx: Context, _: Coordinator
+) -> OrganisationPublished:
+    return await handlers.change_membership(ctx, org_id, change.action, change.reason)
 
 
 @router.get("/links", summary="Reachability of other nodes: the last probe to each and its answer")

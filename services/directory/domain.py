@@ -1,13 +1,76 @@
-"""Directory rules: an organisation record changes one version at a time, and a link probe
-measures the round trip between two nodes."""
+"""Directory rules: an organisation record changes one version at a time, membership moves
+only along its lifecycle, search compares folded text, and a link probe measures the round
+trip between two nodes."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from shared.contracts.directory import OrganisationPublished
-from shared.errors import Conflict, Invalid
+from services.directory import reference
+from shared.contracts.directory import MembershipStatus, OrganisationPublished, ServiceOffer
+from shared.errors import Conflict, Invalid, InvalidTransition
+
+# Arabic letters written in several ways that a search should treat as one: alef with hamza
+# above, below, madda and wasla become alef; teh marbuta becomes heh; alef maksura, yeh.
+_ARABIC_VARIANTS = str.maketrans(
+    {
+        "\u0623": "\u0627",
+        "\u0625": "\u0627",
+        "\u0622": "\u0627",
+        "\u0671": "\u0627",
+        "\u0629": "\u0647",
+        "\u0649": "\u064a",
+    }
+)
+
+
+def fold(text: str) -> str:
+    """Text as search compares it: lower case, no accents, no Arabic vowel marks or variants."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c) and c != "\u0640")
+    return " ".join(bare.translate(_ARABIC_VARIANTS).split())
+
+
+def search_text(record: OrganisationPublished, offer: ServiceOffer) -> str:
+    """What free-text search looks in for one service: names and descriptions, all languages."""
+    parts = [*record.name.model_dump().values(), *offer.description.model_dump().values()]
+    return fold(" ".join(part for part in parts if part))
+
+
+def checked(record: OrganisationPublished) -> OrganisationPublished:
+    """The record with its codes checked against the reference data and languages normalised;
+    ``Invalid`` names the first unknown code's field (``services.1.languages.0``)."""
+    reference.check_city(record.city, "city")
+    for i, city in enumerate(record.cities):
+        reference.check_city(city, f"cities.{i}")
+    for i, region in enumerate(record.regions):
+        reference.check_region(region, f"regions.{i}")
+    services = [_checked_offer(offer, f"services.{n}") for n, offer in enumerate(record.services)]
+    ids = [offer.service_id for offer in services]
+    if len(set(ids)) != len(ids):
+        raise Invalid("two services have the same service_id", field="services")
+    return record.model_copy(update={"services": services})
+
+
+def _checked_offer(offer: ServiceOffer, at: str) -> ServiceOffer:
+    reference.check_category(offer.category, f"{at}.category")
+    for i, city in enumerate(offer.cities):
+        reference.check_city(city, f"{at}.cities.{i}")
+    for i, region in enumerate(offer.regions):
+        reference.check_region(region, f"{at}.regions.{i}")
+    for i, population in enumerate(offer.eligibility.populations):
+        reference.check_population(population, f"{at}.eligibility.populations.{i}")
+    low, high = offer.eligibility.min_age, offer.eligibility.max_age
+    if low is not None and high is not None and low > high:
+        raise Invalid("the minimum age is above the maximum age", field=f"{at}.eligibility")
+    languages = [
+        reference.check_language(code, f"{at}.languages.{i}")
+        for i, code in enumerate(offer.languages)
+    ]
+    return offer.model_copy(update={"languages": list(dict.fromkeys(languages))})
 
 
 def next_record(
@@ -21,7 +84,47 @@ def next_record(
             f"send version {expected}, not {proposed.version}",
             field="version",
         )
-    return proposed
+    return checked(proposed)
+
+
+class Membership(StrEnum):
+    """What a coordinator does to an organisation's membership."""
+
+    ADMIT = "admit"
+    REJECT = "reject"
+    SUSPEND = "suspend"
+    REINSTATE = "reinstate"
+    LEAVE = "leave"
+
+
+# applicant → active → suspended → left; a rejected application ends as left.
+_LIFECYCLE: dict[Membership, tuple[frozenset[MembershipStatus], MembershipStatus]] = {
+    Membership.ADMIT: (frozenset({MembershipStatus.APPLICANT}), MembershipStatus.ACTIVE),
+    Membership.REJECT: (frozenset({MembershipStatus.APPLICANT}), MembershipStatus.LEFT),
+    Membership.SUSPEND: (frozenset({MembershipStatus.ACTIVE}), MembershipStatus.SUSPENDED),
+    Membership.REINSTATE: (frozenset({MembershipStatus.SUSPENDED}), MembershipStatus.ACTIVE),
+    Membership.LEAVE: (
+        frozenset({MembershipStatus.ACTIVE, MembershipStatus.SUSPENDED}),
+        MembershipStatus.LEFT,
+    ),
+}
+
+
+def change_membership(
+    current: OrganisationPublished, action: Membership, reason: str | None
+) -> OrganisationPublished:
+    """The next version of ``current`` after ``action``; a reason is required to say no."""
+    allowed_from, to = _LIFECYCLE[action]
+    if current.status not in allowed_from:
+        raise InvalidTransition(
+            f"cannot {action.value} an organisation that is {current.status.value}",
+            field="status",
+        )
+    if action in (Membership.REJECT, Membership.SUSPEND) and not (reason or "").strip():
+        raise Invalid(f"say why you {action.value} this organisation", field="reason")
+    return current.model_copy(
+        update={"status": to, "version": current.version + 1, "status_reason": reason or ""}
+    )
 
 
 def should_apply(current_version: int | None, incoming: OrganisationPublished) -> bool:

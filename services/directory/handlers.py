@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from services.directory import domain, store
@@ -21,11 +22,36 @@ async def publish_organisation(
     ctx: ServiceContext, record: OrganisationPublished
 ) -> OrganisationPublished:
     """On the hub: record a new version of an organisation and broadcast it to every node."""
+    return await _publish(ctx, record.org_id, lambda current: domain.next_record(current, record))
+
+
+async def change_membership(
+    ctx: ServiceContext, org_id: str, action: domain.Membership, reason: str | None
+) -> OrganisationPublished:
+    """On the hub: admit, reject, suspend, reinstate or let go of an organisation."""
+
+    def changed(current: OrganisationPublished | None) -> OrganisationPublished:
+        if current is None:
+            raise NotFound(f"no organisation {org_id}", field="org_id")
+        return domain.change_membership(current, action, reason)
+
+    return await _publish(ctx, org_id, changed)
+
+
+async def _publish(
+    ctx: ServiceContext,
+    org_id: str,
+    change: Callable[[OrganisationPublished | None], OrganisationPublished],
+) -> OrganisationPublished:
+    """Apply ``change`` to the hub's record, store it and broadcast it, in one transaction."""
     if not ctx.settings.is_hub:
         raise Forbidden("only the hub publishes the directory")
     async with ctx.pool.acquire() as conn, conn.transaction():
-        current = await store.get_organisation(conn, record.org_id)
-        accepted = domain.next_record(current, record)
+        # Changes to one record are applied in order: the row lock serialises them.
+        await conn.execute(
+            "SELECT 1 FROM directory.organisation WHERE org_id = $1 FOR UPDATE", org_id
+        )
+        accepted = change(await store.get_organisation(conn, org_id))
         await store.save_organisation(conn, accepted)
         event = make_event(accepted, source=ctx.source, subject=accepted.org_id)
         subject = registry.for_payload(OrganisationPublished).subject(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from services.directory import domain
 from shared.contracts.directory import OrganisationPublished
 from shared.db import Connection
 
@@ -12,30 +13,27 @@ SCHEMA = "directory"
 
 
 async def get_organisation(conn: Connection, org_id: str) -> OrganisationPublished | None:
-    row = await conn.fetchrow(
-        "SELECT org_id, version, name, kind, status, city, node_url"
-        " FROM directory.organisation WHERE org_id = $1",
-        org_id,
+    record = await conn.fetchval(
+        "SELECT record FROM directory.organisation WHERE org_id = $1", org_id
     )
-    return OrganisationPublished.model_validate(dict(row)) if row else None
+    return OrganisationPublished.model_validate(record) if record else None
 
 
 async def list_organisations(conn: Connection) -> list[OrganisationPublished]:
-    rows = await conn.fetch(
-        "SELECT org_id, version, name, kind, status, city, node_url"
-        " FROM directory.organisation ORDER BY org_id"
-    )
-    return [OrganisationPublished.model_validate(dict(row)) for row in rows]
+    rows = await conn.fetch("SELECT record FROM directory.organisation ORDER BY org_id")
+    return [OrganisationPublished.model_validate(row["record"]) for row in rows]
 
 
 async def save_organisation(conn: Connection, record: OrganisationPublished) -> None:
+    """Store a record, and rebuild the rows its services are searched by."""
     data = record.model_dump(mode="json")
     await conn.execute(
-        "INSERT INTO directory.organisation (org_id, version, name, kind, status, city, node_url)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        "INSERT INTO directory.organisation"
+        " (org_id, version, name, kind, status, city, node_url, record)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         " ON CONFLICT (org_id) DO UPDATE SET version = EXCLUDED.version, name = EXCLUDED.name,"
         " kind = EXCLUDED.kind, status = EXCLUDED.status, city = EXCLUDED.city,"
-        " node_url = EXCLUDED.node_url, updated_at = now()",
+        " node_url = EXCLUDED.node_url, record = EXCLUDED.record, updated_at = now()",
         data["org_id"],
         data["version"],
         data["name"],
@@ -43,6 +41,29 @@ async def save_organisation(conn: Connection, record: OrganisationPublished) -> 
         data["status"],
         data["city"],
         data["node_url"],
+        data,
+    )
+    await conn.execute("DELETE FROM directory.service WHERE org_id = $1", record.org_id)
+    await conn.executemany(
+        "INSERT INTO directory.service (org_id, service_id, category, languages, cities, regions,"
+        " national, populations, capacity, takes_referrals, search_text)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        [
+            (
+                record.org_id,
+                offer.service_id,
+                offer.category,
+                offer.languages,
+                offer.cities,
+                offer.regions,
+                offer.national,
+                offer.eligibility.populations,
+                offer.capacity.value,
+                offer.takes_referrals,
+                domain.search_text(record, offer),
+            )
+            for offer in record.services
+        ],
     )
 
 

@@ -1,9 +1,16 @@
-"""Events the directory publishes: the member roster and the links between nodes."""
+"""Events the directory publishes: the member roster and the links between nodes.
+
+An organisation's record follows Open Referral HSDS 3.0 in spirit (organization, service,
+location, service area, language, contact) with what a referral network adds: membership
+status, capacity, focal points and public keys. Codes (categories, regions, cities, languages,
+populations) are checked against the directory's reference data where records are written.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field
 
@@ -27,10 +34,89 @@ class OrganisationKind(StrEnum):
     SECRETARIAT = "secretariat"
 
 
+CODE = r"^[a-z][a-z0-9_]{1,40}$"
+Code = Annotated[str, Field(pattern=CODE)]
+
+
 class LocalisedText(Payload):
     fr: str = Field(min_length=1, max_length=300)
     ar: str = Field(default="", max_length=300)
     en: str = Field(default="", max_length=300)
+
+
+class LocalisedDescription(Payload):
+    fr: str = Field(default="", max_length=2000)
+    ar: str = Field(default="", max_length=2000)
+    en: str = Field(default="", max_length=2000)
+
+
+class Capacity(StrEnum):
+    OPEN = "open"
+    WAITLIST = "waitlist"
+    CLOSED = "closed"
+
+
+class Cost(StrEnum):
+    FREE = "free"
+    CONTRIBUTION = "contribution"
+    FEE = "fee"
+
+
+class Sex(StrEnum):
+    ANY = "any"
+    FEMALE = "female"
+    MALE = "male"
+
+
+class FocalPoint(Payload):
+    """A staff member who triages the organisation's referrals (staff data, not a case's)."""
+
+    name: str = Field(min_length=1, max_length=120)
+    role: str = Field(default="", max_length=120)
+    email: str = Field(default="", max_length=200, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str = Field(default="", max_length=40, pattern=r"^$|^\+?[0-9 ().-]{6,40}$")
+
+
+class Eligibility(Payload):
+    min_age: int | None = Field(default=None, ge=0, le=120)
+    max_age: int | None = Field(default=None, ge=0, le=120)
+    sex: Sex = Sex.ANY
+    populations: list[Code] = Field(default_factory=list, max_length=20)
+
+
+class ServiceOffer(Payload):
+    """One service an organisation offers: what, for whom, where, in which languages."""
+
+    service_id: Code
+    category: Code
+    description: LocalisedDescription = LocalisedDescription()
+    eligibility: Eligibility = Eligibility()
+    languages: list[str] = Field(default_factory=list, max_length=30)
+    cities: list[Code] = Field(default_factory=list, max_length=50)
+    regions: list[Code] = Field(default_factory=list, max_length=12)
+    national: bool = Field(default=False, description="offered anywhere in Morocco")
+    hours: str = Field(default="", max_length=300)
+    cost: Cost = Cost.FREE
+    takes_referrals: bool = True
+    capacity: Capacity = Capacity.OPEN
+    capacity_set_at: datetime | None = None
+
+
+class KeyUse(StrEnum):
+    ENCRYPTION = "x25519"
+    SIGNING = "ed25519"
+
+
+class PublicKey(Payload):
+    """One of the organisation's public keys, with its id and validity, so keys can rotate."""
+
+    key_id: str = Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    use: KeyUse
+    public_key: str = Field(
+        description="base64 of the raw 32-byte key", pattern=r"^[A-Za-z0-9+/]{43}=$"
+    )
+    valid_from: datetime
+    valid_until: datetime | None = None
 
 
 @registry.register(
@@ -44,8 +130,17 @@ class OrganisationPublished(Payload):
     name: LocalisedText
     kind: OrganisationKind
     status: MembershipStatus
-    city: str = Field(max_length=100)
+    status_reason: str = Field(
+        default="", max_length=500, description="why it was refused, suspended"
+    )
+    city: Code = Field(description="where it is based: a city code of the reference data")
     node_url: str | None = Field(default=None, max_length=300)
+    website: str = Field(default="", max_length=300)
+    cities: list[Code] = Field(default_factory=list, max_length=50, description="where it works")
+    regions: list[Code] = Field(default_factory=list, max_length=12)
+    focal_points: list[FocalPoint] = Field(default_factory=list, max_length=20)
+    services: list[ServiceOffer] = Field(default_factory=list, max_length=100)
+    keys: list[PublicKey] = Field(default_factory=list, max_length=20)
 
 
 @registry.register(

@@ -26,7 +26,7 @@ async def test_a_member_cannot_rewrite_the_directory_and_its_attempt_is_parked_v
         name=LocalisedText(fr="Usurpé"),
         kind=OrganisationKind.NGO,
         status=MembershipStatus.SUSPENDED,
-        city="Nulle part",
+        city="nulle_part",
     )
     event = make_event(forged, source="relais://sanad/directory", subject="amal")
     # sanad's own node publishes a broadcast claiming to be a directory record.

@@ -12,8 +12,9 @@ from shared.contracts.directory import (
     MembershipStatus,
     OrganisationKind,
     OrganisationPublished,
+    ServiceOffer,
 )
-from shared.errors import Conflict, Invalid
+from shared.errors import Conflict, Invalid, InvalidTransition
 
 
 def record(version: int) -> OrganisationPublished:
@@ -23,7 +24,7 @@ def record(version: int) -> OrganisationPublished:
         name=LocalisedText(fr="Sanad"),
         kind=OrganisationKind.NGO,
         status=MembershipStatus.ACTIVE,
-        city="Rabat",
+        city="rabat",
     )
 
 
@@ -48,6 +49,53 @@ class TestReplica:
         assert not domain.should_apply(3, record(2))
 
 
+class TestMembership:
+    def test_an_applicant_is_admitted_as_a_new_version(self) -> None:
+        admitted = domain.change_membership(
+            record(1).model_copy(update={"status": MembershipStatus.APPLICANT}),
+            domain.Membership.ADMIT,
+            None,
+        )
+        assert (admitted.status, admitted.version) == (MembershipStatus.ACTIVE, 2)
+
+    def test_a_suspended_organisation_is_reinstated_and_can_leave(self) -> None:
+        suspended = domain.change_membership(record(1), domain.Membership.SUSPEND, "no answer")
+        assert suspended.status_reason == "no answer"
+        back = domain.change_membership(suspended, domain.Membership.REINSTATE, None)
+        gone = domain.change_membership(back, domain.Membership.LEAVE, None)
+        assert (back.status, gone.status, gone.version) == ("active", "left", 4)
+
+    def test_saying_no_needs_a_reason(self) -> None:
+        applicant = record(1).model_copy(update={"status": MembershipStatus.APPLICANT})
+        with pytest.raises(Invalid) as refused:
+            domain.change_membership(applicant, domain.Membership.REJECT, "  ")
+        assert refused.value.field == "reason"
+
+    @pytest.mark.parametrize(
+        ("status", "action"),
+        [
+            (MembershipStatus.ACTIVE, domain.Membership.ADMIT),
+            (MembershipStatus.LEFT, domain.Membership.REINSTATE),
+            (MembershipStatus.APPLICANT, domain.Membership.SUSPEND),
+            (MembershipStatus.LEFT, domain.Membership.LEAVE),
+        ],
+    )
+    def test_a_move_outside_the_lifecycle_is_refused(
+        self, status: MembershipStatus, action: domain.Membership
+    ) -> None:
+        with pytest.raises(InvalidTransition):
+            domain.change_membership(record(1).model_copy(update={"status": status}), action, "x")
+
+
+class TestSearchText:
+    def test_accents_and_case_are_ignored(self) -> None:
+        assert domain.fold("Fès, TÉTOUAN et Laâyoune") == "fes, tetouan et laayoune"
+
+    def test_arabic_vowel_marks_and_letter_variants_are_ignored(self) -> None:
+        assert domain.fold("الْمُسَاعَدَة القانونيّة") == domain.fold("المساعده القانونية")
+        assert domain.fold("إسعاف") == domain.fold("اسعاف")
+
+
 def test_the_round_trip_of_a_probe_is_measured_in_milliseconds() -> None:
     sent = datetime(2026, 1, 1, tzinfo=UTC)
     assert domain.round_trip("p", sent, sent + timedelta(milliseconds=250)).round_trip_ms == 250
@@ -57,3 +105,29 @@ def test_an_answer_before_its_probe_is_invalid() -> None:
     sent = datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(Invalid):
         domain.round_trip("p", sent, sent - timedelta(seconds=1))
+
+
+class TestReferenceCodes:
+    def with_service(self, **fields: object) -> OrganisationPublished:
+        offer = {"service_id": "s1", "category": "legal_aid", **fields}
+        return record(2).model_copy(update={"services": [ServiceOffer.model_validate(offer)]})
+
+    def test_an_unknown_category_is_refused_naming_the_field(self) -> None:
+        with pytest.raises(Invalid) as refused:
+            domain.next_record(record(1), self.with_service(category="astrology"))
+        assert refused.value.field == "services.0.category"
+
+    def test_an_unknown_city_suggests_the_close_one(self) -> None:
+        with pytest.raises(Invalid, match="did you mean 'tanger'") as refused:
+            domain.next_record(record(1), self.with_service(cities=["tangier"]))
+        assert refused.value.field == "services.0.cities.0"
+
+    def test_languages_are_stored_as_iso_639_3_codes(self) -> None:
+        accepted = domain.next_record(record(1), self.with_service(languages=["fr", "wol", "fra"]))
+        assert accepted.services[0].languages == ["fra", "wol"]
+
+    def test_two_services_with_one_id_are_refused(self) -> None:
+        offer = ServiceOffer(service_id="s1", category="legal_aid")
+        twice = record(2).model_copy(update={"services": [offer, offer]})
+        with pytest.raises(Invalid, match="same service_id"):
+            domain.next_record(record(1), twice)
