@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, status
 from pydantic import BaseModel, Field
 
-from services.directory import domain, handlers, reference_api, store
+from services.directory import domain, export_api, handlers, reference_api, store
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import ORG_ID, OrganisationPublished
 from shared.errors import Invalid, NotFound
@@ -16,6 +16,7 @@ from shared.service import ServiceContext, context_of
 
 router = APIRouter()
 router.include_router(reference_api.router)
+router.include_router(export_api.router)
 Context = Annotated[ServiceContext, Depends(context_of("directory"))]
 Anyone = Annotated[Principal, Depends(require())]
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.ADMIN))]

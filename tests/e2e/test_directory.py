@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from tests.e2e.conftest import client
@@ -66,3 +68,17 @@ async def test_every_node_holds_the_services_of_the_members(
         sanad = (await amal.get("/api/v1/directory/organisations/sanad")).json()
     assert {s["category"] for s in sanad["services"]} == {"legal_aid", "asylum_regularisation"}
     assert sanad["city"] == "rabat"
+
+
+async def test_the_network_map_exports_as_hsds_and_as_a_3w_spreadsheet(
+    running_network: dict[str, Any],
+) -> None:
+    async with client(running_network, "amal", "focal_point") as amal:
+        hsds = (await amal.get("/api/v1/directory/hsds/organizations")).json()
+        spreadsheet = await amal.get("/api/v1/directory/exports/3w.csv")
+    names = {organization["name"] for organization in hsds["contents"]}
+    assert "Association Sanad pour l'accès au droit" in names
+    assert spreadsheet.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(spreadsheet.content.decode("utf-8-sig"))))
+    assert rows[1][0].startswith("#org")
+    assert any("sanad" in row for row in rows[2:])
