@@ -23,7 +23,8 @@ from deploy.demo_network import HUB, MEMBERS, DemoOrg, record
 from deploy.network import Network, NodePlan, plan_network
 from shared import db
 from shared.auth import add_user, issue_access_token
-from shared.contracts.directory import OrganisationPublished
+from shared.contracts.directory import OrganisationPublished, PublicKey
+from shared.crypto import NodeKeys
 from shared.errors import Conflict
 from shared.settings import DEMO_SECRET
 
@@ -93,16 +94,21 @@ async def publish_directory(network: Network, coordinator_token: str) -> None:
     async with httpx.AsyncClient(base_url=hub.url, headers=headers, timeout=10) as client:
         for plan in network.plans:
             org = _org_of(plan)
+            # The node makes the same keys at start; the public halves go in its record.
+            keys = NodeKeys.load_or_create(network.key_dir(plan)).public_keys()
+            wanted = [PublicKey.model_validate(key) for key in keys]
             current = await client.get(f"/api/v1/directory/organisations/{org.org_id}")
             version = 1
             if current.status_code == 200:
                 held = OrganisationPublished.model_validate(current.json())
-                if held == record(org, version=held.version, node_url=plan.url):
+                if held == record(org, version=held.version, node_url=plan.url, keys=wanted):
                     continue
                 version = held.version + 1
             response = await client.put(
                 f"/api/v1/directory/organisations/{org.org_id}",
-                json=record(org, version=version, node_url=plan.url).model_dump(mode="json"),
+                json=record(org, version=version, node_url=plan.url, keys=wanted).model_dump(
+                    mode="json"
+                ),
             )
             response.raise_for_status()
 

@@ -13,6 +13,7 @@ from shared.contracts.directory import (
     MembershipStatus,
     OrganisationKind,
     OrganisationPublished,
+    PublicKey,
     ServiceOffer,
 )
 
@@ -150,7 +151,9 @@ MEMBERS = (
 )
 
 
-def record(org: DemoOrg, *, version: int, node_url: str) -> OrganisationPublished:
+def record(
+    org: DemoOrg, *, version: int, node_url: str, keys: list[PublicKey]
+) -> OrganisationPublished:
     return OrganisationPublished(
         org_id=org.org_id,
         version=version,
@@ -162,4 +165,5 @@ def record(org: DemoOrg, *, version: int, node_url: str) -> OrganisationPublishe
         node_url=node_url,
         website=org.website,
         services=list(org.services),
+        keys=keys,
     )

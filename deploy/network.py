@@ -114,6 +114,9 @@ class Network:
             hub_leaf_urls=() if plan.is_hub else (f"nats-leaf://127.0.0.1:{hub.leaf_port}",),
         )
 
+    def key_dir(self, plan: NodePlan) -> Path:
+        return self.root / "keys" / plan.node_id
+
     def database_name(self, plan: NodePlan) -> str:
         return f"relais_{plan.node_id}"
 
@@ -160,6 +163,7 @@ class Network:
             "RELAIS_HTTP_PORT": str(plan.http_port),
             "RELAIS_SECRET_KEY": self.secret_key,
             "RELAIS_DEMO": "true" if self.demo else "false",
+            "RELAIS_KEY_DIR": str(self.key_dir(plan)),
             **self.extra_env,
         }
 

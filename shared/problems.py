@@ -37,7 +37,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
-            "field": ".".join(str(p) for p in error["loc"] if p != "body") or "body",
+            # FastAPI prefixes where the value came from; the client knows its own field names.
+            "field": ".".join(str(p) for p in error["loc"][1:]) or str(error["loc"][0]),
             "detail": error["msg"],
         }
         for error in exc.errors()

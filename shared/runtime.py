@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from shared import db, telemetry
 from shared.bus import Bus, stop_tasks
+from shared.crypto import NodeKeys
 from shared.federation import node_streams
 from shared.outbox import OutboxRelay
 from shared.service import Service, ServiceContext
@@ -39,10 +40,13 @@ class NodeRuntime:
             settings.org, hub_domain=settings.hub_domain, is_hub=settings.is_hub
         ):
             await self.bus.ensure_stream(stream)
+        keys = NodeKeys.load_or_create(settings.key_dir)
         for service in self.services:
             pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
             await db.migrate(pool, service.name, [service.migrations] if service.migrations else [])
-            context = ServiceContext(name=service.name, settings=settings, pool=pool, bus=self.bus)
+            context = ServiceContext(
+                name=service.name, settings=settings, pool=pool, bus=self.bus, keys=keys
+            )
             relay = OutboxRelay(pool, self.bus, service.name, settings.database_url)
             context.background("outbox relay", relay.run())
             await service.start(context)

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from shared.bus import Bus, Subscription
+from shared.crypto import NodeKeys
 from shared.db import Pool
 from shared.settings import NodeSettings
 
@@ -28,6 +29,7 @@ class ServiceContext:
     settings: NodeSettings
     pool: Pool
     bus: Bus
+    keys: NodeKeys | None = None  # the node's; None only in tests of a service that signs nothing
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -44,6 +45,9 @@ class NodeSettings(BaseSettings):
         default=1, ge=1, le=5, description="replicas of the hub's streams (3 on a hub cluster)"
     )
     db_pool_max: int = Field(default=10, ge=1)
+    key_dir: Path = Field(
+        default=Path(".relais/keys"), description="the node's private keys, made there if absent"
+    )
 
     @model_validator(mode="after")
     def _a_member_node_is_named_after_its_organisation(self) -> Self:

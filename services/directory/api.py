@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, status
 from pydantic import BaseModel, Field
 
-from services.directory import domain, export_api, handlers, reference_api, store
+from services.directory import (
+    domain,
+    export_api,
+    handlers,
+    reference_api,
+    search_api,
+    store,
+)
 from shared.auth import Principal, Role, require
-from shared.contracts.directory import ORG_ID, OrganisationPublished
-from shared.errors import Invalid, NotFound
+from shared.contracts.directory import CODE, ORG_ID, Capacity, OrganisationPublished
+from shared.errors import Forbidden, Invalid, NotFound
 from shared.service import ServiceContext, context_of
 
 router = APIRouter()
 router.include_router(reference_api.router)
 router.include_router(export_api.router)
+router.include_router(search_api.router)
 Context = Annotated[ServiceContext, Depends(context_of("directory"))]
 Anyone = Annotated[Principal, Depends(require())]
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.ADMIN))]
@@ -79,6 +87,67 @@ async def change_membership(
     org_id: OrgId, change: MembershipChange, ctx: Context, _: Coordinator
 ) -> OrganisationPublished:
     return await handlers.change_membership(ctx, org_id, change.action, change.reason)
+
+
+OwnStaff = Annotated[Principal, Depends(require(Role.FOCAL_POINT, Role.ADMIN))]
+
+
+class ChangeRequest(BaseModel):
+    org_id: str
+    version: int
+    requested_by: str | None = None
+    requested_at: datetime | None = None
+    state: Literal["requested", "published", "refused"]
+    reason: str | None = None
+    field: str | None = None
+
+
+class CapacityChange(BaseModel):
+    capacity: Capacity
+
+
+@router.post(
+    "/organisations/{org_id}/changes",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Ask the hub to publish a new version of your organisation's record (member node)",
+    responses={403: {"description": "not your organisation"}, 409: {"description": "stale"}},
+)
+async def request_change(
+    org_id: OrgId, record: OrganisationPublished, ctx: Context, principal: OwnStaff
+) -> ChangeRequest:
+    if record.org_id != org_id:
+        raise Invalid("the body's org_id differs from the URL's", field="org_id")
+    sent = await handlers.request_change(ctx, principal, record)
+    return ChangeRequest(org_id=org_id, version=sent.version, state="requested")
+
+
+@router.put(
+    "/organisations/{org_id}/services/{service_id}/capacity",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Set one service's capacity: open, waitlist or closed (member node)",
+)
+async def set_capacity(
+    org_id: OrgId,
+    service_id: Annotated[str, Path(pattern=CODE)],
+    change: CapacityChange,
+    ctx: Context,
+    principal: OwnStaff,
+) -> ChangeRequest:
+    sent = await handlers.set_capacity(ctx, principal, org_id, service_id, change.capacity)
+    return ChangeRequest(org_id=org_id, version=sent.version, state="requested")
+
+
+@router.get(
+    "/organisations/{org_id}/changes",
+    summary="Your organisation's change requests and what the hub made of them (member node)",
+)
+async def list_changes(org_id: OrgId, ctx: Context, principal: OwnStaff) -> list[ChangeRequest]:
+    if principal.org != org_id:
+        raise Forbidden("you see only your own organisation's change requests")
+    async with ctx.pool.acquire() as conn:
+        return [
+            ChangeRequest.model_validate(r) for r in await store.list_change_requests(conn, org_id)
+        ]
 
 
 @router.get("/links", summary="Reachability of other nodes: the last probe to each and its answer")

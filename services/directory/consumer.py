@@ -6,7 +6,13 @@ from typing import Any
 
 from services.directory import handlers
 from shared.bus import Delivery, Handler, Subscription
-from shared.contracts.directory import LinkAnswered, LinkProbed, OrganisationPublished
+from shared.contracts.directory import (
+    LinkAnswered,
+    LinkProbed,
+    OrganisationChangeRefused,
+    OrganisationChangeRequested,
+    OrganisationPublished,
+)
 from shared.events import CloudEvent, Payload
 from shared.federation import INBOX
 from shared.service import ServiceContext
@@ -27,6 +33,8 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
                 OrganisationPublished: bound(handlers.replicate_organisation),
                 LinkProbed: bound(handlers.answer_probe),
                 LinkAnswered: bound(handlers.record_answer),
+                OrganisationChangeRequested: bound(handlers.apply_change_request),
+                OrganisationChangeRefused: bound(handlers.record_refusal),
             },
         )
     ]

@@ -10,8 +10,15 @@ from datetime import datetime
 from enum import StrEnum
 
 from services.directory import reference
-from shared.contracts.directory import MembershipStatus, OrganisationPublished, ServiceOffer
-from shared.errors import Conflict, Invalid, InvalidTransition
+from shared.contracts.directory import (
+    Capacity,
+    KeyUse,
+    MembershipStatus,
+    OrganisationPublished,
+    PublicKey,
+    ServiceOffer,
+)
+from shared.errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
 
 # Arabic letters written in several ways that a search should treat as one: alef with hamza
 # above, below, madda and wasla become alef; teh marbuta becomes heh; alef maksura, yeh.
@@ -125,6 +132,48 @@ def change_membership(
     return current.model_copy(
         update={"status": to, "version": current.version + 1, "status_reason": reason or ""}
     )
+
+
+# What only the hub's coordinators change: an organisation edits the rest of its record.
+_COORDINATED = ("status", "status_reason", "kind", "keys", "node_url")
+
+
+def own_change(
+    current: OrganisationPublished, proposed: OrganisationPublished
+) -> OrganisationPublished:
+    """An organisation's edit of its own record: the next version, codes checked, and nothing
+    changed that belongs to the network's coordination (membership, kind, keys, node)."""
+    if current.status is not MembershipStatus.ACTIVE:
+        raise Forbidden(f"a {current.status.value} organisation cannot change its record")
+    for name in _COORDINATED:
+        if getattr(proposed, name) != getattr(current, name):
+            raise Forbidden(f"{name} is set by the network's coordinators", field=name)
+    return next_record(current, proposed)
+
+
+def with_capacity(
+    current: OrganisationPublished, service_id: str, capacity: Capacity, now: datetime
+) -> OrganisationPublished:
+    """The next version of a record with one service's capacity set (the one-click change)."""
+    if service_id not in {offer.service_id for offer in current.services}:
+        raise NotFound(f"{current.org_id} has no service {service_id}", field="service_id")
+    services = [
+        offer.model_copy(update={"capacity": capacity, "capacity_set_at": now})
+        if offer.service_id == service_id
+        else offer
+        for offer in current.services
+    ]
+    return current.model_copy(update={"services": services, "version": current.version + 1})
+
+
+def signing_key(record: OrganisationPublished, key_id: str, now: datetime) -> PublicKey:
+    """The organisation's Ed25519 key named ``key_id``, if it is valid ``now``."""
+    for key in record.keys:
+        if key.key_id == key_id and key.use is KeyUse.SIGNING:
+            if key.valid_from <= now and (key.valid_until is None or now < key.valid_until):
+                return key
+            raise Forbidden(f"key {key_id} of {record.org_id} is not valid now")
+    raise Forbidden(f"{record.org_id} has no signing key {key_id}")
 
 
 def should_apply(current_version: int | None, incoming: OrganisationPublished) -> bool:

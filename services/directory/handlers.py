@@ -7,10 +7,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from services.directory import domain, store
-from shared import outbox, processed
+from shared import crypto, outbox, processed
+from shared.auth import Principal
 from shared.bus import Delivery
-from shared.contracts.directory import LinkAnswered, LinkProbed, OrganisationPublished
-from shared.errors import Forbidden, NotFound
+from shared.contracts.directory import (
+    Capacity,
+    LinkAnswered,
+    LinkProbed,
+    OrganisationChangeRefused,
+    OrganisationChangeRequested,
+    OrganisationPublished,
+)
+from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from shared.events import BROADCAST, CloudEvent, make_event, registry
 from shared.federation import Member, hub_member_streams, router_stream
 from shared.service import ServiceContext
@@ -42,8 +50,11 @@ async def _publish(
     ctx: ServiceContext,
     org_id: str,
     change: Callable[[OrganisationPublished | None], OrganisationPublished],
+    *,
+    event_id: str | None = None,
 ) -> OrganisationPublished:
-    """Apply ``change`` to the hub's record, store it and broadcast it, in one transaction."""
+    """Apply ``change`` to the hub's record, store it and broadcast it, in one transaction;
+    with ``event_id``, once however often that event is delivered."""
     if not ctx.settings.is_hub:
         raise Forbidden("only the hub publishes the directory")
     async with ctx.pool.acquire() as conn, conn.transaction():
@@ -51,7 +62,11 @@ async def _publish(
         await conn.execute(
             "SELECT 1 FROM directory.organisation WHERE org_id = $1 FOR UPDATE", org_id
         )
-        accepted = change(await store.get_organisation(conn, org_id))
+        current = await store.get_organisation(conn, org_id)
+        if event_id and not await processed.first_time(conn, SCHEMA, "directory.hub", event_id):
+            assert current is not None
+            return current
+        accepted = change(current)
         await store.save_organisation(conn, accepted)
         event = make_event(accepted, source=ctx.source, subject=accepted.org_id)
         subject = registry.for_payload(OrganisationPublished).subject(
@@ -82,6 +97,109 @@ async def ensure_hub_topology(ctx: ServiceContext) -> None:
     )
 
 
+async def request_change(
+    ctx: ServiceContext, principal: Principal, proposed: OrganisationPublished
+) -> OrganisationPublished:
+    """On a member node: ask the hub to publish the organisation's new record, signed."""
+    org_id = proposed.org_id
+    if ctx.settings.is_hub or principal.org != org_id or principal.kind != "user":
+        raise Forbidden("an organisation's staff change only their own organisation's record")
+    if ctx.keys is None:
+        raise RuntimeError("this node has no keys to sign with")
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        current = await store.get_organisation(conn, org_id)
+        if current is None:
+            raise NotFound(f"{org_id} is not in this node's directory yet", field="org_id")
+        checked = domain.own_change(current, proposed)  # refuse here what the hub would
+        record = checked.model_dump(mode="json")
+        key_id, signature = ctx.keys.sign(record)
+        request = OrganisationChangeRequested(record=checked, key_id=key_id, signature=signature)
+        subject = registry.for_payload(OrganisationChangeRequested).subject(
+            sender=ctx.settings.org, recipient=ctx.settings.hub_org
+        )
+        await store.record_change_request(conn, org_id, checked.version, principal.subject)
+        await outbox.add(conn, SCHEMA, subject, make_event(request, source=ctx.source))
+    return checked
+
+
+async def set_capacity(
+    ctx: ServiceContext, principal: Principal, org_id: str, service_id: str, capacity: Capacity
+) -> OrganisationPublished:
+    """On a member node: the one-click capacity change, sent to the hub as a record change."""
+    async with ctx.pool.acquire() as conn:
+        current = await store.get_organisation(conn, org_id)
+    if current is None:
+        raise NotFound(f"{org_id} is not in this node's directory yet", field="org_id")
+    changed = domain.with_capacity(current, service_id, capacity, datetime.now(UTC))
+    return await request_change(ctx, principal, changed)
+
+
+async def apply_change_request(
+    ctx: ServiceContext,
+    event: CloudEvent,
+    request: OrganisationChangeRequested,
+    delivery: Delivery,
+) -> None:
+    """On the hub: publish an organisation's change to its own record, or say why not.
+
+    A change claiming another organisation, or not signed by the organisation's current key,
+    is refused loudly (dead-lettered, visible to the hub's admin); an honest mistake (stale
+    version, unknown code) is answered with the reason.
+    """
+    org_id = request.record.org_id
+    if delivery.sender != org_id:
+        raise Forbidden(f"{delivery.sender} sent a change to {org_id}'s record")
+    async with ctx.pool.acquire() as conn:
+        current = await store.get_organisation(conn, org_id)
+    if current is None:
+        raise Forbidden(f"{org_id} is not a member")
+    key = domain.signing_key(current, request.key_id, datetime.now(UTC))
+    crypto.verify(event.data["record"], request.signature, key.public_key)  # as sent, not re-dumped
+    try:
+        await _publish(
+            ctx,
+            org_id,
+            lambda held: domain.own_change(_known(held), request.record),
+            event_id=event.id,
+        )
+    except (Conflict, Invalid, Forbidden, NotFound) as refusal:
+        await _refuse(ctx, request.record, refusal)
+
+
+def _known(record: OrganisationPublished | None) -> OrganisationPublished:
+    if record is None:
+        raise Forbidden("not a member")
+    return record
+
+
+async def _refuse(ctx: ServiceContext, record: OrganisationPublished, error: DomainError) -> None:
+    refusal = OrganisationChangeRefused(
+        org_id=record.org_id, version=record.version, reason=error.detail, field=error.field
+    )
+    subject = registry.for_payload(OrganisationChangeRefused).subject(
+        sender=ctx.settings.org, recipient=record.org_id
+    )
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await outbox.add(conn, SCHEMA, subject, make_event(refusal, source=ctx.source))
+
+
+async def record_refusal(
+    ctx: ServiceContext,
+    event: CloudEvent,
+    refusal: OrganisationChangeRefused,
+    delivery: Delivery,
+) -> None:
+    """On a member node: the hub said no to a change; keep its reason for the staff to see."""
+    if delivery.sender != ctx.settings.hub_org or refusal.org_id != ctx.settings.org:
+        raise Forbidden("refusals come from the hub, about this node's organisation")
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if not await processed.first_time(conn, SCHEMA, "directory.refusal", event.id):
+            return
+        await store.refuse_change_request(
+            conn, refusal.org_id, refusal.version, refusal.reason, refusal.field
+        )
+
+
 async def replicate_organisation(
     ctx: ServiceContext, event: CloudEvent, record: OrganisationPublished, delivery: Delivery
 ) -> None:
@@ -94,6 +212,7 @@ async def replicate_organisation(
         current = await store.get_organisation(conn, record.org_id)
         if domain.should_apply(current.version if current else None, record):
             await store.save_organisation(conn, record)
+            await store.settle_change_requests(conn, record.org_id, record.version)
 
 
 async def probe(ctx: ServiceContext, org_id: str) -> str:

@@ -106,3 +106,48 @@ async def list_links(conn: Connection) -> list[dict[str, Any]]:
         " FROM directory.link ORDER BY org_id"
     )
     return [dict(row) for row in rows]
+
+
+async def record_change_request(
+    conn: Connection, org_id: str, version: int, requested_by: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO directory.change_request (org_id, version, requested_by) VALUES ($1, $2, $3)"
+        " ON CONFLICT (org_id, version) DO UPDATE SET requested_by = EXCLUDED.requested_by,"
+        " requested_at = now(), state = 'requested', reason = NULL, field = NULL",
+        org_id,
+        version,
+        requested_by,
+    )
+
+
+async def settle_change_requests(conn: Connection, org_id: str, published_version: int) -> None:
+    """Requests up to a version the hub has published are settled: published."""
+    await conn.execute(
+        "UPDATE directory.change_request SET state = 'published'"
+        " WHERE org_id = $1 AND version <= $2 AND state = 'requested'",
+        org_id,
+        published_version,
+    )
+
+
+async def refuse_change_request(
+    conn: Connection, org_id: str, version: int, reason: str, field: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE directory.change_request SET state = 'refused', reason = $3, field = $4"
+        " WHERE org_id = $1 AND version = $2",
+        org_id,
+        version,
+        reason,
+        field,
+    )
+
+
+async def list_change_requests(conn: Connection, org_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT org_id, version, requested_by, requested_at, state, reason, field"
+        " FROM directory.change_request WHERE org_id = $1 ORDER BY version DESC LIMIT 50",
+        org_id,
+    )
+    return [dict(row) for row in rows]

@@ -162,3 +162,27 @@ class LinkAnswered(Payload):
     probe_id: str = Field(min_length=1, max_length=64)
     probed_at: datetime
     answered_at: datetime
+
+
+@registry.register(
+    "relais.organisation.change_requested.v1",
+    scope=Scope.NET,
+    summary="An organisation asks the hub to publish a new version of its own record; its node "
+    "signs the record with its Ed25519 key.",
+)
+class OrganisationChangeRequested(Payload):
+    record: OrganisationPublished
+    key_id: str = Field(min_length=4, max_length=64)
+    signature: str = Field(min_length=10, max_length=200, description="base64 Ed25519 signature")
+
+
+@registry.register(
+    "relais.organisation.change_refused.v1",
+    scope=Scope.NET,
+    summary="The hub tells an organisation why it did not publish the change it asked for.",
+)
+class OrganisationChangeRefused(Payload):
+    org_id: str = Field(pattern=ORG_ID)
+    version: int = Field(ge=1)
+    reason: str = Field(max_length=500)
+    field: str | None = Field(default=None, max_length=100)

@@ -6,6 +6,11 @@ import csv
 import io
 from typing import Any
 
+from deploy.network import Network
+from shared.bus import Bus
+from shared.contracts.directory import OrganisationChangeRequested, OrganisationPublished
+from shared.crypto import NodeKeys
+from shared.events import make_event
 from tests.e2e.conftest import client
 from tests.waiting import eventually
 
@@ -82,3 +87,83 @@ async def test_the_network_map_exports_as_hsds_and_as_a_3w_spreadsheet(
     rows = list(csv.reader(io.StringIO(spreadsheet.content.decode("utf-8-sig"))))
     assert rows[1][0].startswith("#org")
     assert any("sanad" in row for row in rows[2:])
+
+
+async def test_a_focal_point_sets_a_capacity_that_the_hub_publishes_to_every_node(
+    running_network: dict[str, Any],
+) -> None:
+    async with client(running_network, "sanad", "focal_point") as sanad:
+        sent = await sanad.put(
+            "/api/v1/directory/organisations/sanad/services/permanence_juridique/capacity",
+            json={"capacity": "closed"},
+        )
+        assert sent.status_code == 202, sent.text
+        version = sent.json()["version"]
+
+        async def published() -> bool:
+            changes = (await sanad.get("/api/v1/directory/organisations/sanad/changes")).json()
+            return any(c["version"] == version and c["state"] == "published" for c in changes)
+
+        await eventually(published, within=30, what="the hub publishes sanad's change")
+
+    async with client(running_network, "amal", "caseworker") as amal:
+
+        async def closed_on_amal() -> bool:
+            record = (await amal.get("/api/v1/directory/organisations/sanad")).json()
+            offer = next(s for s in record["services"] if s["service_id"] == "permanence_juridique")
+            return bool(offer["capacity"] == "closed" and record["version"] == version)
+
+        await eventually(closed_on_amal, within=30, what="amal sees sanad's capacity closed")
+
+
+async def test_staff_cannot_change_another_organisations_record(
+    running_network: dict[str, Any],
+) -> None:
+    async with client(running_network, "sanad", "focal_point") as sanad:
+        other = await sanad.put(
+            "/api/v1/directory/organisations/amal/services/soins_primaires/capacity",
+            json={"capacity": "closed"},
+        )
+        assert other.status_code == 403
+        unknown = await sanad.put(
+            "/api/v1/directory/organisations/sanad/services/nothing_here/capacity",
+            json={"capacity": "closed"},
+        )
+        assert (unknown.status_code, unknown.json()["field"]) == (404, "service_id")
+        record = (await sanad.get("/api/v1/directory/organisations/sanad")).json()
+        record["version"] += 1
+        record["status"] = "suspended"  # membership is the coordinators' to set
+        own_status = await sanad.post("/api/v1/directory/organisations/sanad/changes", json=record)
+        assert (own_status.status_code, own_status.json()["field"]) == (403, "status")
+
+
+async def test_the_hub_refuses_a_change_a_node_publishes_for_another_organisation(
+    running_network: dict[str, Any], network: Network
+) -> None:
+    async with client(running_network, "hub", "coordinator") as hub:
+        amal = OrganisationPublished.model_validate(
+            (await hub.get("/api/v1/directory/organisations/amal")).json()
+        )
+    forged = amal.model_copy(
+        update={"version": amal.version + 1, "website": "https://evil.example"}
+    )
+    # sanad's own node, with sanad's real key, claims a change to amal's record.
+    keys = NodeKeys.load_or_create(network.key_dir(network.plan("sanad")))
+    key_id, signature = keys.sign(forged.model_dump(mode="json"))
+    request = OrganisationChangeRequested(record=forged, key_id=key_id, signature=signature)
+    event = make_event(request, source="relais://sanad/directory")
+    bus = await Bus.connect(network.plan("sanad").nats_url, org="sanad", name="forger")
+    try:
+        await bus.publish("relais.net.sanad.secretariat.organisation.change_requested", event)
+    finally:
+        await bus.close()
+
+    async with client(running_network, "hub", "admin") as hub:
+
+        async def parked() -> bool:
+            letters = (await hub.get("/api/v1/node/dead-letters")).json()
+            return any(letter["event_id"] == event.id for letter in letters)
+
+        await eventually(parked, within=30, what="the hub parks the forged change")
+        record = (await hub.get("/api/v1/directory/organisations/amal")).json()
+    assert record["website"] != "https://evil.example"

@@ -8,13 +8,14 @@ import pytest
 
 from services.directory import domain
 from shared.contracts.directory import (
+    Capacity,
     LocalisedText,
     MembershipStatus,
     OrganisationKind,
     OrganisationPublished,
     ServiceOffer,
 )
-from shared.errors import Conflict, Invalid, InvalidTransition
+from shared.errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
 
 
 def record(version: int) -> OrganisationPublished:
@@ -131,3 +132,29 @@ class TestReferenceCodes:
         twice = record(2).model_copy(update={"services": [offer, offer]})
         with pytest.raises(Invalid, match="same service_id"):
             domain.next_record(record(1), twice)
+
+
+class TestOwnChanges:
+    def test_an_organisation_may_change_its_services_but_not_its_membership(self) -> None:
+        current = record(3)
+        edited = current.model_copy(update={"version": 4, "website": "https://sanad.example"})
+        assert domain.own_change(current, edited).website == "https://sanad.example"
+        promoted = edited.model_copy(update={"kind": OrganisationKind.INTERNATIONAL})
+        with pytest.raises(Forbidden) as refused:
+            domain.own_change(current, promoted)
+        assert refused.value.field == "kind"
+
+    def test_a_suspended_organisation_cannot_change_its_record(self) -> None:
+        current = record(3).model_copy(update={"status": MembershipStatus.SUSPENDED})
+        with pytest.raises(Forbidden, match="suspended"):
+            domain.own_change(current, current.model_copy(update={"version": 4}))
+
+    def test_a_capacity_change_is_a_new_version_with_its_time(self) -> None:
+        offer = ServiceOffer(service_id="s1", category="legal_aid")
+        current = record(3).model_copy(update={"services": [offer]})
+        now = datetime(2026, 11, 29, tzinfo=UTC)
+        changed = domain.with_capacity(current, "s1", Capacity.WAITLIST, now)
+        assert (changed.version, changed.services[0].capacity) == (4, Capacity.WAITLIST)
+        assert changed.services[0].capacity_set_at == now
+        with pytest.raises(NotFound):
+            domain.with_capacity(current, "s2", Capacity.OPEN, now)

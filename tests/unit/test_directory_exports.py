@@ -367,7 +367,9 @@ class TestThreeW:
 
 
 def test_the_demo_network_exports_with_the_shipped_reference_data() -> None:
-    records = [demo_record(org, version=1, node_url="http://node") for org in (HUB, *MEMBERS)]
+    records = [
+        demo_record(org, version=1, node_url="http://node", keys=[]) for org in (HUB, *MEMBERS)
+    ]
     ref = reference.reference()
     rows = list(exports.three_w_rows(records, ref))[2:]
     sectors = {row[4] for row in rows}
