@@ -27,6 +27,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 from prometheus_client import Counter
+from pydantic import ValidationError
 
 from shared import telemetry
 from shared.errors import DomainError, Invalid, PermanentFailure
@@ -59,6 +60,7 @@ class Delivery:
 
 
 Handler = Callable[[CloudEvent, Payload, Delivery], Awaitable[None]]
+Responder = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class Bus:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _consuming: dict[str, bool] = field(default_factory=dict)
     _pulls: list[Any] = field(default_factory=list)  # nats-py's pull subscriptions
+    _serving: list[Any] = field(default_factory=list)  # request/reply subscriptions
     closing: bool = False
 
     @classmethod
@@ -272,6 +275,23 @@ class Bus:
         await self.nc.publish(msg.reply, b"+TERM " + reason[:500].encode())
         CONSUMED.labels(consumer, "parked").inc()
 
+    # -- request/reply ----------------------------------------------------------------------
+
+    async def serve(self, subject: str, handler: Responder, *, queue: str) -> None:
+        """Answer requests on ``subject`` (``relais.cmd.<service>.<action>``) on this node.
+
+        The reply is ``{"result": ...}`` or a typed error, ``{"error": {"type", "title",
+        "status", "detail", "field"}}``, the problem details the HTTP API gives for the same
+        mistake; a request never goes unanswered for an error of its own.
+        """
+
+        async def answer(msg: Msg) -> None:
+            reply = await respond(handler, msg.data)
+            if msg.reply:
+                await self.nc.publish(msg.reply, json.dumps(reply, default=str).encode())
+
+        self._serving.append(await self.nc.subscribe(subject, queue=queue, cb=answer))
+
     # -- dead letters ----------------------------------------------------------------------
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
@@ -320,6 +340,9 @@ class Bus:
         """Stop consuming, flush what was published, and close."""
         self.closing = True
         await stop_tasks(self._tasks)
+        for subscription in self._serving:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
         # A pull subscription cancelled mid-fetch never drains: end the pulls first.
         for psub in self._pulls:
             with contextlib.suppress(Exception):
@@ -360,3 +383,42 @@ async def stop_tasks(tasks: list[asyncio.Task[None]], *, grace: float = 5.0) -> 
         for task in pending:
             log.warning("%s did not stop within %.0fs; abandoning it", task.get_name(), grace)
     tasks.clear()
+
+
+async def respond(handler: Responder, raw: bytes) -> dict[str, Any]:
+    """Run a request handler on a raw JSON request; the reply, result or typed error."""
+    try:
+        request = json.loads(raw or b"{}")
+        if not isinstance(request, dict):
+            raise Invalid("a request is a JSON object", field="request")
+        return {"result": await handler(request)}
+    except json.JSONDecodeError:
+        return _error(Invalid("the request is not JSON", field="request"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "request"
+        return _error(Invalid(f"{where}: {first['msg']}", field=where))
+    except DomainError as exc:
+        return _error(exc)
+    except Exception:
+        log.exception("request handler failed")
+        return {
+            "error": {
+                "type": "/problems/internal",
+                "title": "Internal error",
+                "status": 500,
+                "detail": "Something went wrong on this node; it is logged.",
+            }
+        }
+
+
+def _error(exc: DomainError) -> dict[str, Any]:
+    return {
+        "error": {
+            "type": f"/problems/{exc.type}",
+            "title": exc.title,
+            "status": exc.status,
+            "detail": exc.detail,
+            "field": exc.field,
+        }
+    }

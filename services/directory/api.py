@@ -150,6 +150,19 @@ async def list_changes(org_id: OrgId, ctx: Context, principal: OwnStaff) -> list
         ]
 
 
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+@router.post(
+    "/replica/replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Ask the hub to send every current record again, to rebuild this node's replica",
+)
+async def replay_replica(ctx: Context, _: Admin) -> dict[str, str]:
+    await handlers.request_replay(ctx, "asked by the node's administrator")
+    return {"state": "requested"}
+
+
 @router.get("/links", summary="Reachability of other nodes: the last probe to each and its answer")
 async def list_links(ctx: Context, _: Operator) -> list[Link]:
     async with ctx.pool.acquire() as conn:

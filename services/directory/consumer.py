@@ -1,18 +1,21 @@
-"""What the directory listens to: the hub's broadcasts of the roster, and link probes."""
+"""What the directory listens to: the hub's broadcasts of the roster, change requests and
+their answers, link probes; and the requests other services of the node send it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.directory import handlers
-from shared.bus import Delivery, Handler, Subscription
+from services.directory import handlers, matching
+from shared.bus import Delivery, Handler, Responder, Subscription
 from shared.contracts.directory import (
+    DirectoryReplayRequested,
     LinkAnswered,
     LinkProbed,
     OrganisationChangeRefused,
     OrganisationChangeRequested,
     OrganisationPublished,
 )
+from shared.errors import Invalid
 from shared.events import CloudEvent, Payload
 from shared.federation import INBOX
 from shared.service import ServiceContext
@@ -35,6 +38,28 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
                 LinkAnswered: bound(handlers.record_answer),
                 OrganisationChangeRequested: bound(handlers.apply_change_request),
                 OrganisationChangeRefused: bound(handlers.record_refusal),
+                DirectoryReplayRequested: bound(handlers.replay_directory),
             },
         )
     ]
+
+
+def commands(ctx: ServiceContext) -> dict[str, Responder]:
+    """Request/reply on the node's own NATS, for services that may not import this one."""
+
+    async def organisation(request: dict[str, Any]) -> dict[str, Any]:
+        org_id = request.get("org_id")
+        if not isinstance(org_id, str):
+            raise Invalid("which organisation?", field="org_id")
+        return (await handlers.organisation(ctx, org_id)).model_dump(mode="json")
+
+    async def match(request: dict[str, Any]) -> list[dict[str, Any]]:
+        suggestions = await handlers.match(
+            ctx, matching.MatchRequest.model_validate(request), ctx.settings.org
+        )
+        return [suggestion.model_dump(mode="json") for suggestion in suggestions]
+
+    return {
+        "relais.cmd.directory.organisation": organisation,
+        "relais.cmd.directory.match": match,
+    }

@@ -6,12 +6,13 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from services.directory import domain, store
+from services.directory import domain, matching, search, store
 from shared import crypto, outbox, processed
 from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.directory import (
     Capacity,
+    DirectoryReplayRequested,
     LinkAnswered,
     LinkProbed,
     OrganisationChangeRefused,
@@ -198,6 +199,52 @@ async def record_refusal(
         await store.refuse_change_request(
             conn, refusal.org_id, refusal.version, refusal.reason, refusal.field
         )
+
+
+async def request_replay(ctx: ServiceContext, reason: str) -> None:
+    """On a member node: ask the hub for every current record (a new or rebuilt replica)."""
+    if ctx.settings.is_hub:
+        raise Invalid("the hub holds the directory itself", field="node")
+    subject = registry.for_payload(DirectoryReplayRequested).subject(
+        sender=ctx.settings.org, recipient=ctx.settings.hub_org
+    )
+    event = make_event(DirectoryReplayRequested(reason=reason), source=ctx.source)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await outbox.add(conn, SCHEMA, subject, event)
+
+
+async def replay_directory(
+    ctx: ServiceContext, event: CloudEvent, _: DirectoryReplayRequested, delivery: Delivery
+) -> None:
+    """On the hub: send every current record to the node that asked, addressed to it alone."""
+    recipient = delivery.sender
+    assert recipient is not None
+    published = registry.for_payload(OrganisationPublished)
+    subject = published.subject(sender=ctx.settings.org, recipient=recipient)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if not await processed.first_time(conn, SCHEMA, "directory.replay", event.id):
+            return
+        for record in await store.list_organisations(conn):
+            await outbox.add(
+                conn, SCHEMA, subject, make_event(record, source=ctx.source, subject=record.org_id)
+            )
+
+
+async def organisation(ctx: ServiceContext, org_id: str) -> OrganisationPublished:
+    """This node's copy of one organisation's record (readable while the hub is away)."""
+    async with ctx.pool.acquire() as conn:
+        record = await store.get_organisation(conn, org_id)
+    if record is None:
+        raise NotFound(f"no organisation {org_id}", field="org_id")
+    return record
+
+
+async def match(
+    ctx: ServiceContext, request: matching.MatchRequest, sender_org: str
+) -> list[matching.Suggestion]:
+    """Who should receive a referral, best first, each with the reasons for its rank."""
+    async with ctx.pool.acquire() as conn:
+        return await search.suggest(conn, search.checked(request), sender_org=sender_org)
 
 
 async def replicate_organisation(

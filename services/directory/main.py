@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.directory import consumer, handlers, reference
+from services.directory import consumer, handlers, reference, store
 from services.directory.api import router
 from shared.service import Service, ServiceContext
 
@@ -13,8 +13,15 @@ from shared.service import Service, ServiceContext
 async def start(ctx: ServiceContext) -> None:
     reference.reference()  # a broken data file stops the node now, not at the first request
     await handlers.ensure_hub_topology(ctx)
+    if not ctx.settings.is_hub:
+        async with ctx.pool.acquire() as conn:
+            empty = not await store.list_organisations(conn)
+        if empty:  # a new node, or a replica rebuilt from scratch: ask for every record
+            await handlers.request_replay(ctx, "empty replica at start")
     for subscription in consumer.subscriptions(ctx):
         await ctx.subscribe(subscription)
+    for subject, responder in consumer.commands(ctx).items():
+        await ctx.bus.serve(subject, responder, queue="directory")
 
 
 service = Service(

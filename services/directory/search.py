@@ -206,6 +206,26 @@ async def candidates(
     ]
 
 
+def languages(codes: list[str] | tuple[str, ...], field: str) -> tuple[str, ...]:
+    """ISO 639-3 codes, each once: ``fr`` and ``fra`` are one language."""
+    return tuple(dict.fromkeys(reference.check_language(code, field) for code in codes))
+
+
+def checked(request: matching.MatchRequest) -> matching.MatchRequest:
+    """A match request with its codes checked (``Invalid`` names the field) and normalised."""
+    if request.city is not None:
+        reference.check_city(request.city, "city")
+    return request.model_copy(
+        update={
+            "category": reference.check_category(request.category, "category"),
+            "languages": list(languages(request.languages, "languages")),
+            "populations": [
+                reference.check_population(p, "populations") for p in request.populations
+            ],
+        }
+    )
+
+
 async def suggest(
     conn: Connection,
     request: matching.MatchRequest,

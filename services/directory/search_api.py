@@ -68,7 +68,7 @@ async def search_services(
         categories=tuple(reference.check_category(c, "category") for c in category or ()),
         city=search.place_of(city) if city is not None else None,
         region=search.region_area(region) if region is not None else None,
-        languages=_languages(language or (), "language"),
+        languages=search.languages(language or (), "language"),
         populations=tuple(reference.check_population(p, "population") for p in population or ()),
         capacities=tuple(capacity or ()),
         words=search.words_of(q or ""),
@@ -93,22 +93,6 @@ async def search_services(
     ),
 )
 async def match(request: matching.MatchRequest, ctx: Context, caller: Anyone) -> Suggestions:
-    checked = request.model_copy(
-        update={
-            "category": reference.check_category(request.category, "category"),
-            "languages": list(_languages(request.languages, "languages")),
-            "populations": [
-                reference.check_population(p, "populations") for p in request.populations
-            ],
-        }
-    )
-    if checked.city is not None:
-        reference.check_city(checked.city, "city")
     async with ctx.pool.acquire() as conn:
-        suggestions = await search.suggest(conn, checked, sender_org=caller.org)
+        suggestions = await search.suggest(conn, search.checked(request), sender_org=caller.org)
     return Suggestions(suggestions=suggestions)
-
-
-def _languages(codes: list[str] | tuple[str, ...], field: str) -> tuple[str, ...]:
-    """ISO 639-3 codes, each once: ``fr`` and ``fra`` are one language."""
-    return tuple(dict.fromkeys(reference.check_language(code, field) for code in codes))

@@ -186,3 +186,13 @@ class OrganisationChangeRefused(Payload):
     version: int = Field(ge=1)
     reason: str = Field(max_length=500)
     field: str | None = Field(default=None, max_length=100)
+
+
+@registry.register(
+    "relais.directory.replay_requested.v1",
+    scope=Scope.NET,
+    summary="A node asks the hub to send it every current directory record again (a new or "
+    "rebuilt replica).",
+)
+class DirectoryReplayRequested(Payload):
+    reason: str = Field(default="", max_length=200)

@@ -1,9 +1,13 @@
-"""``python -m tests.bench``: the federation benchmark, outbox path against the raw baseline.
+"""``python -m tests.bench``: the federation, the directory's match query, a replica's catch-up.
 
-Starts the real servers (no nodes), runs scenario A (outbox → relay → federation → ``Bus``
-consumer) and scenario B (nats-py ``publish_async`` → federation → pull consumer) on the same
-network, prints a table and writes ``bench-results/<UTC time>-federation.json``. Exits with 1 if
-a scenario did not get all its events through in time.
+Starts the real servers (no nodes) and, on them:
+1. the federation: scenario A (outbox → relay → federation → ``Bus`` consumer) against
+   scenario B (nats-py ``publish_async`` → federation → pull consumer);
+2. the directory's match query and search (``tests.bench.match``) on the servers' PostgreSQL;
+3. a replica's catch-up (``tests.bench.replica``): the hub's broadcasts pile up in amal's
+   ``INBOX`` while nothing consumes, then the directory's real consumer applies them.
+Prints a table for each and writes them all to ``bench-results/<UTC time>-bench.json``. Exits
+with 1 if any part failed or did not finish in time (its row says why).
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from tests.bench import report
+from tests.bench import match, replica, report
 from tests.bench.measure import Arrivals, Figures, ScenarioFailed
 from tests.bench.scenarios import Scenario, scenarios
 from tests.bench.topology import SUBJECT, Federation, federation
@@ -29,11 +34,25 @@ def say(line: str) -> None:
     print(f"[{time.monotonic() - STARTED:6.1f}s] {line}", flush=True)
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("--events", type=int, default=2000, help="events per scenario (2000)")
     parser.add_argument(
         "--writers", type=int, default=4, help="concurrent outbox writers in scenario A (4)"
+    )
+    parser.add_argument(
+        "--replica-events",
+        type=positive,
+        default=2000,
+        help=f"broadcasts the replica catches up on, for {replica.ORGANISATIONS} organisations"
+        " (2000)",
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds per scenario (120)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' folder and logs")
@@ -57,6 +76,20 @@ async def run_one(fed: Federation, scenario: Scenario, arrivals: Arrivals, limit
     return arrivals.figures()
 
 
+async def run_match(fed: Federation, limit: float) -> dict[str, Any]:
+    """The match benchmark on the federation's PostgreSQL; a failure is a row, not a crash."""
+    try:
+        async with asyncio.timeout(limit) as within:
+            return await match.run(lambda line: say(f"match: {line}"), fed.net.postgres)
+    except TimeoutError:
+        if not within.expired():
+            raise
+        error = f"not done within {limit:.0f}s"
+    except Exception as exc:  # a row of the table, and the rest still runs
+        error = f"{type(exc).__name__}: {exc}"
+    return {"benchmark": "directory-match", "error": error}
+
+
 async def bench(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     run_id = uuid.uuid4().hex[:8]
@@ -69,8 +102,21 @@ async def bench(args: argparse.Namespace) -> int:
             figures = await run_one(fed, scenario, arrivals, args.timeout)
             say(f"{key}: {figures.error or f'{figures.received} events in {figures.wall_s}s'}")
             results.append(figures)
-    print()
-    print(report.table(results))
+        say("match: directory match query and search")
+        matched = await run_match(fed, args.timeout)
+        if "error" in matched:
+            say(f"match: {matched['error']}")
+        say(f"replica: {args.replica_events} hub broadcasts while amal's directory is down")
+        caught_up = await replica.run(fed, args.replica_events, args.timeout, say)
+        if caught_up.error:
+            say(f"replica: {caught_up.error}")
+    for table in (
+        report.table(results),
+        report.match_table(matched),
+        report.replica_table(caught_up),
+    ):
+        print()
+        print(table)
     print()
     if fed.log_problems:
         say(f"the servers' logs have {len(fed.log_problems)} error or warning lines, first:")
@@ -79,22 +125,28 @@ async def bench(args: argparse.Namespace) -> int:
     written = report.write_json(
         started,
         {
-            "benchmark": "federation",
+            "benchmark": "relais",
             "started_at": started.isoformat(),
             "command": shlex.join(sys.orig_argv),
-            "events": args.events,
-            "writers": args.writers,
             "timeout_s": args.timeout,
-            "subject": SUBJECT,
-            "sync_interval": "always",
             "machine": facts,
-            "warmup_s": round(fed.warmup_s, 3),
-            "results": report.as_json(results),
+            "federation": {
+                "benchmark": "federation",
+                "events": args.events,
+                "writers": args.writers,
+                "subject": SUBJECT,
+                "sync_interval": "always",
+                "warmup_s": round(fed.warmup_s, 3),
+                "results": report.as_json(results),
+            },
+            "directory_match": matched,
+            "replica_catch_up": replica.as_json(caught_up),
             "server_log_problems": fed.log_problems,
         },
     )
     say(f"wrote {written}")
-    return 1 if any(r.error for r in results) else 0
+    failed = any(r.error for r in results) or "error" in matched or caught_up.error is not None
+    return 1 if failed else 0
 
 
 def main() -> None:

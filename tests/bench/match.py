@@ -6,7 +6,8 @@ cities, languages; most services open, some waitlisted or closed; some restricte
 population, a sex or an age), then times 500 match queries (random category, city, languages
 and profile) through the real ``search.candidates`` and ``matching.rank``, one after another
 on one connection, and 200 searches through ``search.search_services``. Prints a table; ``run``
-returns the figures. The server is stopped and its folder deleted at the end.
+returns the figures. The server is stopped and its folder deleted at the end. ``python -m
+tests.bench`` runs the same on the federation's PostgreSQL (``run(say, postgres)``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from shared import db
 from shared.contracts.directory import OrganisationPublished
 
 MIGRATIONS = Path(search.__file__).parent / "migrations"
+DATABASE = "bench_match"
 ORGANISATIONS = 1000
 SERVICES_PER_ORGANISATION = 10
 MATCHES = 500
@@ -211,49 +214,69 @@ async def load(pool: db.Pool, records: list[OrganisationPublished]) -> None:
         await conn.execute("ANALYZE directory.service; ANALYZE directory.organisation")
 
 
-async def run(say: Callable[[str], None]) -> dict[str, Any]:
-    """Start PostgreSQL, load the directory, time the queries; stop and clean up on exit."""
-    root = Path(tempfile.mkdtemp(prefix="relais-match-"))  # short: the socket path is limited
-    postgres = EmbeddedPostgres(root / "postgres")
+@asynccontextmanager
+async def database(
+    say: Callable[[str], None], postgres: EmbeddedPostgres | None
+) -> AsyncIterator[db.Pool]:
+    """A migrated directory schema in database ``bench_match``: on ``postgres`` if given (it is
+    left running), else on a PostgreSQL of its own, stopped and deleted on exit."""
+    root: Path | None = None
     supervisor = Supervisor()
-    pool: db.Pool | None = None
-    rng = random.Random(SEED)
     try:
         started = time.monotonic()
-        await asyncio.to_thread(postgres.prepare)
-        await supervisor.start(postgres.process(root / "logs" / "postgres.log"))
-        pool = await db.create_pool(await postgres.ensure_database("bench_match"), max_size=2)
-        await db.migrate(pool, "directory", [MIGRATIONS])
-        say(f"PostgreSQL ready in {time.monotonic() - started:.1f}s under {root}")
-        records = directory(rng)
-        started = time.monotonic()
-        await load(pool, records)
-        load_s = time.monotonic() - started
-        organisations, services = len(records), sum(len(r.services) for r in records)
-        say(f"loaded {organisations} organisations, {services} services in {load_s:.1f}s")
-        # The generated records are this benchmark's, not a node's: without them, and with the
-        # start-up heap frozen, a full collection of them (~250 ms seen) is not timed as a query.
-        del records
-        gc.collect()
-        gc.freeze()
-        rows = await time_matches(pool, rng)
-        say(f"{MATCHES} match queries timed")
-        rows.append(await time_searches(pool, rng))
-        say(f"{SEARCHES} searches timed")
-        return {
-            "benchmark": "directory-match",
-            "organisations": organisations,
-            "services": services,
-            "load_s": round(load_s, 2),
-            "seed": SEED,
-            "results": rows,
-        }
-    finally:
-        gc.unfreeze()
-        if pool is not None:
+        if postgres is None:
+            root = Path(tempfile.mkdtemp(prefix="relais-match-"))  # short: the socket path
+            postgres = EmbeddedPostgres(root / "postgres")
+            await asyncio.to_thread(postgres.prepare)
+            await supervisor.start(postgres.process(root / "logs" / "postgres.log"))
+        pool = await db.create_pool(await postgres.ensure_database(DATABASE), max_size=2)
+        try:
+            await db.migrate(pool, "directory", [MIGRATIONS])
+            where = f"under {root}" if root else "on the federation's PostgreSQL"
+            say(f"database {DATABASE} ready in {time.monotonic() - started:.1f}s {where}")
+            yield pool
+        finally:
             await pool.close()
+    finally:
         await supervisor.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+async def run(
+    say: Callable[[str], None], postgres: EmbeddedPostgres | None = None
+) -> dict[str, Any]:
+    """Load the directory and time the queries, on ``postgres`` if given (it must not hold a
+    ``bench_match`` database yet), else on a PostgreSQL started and stopped here."""
+    rng = random.Random(SEED)
+    async with database(say, postgres) as pool:
+        try:
+            records = directory(rng)
+            started = time.monotonic()
+            await load(pool, records)
+            load_s = time.monotonic() - started
+            organisations, services = len(records), sum(len(r.services) for r in records)
+            say(f"loaded {organisations} organisations, {services} services in {load_s:.1f}s")
+            # The generated records are this benchmark's, not a node's: without them, and with
+            # the start-up heap frozen, a full collection of them (~250 ms seen) is not timed as
+            # a query.
+            del records
+            gc.collect()
+            gc.freeze()
+            rows = await time_matches(pool, rng)
+            say(f"{MATCHES} match queries timed")
+            rows.append(await time_searches(pool, rng))
+            say(f"{SEARCHES} searches timed")
+        finally:
+            gc.unfreeze()
+    return {
+        "benchmark": "directory-match",
+        "organisations": organisations,
+        "services": services,
+        "load_s": round(load_s, 2),
+        "seed": SEED,
+        "results": rows,
+    }
 
 
 def main() -> None:

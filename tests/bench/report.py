@@ -16,10 +16,13 @@ from typing import Any
 import asyncpg
 
 from deploy import nats_server
+from tests.bench import match
 from tests.bench.measure import Figures
+from tests.bench.replica import CatchUp
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench-results"
 COLUMNS = ("events", "events/s", "p50 ms", "p99 ms", "max ms", "wall s")
+REPLICA_COLUMNS = ("events", "orgs", "publish s", "backlog s", "catch-up s", "events/s", "services")
 
 
 def table(results: list[Figures]) -> str:
@@ -34,6 +37,35 @@ def table(results: list[Figures]) -> str:
         cells = (r.events, r.events_per_s, r.p50_ms, r.p99_ms, r.max_ms, r.wall_s)
         lines.append(name.ljust(width) + "".join(f"{c:>10}" for c in cells))
     return "\n".join(lines)
+
+
+def match_table(result: dict[str, Any]) -> str:
+    """The query timings, under what they were timed on; or why there are none."""
+    if "error" in result:
+        return f"directory match  FAILED: {result['error']}"
+    heading = (
+        f"directory match over {result['organisations']} organisations,"
+        f" {result['services']} services (loaded in {result['load_s']}s)"
+    )
+    return heading + "\n" + match.table(result["results"])
+
+
+def replica_table(result: CatchUp) -> str:
+    """One line: the backlog a member's directory applied after an outage, and how fast."""
+    name = "replica catch-up (hub broadcasts → amal's directory)"
+    head = "scenario".ljust(len(name)) + "".join(c.rjust(12) for c in REPLICA_COLUMNS)
+    if result.error is not None:
+        return f"{head}\n{name}{result.events:>12}  FAILED: {result.error}"
+    cells = (
+        result.events,
+        result.organisations,
+        result.publish_s,
+        result.backlog_s,
+        result.catch_up_s,
+        result.events_per_s,
+        result.service_rows,
+    )
+    return f"{head}\n{name}" + "".join(f"{c:>12}" for c in cells)
 
 
 async def machine(postgres_url: str, root: Path) -> dict[str, Any]:
@@ -79,7 +111,7 @@ def fsync_rate(folder: Path, seconds: float = 1.0) -> float:
 
 def write_json(started: datetime, document: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{started:%Y%m%dT%H%M%SZ}-federation.json"
+    path = RESULTS / f"{started:%Y%m%dT%H%M%SZ}-bench.json"
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return path
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 from deploy.network import Network
 from shared.bus import Bus
 from shared.contracts.directory import OrganisationChangeRequested, OrganisationPublished
 from shared.crypto import NodeKeys
+from shared.db import create_pool
 from shared.events import make_event
 from tests.e2e.conftest import client
 from tests.waiting import eventually
+
+ORGANISATIONS = "/api/v1/directory/organisations"
 
 
 async def membership(hub: Any, org_id: str, action: str, reason: str | None = None) -> Any:
@@ -167,3 +171,88 @@ async def test_the_hub_refuses_a_change_a_node_publishes_for_another_organisatio
         await eventually(parked, within=30, what="the hub parks the forged change")
         record = (await hub.get("/api/v1/directory/organisations/amal")).json()
     assert record["website"] != "https://evil.example"
+
+
+async def test_other_services_ask_the_directory_over_the_nodes_nats(
+    running_network: dict[str, Any], network: Network
+) -> None:
+    bus = await Bus.connect(network.plan("sanad").nats_url, org="sanad", name="a-service")
+    try:
+
+        async def ask(subject: str, request: dict[str, Any]) -> dict[str, Any]:
+            reply = await bus.nc.request(subject, json.dumps(request).encode(), timeout=5)
+            answer: dict[str, Any] = json.loads(reply.data)
+            return answer
+
+        found = await ask(
+            "relais.cmd.directory.match",
+            {"category": "primary_health", "city": "oujda", "languages": ["fr"]},
+        )
+        best = found["result"][0]
+        assert best["org_id"] == "amal"
+        assert {"code": "same_city", "city": "oujda"} in best["reasons"]
+        wrong = await ask("relais.cmd.directory.match", {"category": "astrology"})
+        assert wrong["error"]["type"] == "/problems/invalid"
+        assert wrong["error"]["field"] == "category"
+        missing = await ask("relais.cmd.directory.organisation", {"org_id": "nowhere"})
+        assert missing["error"]["status"] == 404
+    finally:
+        await bus.close()
+
+
+async def test_a_replica_lost_entirely_is_rebuilt_from_the_hub(
+    running_network: dict[str, Any],
+) -> None:
+    async with client(running_network, "hub", "coordinator") as hub:
+        expected = {o["org_id"]: o["version"] for o in (await hub.get(ORGANISATIONS)).json()}
+    pool = await create_pool(running_network["nodes"]["amal"]["database_url"], max_size=1)
+    try:
+        await pool.execute("TRUNCATE directory.organisation CASCADE")
+    finally:
+        await pool.close()
+
+    async with client(running_network, "amal", "admin") as amal:
+        assert (await amal.get(ORGANISATIONS)).json() == []
+        asked = await amal.post("/api/v1/directory/replica/replay")
+        assert asked.status_code == 202
+
+        async def rebuilt() -> bool:
+            held = {o["org_id"]: o["version"] for o in (await amal.get(ORGANISATIONS)).json()}
+            return held == expected
+
+        await eventually(rebuilt, within=60, what="amal's replica rebuilt from the hub")
+
+
+async def test_a_node_catches_up_after_being_offline_and_reads_while_the_hub_is_away(
+    running_network: dict[str, Any], network: Network
+) -> None:
+    await network.supervisor.stop("node-amal")
+    try:
+        async with client(running_network, "hub", "coordinator") as hub:
+            sanad = (await hub.get(f"{ORGANISATIONS}/sanad")).json()
+            changed = {**sanad, "version": sanad["version"] + 1, "website": "https://sanad.ma"}
+            assert (await hub.put(f"{ORGANISATIONS}/sanad", json=changed)).status_code == 200
+    finally:
+        await network.supervisor.start(network.node_process(network.plan("amal")))
+
+    async with client(running_network, "amal", "caseworker") as amal:
+
+        async def caught_up() -> bool:
+            record = (await amal.get(f"{ORGANISATIONS}/sanad")).json()
+            return bool(record["version"] == changed["version"])
+
+        await eventually(caught_up, within=60, what="amal catches up after its outage")
+
+        await network.supervisor.stop("nats-hub")
+        try:
+            # The replica serves reads and matching with the hub unreachable.
+            assert (await amal.get(f"{ORGANISATIONS}/sanad")).json()[
+                "website"
+            ] == "https://sanad.ma"
+            found = await amal.post(
+                "/api/v1/directory/match", json={"category": "legal_aid", "city": "rabat"}
+            )
+            assert found.status_code == 200
+        finally:
+            await network.supervisor.start(network.nats_process(network.hub))
+            await network.wait_for_leaf_links()
