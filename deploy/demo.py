@@ -23,7 +23,7 @@ from deploy.demo_network import HUB, MEMBERS, DemoOrg, record
 from deploy.network import Network, NodePlan, plan_network
 from shared import db
 from shared.auth import add_user, issue_access_token
-from shared.contracts.directory import OrganisationPublished, PublicKey
+from shared.contracts.directory import MembershipStatus, OrganisationPublished, PublicKey
 from shared.crypto import NodeKeys
 from shared.errors import Conflict
 from shared.settings import DEMO_SECRET
@@ -98,19 +98,35 @@ async def publish_directory(network: Network, coordinator_token: str) -> None:
             keys = NodeKeys.load_or_create(network.key_dir(plan)).public_keys()
             wanted = [PublicKey.model_validate(key) for key in keys]
             current = await client.get(f"/api/v1/directory/organisations/{org.org_id}")
-            version = 1
+            wanted_record = record(org, version=1, node_url=plan.url, keys=wanted)
             if current.status_code == 200:
                 held = OrganisationPublished.model_validate(current.json())
-                if held == record(org, version=held.version, node_url=plan.url, keys=wanted):
+                # Membership is the coordinators' (they may have suspended one): keep it.
+                wanted_record = wanted_record.model_copy(
+                    update={
+                        "version": held.version,
+                        "status": held.status,
+                        "status_reason": held.status_reason,
+                    }
+                )
+                if held == wanted_record:
                     continue
-                version = held.version + 1
+                wanted_record = wanted_record.model_copy(update={"version": held.version + 1})
+            else:  # a newcomer applies, then the coordinator admits it
+                wanted_record = wanted_record.model_copy(
+                    update={"status": MembershipStatus.APPLICANT}
+                )
             response = await client.put(
                 f"/api/v1/directory/organisations/{org.org_id}",
-                json=record(org, version=version, node_url=plan.url, keys=wanted).model_dump(
-                    mode="json"
-                ),
+                json=wanted_record.model_dump(mode="json"),
             )
             response.raise_for_status()
+            if current.status_code != 200:
+                admitted = await client.post(
+                    f"/api/v1/directory/organisations/{org.org_id}/membership",
+                    json={"action": "admit"},
+                )
+                admitted.raise_for_status()
 
 
 async def wait_for_roster(network: Network, tokens: dict[str, str], within: float = 60) -> None:

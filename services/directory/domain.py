@@ -134,6 +134,25 @@ def change_membership(
     )
 
 
+def coordinator_edit(
+    current: OrganisationPublished | None, proposed: OrganisationPublished
+) -> OrganisationPublished:
+    """A record the hub's coordinators write: a newcomer starts as an applicant, and an
+    existing record keeps its membership status, which moves only along the lifecycle."""
+    if current is None and proposed.status is not MembershipStatus.APPLICANT:
+        raise InvalidTransition(
+            "a new organisation starts as an applicant; then admit it", field="status"
+        )
+    if current is not None and (proposed.status, proposed.status_reason) != (
+        current.status,
+        current.status_reason,
+    ):
+        raise InvalidTransition(
+            "membership changes through …/membership (admit, suspend, …)", field="status"
+        )
+    return next_record(current, proposed)
+
+
 # What only the hub's coordinators change: an organisation edits the rest of its record.
 _COORDINATED = ("status", "status_reason", "kind", "keys", "node_url")
 

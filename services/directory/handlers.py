@@ -31,7 +31,9 @@ async def publish_organisation(
     ctx: ServiceContext, record: OrganisationPublished
 ) -> OrganisationPublished:
     """On the hub: record a new version of an organisation and broadcast it to every node."""
-    return await _publish(ctx, record.org_id, lambda current: domain.next_record(current, record))
+    return await _publish(
+        ctx, record.org_id, lambda current: domain.coordinator_edit(current, record)
+    )
 
 
 async def change_membership(

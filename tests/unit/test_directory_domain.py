@@ -29,6 +29,21 @@ def record(version: int) -> OrganisationPublished:
     )
 
 
+class TestCoordinatorEdits:
+    def test_a_newcomer_starts_as_an_applicant(self) -> None:
+        applicant = record(1).model_copy(update={"status": MembershipStatus.APPLICANT})
+        assert domain.coordinator_edit(None, applicant).status is MembershipStatus.APPLICANT
+        with pytest.raises(InvalidTransition) as refused:
+            domain.coordinator_edit(None, record(1))
+        assert refused.value.field == "status"
+
+    def test_an_edit_cannot_skip_the_membership_lifecycle(self) -> None:
+        suspended = record(2).model_copy(update={"status": MembershipStatus.SUSPENDED})
+        with pytest.raises(InvalidTransition, match="membership"):
+            domain.coordinator_edit(record(1), suspended)
+        assert domain.coordinator_edit(record(1), record(2)).version == 2
+
+
 class TestPublishing:
     def test_a_new_organisation_starts_at_version_one(self) -> None:
         assert domain.next_record(None, record(1)).version == 1
