@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from services.directory import export_api, store
-from shared import db, problems
+from shared import db
 from shared.auth import Role, add_user, issue_access_token
 from shared.auth import service as auth_service
 from shared.auth.store import MIGRATIONS, SCHEMA
@@ -25,8 +24,7 @@ from shared.contracts.directory import (
     OrganisationPublished,
     ServiceOffer,
 )
-from shared.service import ServiceContext
-from shared.settings import DEMO_SECRET, NodeSettings
+from tests.integration.apps import app_of, node_settings
 
 PREFIX = "/api/v1/directory"
 
@@ -58,14 +56,7 @@ def organisation(org_id: str, status: MembershipStatus, name: str) -> Organisati
 
 @pytest.fixture
 async def node(database_url: str) -> AsyncIterator[Node]:
-    settings = NodeSettings(
-        node_id="sanad",
-        org="sanad",
-        nats_url="nats://127.0.0.1:1",  # exports publish nothing
-        database_url=database_url,
-        secret_key=DEMO_SECRET,
-        demo=True,
-    )
+    settings = node_settings(database_url)
     pool = await db.create_pool(database_url, max_size=4)
     await db.migrate(pool, SCHEMA, [MIGRATIONS])
     async with pool.acquire() as conn:
@@ -77,14 +68,9 @@ async def node(database_url: str) -> AsyncIterator[Node]:
         )
     await add_user(pool, "amina", "correct horse battery", Role.CASEWORKER)
     token = await issue_access_token(pool, "amina")
-    app = FastAPI()
-    problems.install(app)
-    app.include_router(auth_service.router, prefix="/api/v1/auth")
-    app.include_router(export_api.router, prefix=PREFIX)
-    app.state.contexts = {
-        name: ServiceContext(name=name, settings=settings, pool=pool, bus=None)  # type: ignore[arg-type]
-        for name in ("auth", "directory")
-    }
+    app = app_of(
+        settings, pool, [("/api/v1/auth", auth_service.router), (PREFIX, export_api.router)]
+    )
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://sanad.test") as client:

@@ -8,16 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from services.directory import search, search_api, store
 from services.directory.matching import MatchRequest
 from services.directory.search import ServiceQuery
-from shared import db, problems
+from shared import db
 from shared.auth import Role, add_user, issue_access_token
 from shared.contracts.directory import Capacity, OrganisationPublished
-from shared.service import ServiceContext
-from shared.settings import DEMO_SECRET, NodeSettings
+from tests.integration.apps import app_of, node_settings
 
 TANGER_REGION = "tanger_tetouan_al_hoceima"
 
@@ -326,21 +324,7 @@ class TestMatching:
 @pytest.fixture
 async def api(pool: db.Pool, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The search router in an app of its own, as a caseworker of sanad calls it."""
-    settings = NodeSettings(
-        node_id="sanad",
-        org="sanad",
-        nats_url="nats://127.0.0.1:1",  # search publishes nothing
-        database_url=database_url,
-        secret_key=DEMO_SECRET,
-        demo=True,
-    )
-    app = FastAPI()
-    problems.install(app)
-    app.include_router(search_api.router, prefix="/api/v1/directory")
-    app.state.contexts = {
-        name: ServiceContext(name=name, settings=settings, pool=pool, bus=None)  # type: ignore[arg-type]
-        for name in ("auth", "directory")
-    }
+    app = app_of(node_settings(database_url), pool, [("/api/v1/directory", search_api.router)])
     await add_user(pool, "caseworker", "correct horse battery", Role.CASEWORKER)
     token = await issue_access_token(pool, "caseworker")
     transport = httpx.ASGITransport(app=app)
