@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 import asyncpg
+from prometheus_client import Gauge
 
 from shared import telemetry
 from shared.bus import Bus, check_publishable
@@ -21,6 +22,11 @@ from shared.db import Connection, Pool
 from shared.events import CloudEvent
 
 log = logging.getLogger(__name__)
+UNSENT = Gauge(
+    "relais_outbox_unsent",
+    "Events written by a service but not yet acknowledged by the broker (counted while it fails)",
+    ["service"],
+)
 
 
 def channel(schema: str) -> str:
@@ -68,8 +74,10 @@ class OutboxRelay:
                     while await self.publish_pending() == self.batch:
                         pass
                     backoff = 0.2
+                    UNSENT.labels(self.schema).set(0)
                 except (OSError, asyncpg.PostgresError, TimeoutError, ConnectionError) as exc:
                     log.warning("outbox %s: relay paused (%s); retrying", self.schema, exc)
+                    await self._count_unsent()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
@@ -87,6 +95,14 @@ class OutboxRelay:
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("outbox %s: cannot LISTEN (%s); polling", self.schema, exc)
             return None
+
+    async def _count_unsent(self) -> None:
+        """What waits for the broker, for operators (skipped if the database is what failed)."""
+        with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+            count = await self.pool.fetchval(
+                f"SELECT count(*) FROM {self.schema}.outbox WHERE sent_at IS NULL", timeout=2
+            )
+            UNSENT.labels(self.schema).set(count)
 
     def _notified(self, *_: object) -> None:
         if self._wake is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from nats.js.api import StreamConfig
+from prometheus_client import REGISTRY
 
 from deploy import nats_server
 from deploy.nats_config import NatsServerSpec
@@ -55,6 +56,14 @@ async def unsent(pool: Pool) -> int:
     return count
 
 
+def backlog() -> float | None:
+    return REGISTRY.get_sample_value("relais_outbox_unsent", {"service": "directory"})
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def write_events(pool: Pool, count: int) -> list[str]:
     ids = []
     for i in range(count):
@@ -78,6 +87,8 @@ async def test_events_written_while_the_broker_is_down_arrive_once_it_returns(
         during = await write_events(pool, 20)
         await asyncio.sleep(1)  # the relay tries, and fails, meanwhile
         assert await unsent(pool) > 0
+        # Operators see the backlog in /metrics once a publish has timed out.
+        await eventually(lambda: _true((backlog() or 0) >= 20), within=20, what="a backlog")
         await supervisor.start(
             nats_server.process(
                 spec, config_dir=spec.store_dir.parent, log_dir=spec.store_dir.parent
@@ -88,6 +99,7 @@ async def test_events_written_while_the_broker_is_down_arrive_once_it_returns(
             return await unsent(pool) == 0
 
         await eventually(all_sent, within=20, what="every event relayed")
+        await eventually(lambda: _true(backlog() == 0), within=5, what="the backlog gauge at 0")
         stored = await _stored_event_ids(bus, "OUT")
         assert sorted(stored) == sorted(before + during)  # every one, and each once
     finally:
