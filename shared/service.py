@@ -15,9 +15,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from shared import outbox
 from shared.bus import Bus, Subscription
 from shared.crypto import NodeKeys
-from shared.db import Pool
+from shared.db import Connection, Pool
+from shared.events import CloudEvent, Payload, make_event, registry
 from shared.settings import NodeSettings
 
 
@@ -40,6 +42,18 @@ class ServiceContext:
     def source(self) -> str:
         """The CloudEvents ``source`` of what this service emits."""
         return f"relais://{self.settings.node_id}/{self.name}"
+
+    async def send(
+        self, conn: Connection, payload: Payload, *, to: str, about: str | None = None
+    ) -> CloudEvent:
+        """Put a network event for organisation ``to`` (or ``all``) in this service's outbox,
+        inside the caller's transaction; ``about`` is the aggregate's id (no personal data)."""
+        subject = registry.for_payload(type(payload)).subject(
+            sender=self.settings.org, recipient=to
+        )
+        event = make_event(payload, source=self.source, subject=about)
+        await outbox.add(conn, self.schema, subject, event)
+        return event
 
     async def subscribe(self, subscription: Subscription) -> None:
         await self.bus.subscribe(subscription)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from services.directory import domain, matching, search, store
-from shared import crypto, outbox, processed
+from shared import crypto, processed
 from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.directory import (
@@ -20,7 +20,7 @@ from shared.contracts.directory import (
     OrganisationPublished,
 )
 from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from shared.events import BROADCAST, CloudEvent, make_event, registry
+from shared.events import BROADCAST, CloudEvent
 from shared.federation import Member, hub_member_streams, router_stream
 from shared.service import ServiceContext
 
@@ -71,11 +71,7 @@ async def _publish(
             return current
         accepted = change(current)
         await store.save_organisation(conn, accepted)
-        event = make_event(accepted, source=ctx.source, subject=accepted.org_id)
-        subject = registry.for_payload(OrganisationPublished).subject(
-            sender=ctx.settings.org, recipient=BROADCAST
-        )
-        await outbox.add(conn, SCHEMA, subject, event)
+        await ctx.send(conn, accepted, to=BROADCAST, about=accepted.org_id)
     await ensure_hub_topology(ctx)
     return accepted
 
@@ -117,11 +113,8 @@ async def request_change(
         record = checked.model_dump(mode="json")
         key_id, signature = ctx.keys.sign(record)
         request = OrganisationChangeRequested(record=checked, key_id=key_id, signature=signature)
-        subject = registry.for_payload(OrganisationChangeRequested).subject(
-            sender=ctx.settings.org, recipient=ctx.settings.hub_org
-        )
         await store.record_change_request(conn, org_id, checked.version, principal.subject)
-        await outbox.add(conn, SCHEMA, subject, make_event(request, source=ctx.source))
+        await ctx.send(conn, request, to=ctx.settings.hub_org)
     return checked
 
 
@@ -179,11 +172,8 @@ async def _refuse(ctx: ServiceContext, record: OrganisationPublished, error: Dom
     refusal = OrganisationChangeRefused(
         org_id=record.org_id, version=record.version, reason=error.detail, field=error.field
     )
-    subject = registry.for_payload(OrganisationChangeRefused).subject(
-        sender=ctx.settings.org, recipient=record.org_id
-    )
     async with ctx.pool.acquire() as conn, conn.transaction():
-        await outbox.add(conn, SCHEMA, subject, make_event(refusal, source=ctx.source))
+        await ctx.send(conn, refusal, to=record.org_id)
 
 
 async def record_refusal(
@@ -207,12 +197,8 @@ async def request_replay(ctx: ServiceContext, reason: str) -> None:
     """On a member node: ask the hub for every current record (a new or rebuilt replica)."""
     if ctx.settings.is_hub:
         raise Invalid("the hub holds the directory itself", field="node")
-    subject = registry.for_payload(DirectoryReplayRequested).subject(
-        sender=ctx.settings.org, recipient=ctx.settings.hub_org
-    )
-    event = make_event(DirectoryReplayRequested(reason=reason), source=ctx.source)
     async with ctx.pool.acquire() as conn, conn.transaction():
-        await outbox.add(conn, SCHEMA, subject, event)
+        await ctx.send(conn, DirectoryReplayRequested(reason=reason), to=ctx.settings.hub_org)
 
 
 async def replay_directory(
@@ -221,15 +207,11 @@ async def replay_directory(
     """On the hub: send every current record to the node that asked, addressed to it alone."""
     recipient = delivery.sender
     assert recipient is not None
-    published = registry.for_payload(OrganisationPublished)
-    subject = published.subject(sender=ctx.settings.org, recipient=recipient)
     async with ctx.pool.acquire() as conn, conn.transaction():
         if not await processed.first_time(conn, SCHEMA, "directory.replay", event.id):
             return
         for record in await store.list_organisations(conn):
-            await outbox.add(
-                conn, SCHEMA, subject, make_event(record, source=ctx.source, subject=record.org_id)
-            )
+            await ctx.send(conn, record, to=recipient, about=record.org_id)
 
 
 async def organisation(ctx: ServiceContext, org_id: str) -> OrganisationPublished:
@@ -271,10 +253,7 @@ async def probe(ctx: ServiceContext, org_id: str) -> str:
             raise NotFound(f"no organisation {org_id} in the directory", field="org_id")
         payload = LinkProbed(probe_id=secrets.token_hex(8), sent_at=datetime.now(UTC))
         await store.record_probe(conn, org_id, payload.probe_id, payload.sent_at)
-        subject = registry.for_payload(LinkProbed).subject(
-            sender=ctx.settings.org, recipient=org_id
-        )
-        await outbox.add(conn, SCHEMA, subject, make_event(payload, source=ctx.source))
+        await ctx.send(conn, payload, to=org_id)
     return payload.probe_id
 
 
@@ -290,10 +269,7 @@ async def answer_probe(
         answer = LinkAnswered(
             probe_id=probe.probe_id, probed_at=probe.sent_at, answered_at=datetime.now(UTC)
         )
-        subject = registry.for_payload(LinkAnswered).subject(
-            sender=ctx.settings.org, recipient=sender
-        )
-        await outbox.add(conn, SCHEMA, subject, make_event(answer, source=ctx.source))
+        await ctx.send(conn, answer, to=sender)
 
 
 async def record_answer(
