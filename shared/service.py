@@ -55,6 +55,14 @@ class ServiceContext:
         await outbox.add(conn, self.schema, subject, event)
         return event
 
+    async def emit(self, conn: Connection, payload: Payload, *, about: str | None = None) -> None:
+        """Put an event for this node's other services (``relais.local.<service>.<event>``)
+        in this service's outbox, inside the caller's transaction."""
+        subject = registry.for_payload(type(payload)).subject(service=self.name)
+        await outbox.add(
+            conn, self.schema, subject, make_event(payload, source=self.source, subject=about)
+        )
+
     async def subscribe(self, subscription: Subscription) -> None:
         await self.bus.subscribe(subscription)
 

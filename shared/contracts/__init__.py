@@ -3,6 +3,6 @@
 Importing this package registers every type in ``shared.events.registry``.
 """
 
-from shared.contracts import directory
+from shared.contracts import audit, directory, referrals
 
-__all__ = ["directory"]
+__all__ = ["audit", "directory", "referrals"]

@@ -1,0 +1,48 @@
+"""What every service tells its node's audit service: one record per action or read.
+
+A service writes ``AuditRecorded`` into its own outbox in the transaction of the action it
+records (``shared.audit_trail.record``), so an action is never without its record; the audit
+service chains the records in arrival order. A record holds a digest of the content, never
+the content: the person's data stays out of the log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from shared.contracts.directory import ORG_ID
+from shared.events import Payload, Scope, registry
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    REFUSED = "refused"  # authorisation or validation said no
+    FAILED = "failed"  # e.g. a tampered envelope
+
+
+@registry.register(
+    "relais.audit.recorded.v1",
+    scope=Scope.LOCAL,
+    summary="A service records an action or a read for the node's tamper-evident audit log.",
+)
+class AuditRecorded(Payload):
+    at: datetime
+    actor_org: str = Field(pattern=ORG_ID)
+    actor: str = Field(
+        min_length=1,
+        max_length=120,
+        description="user:<username>, token:<id> (a member system) or system:<service>",
+    )
+    action: str = Field(
+        pattern=r"^[a-z_]+\.[a-z_]+$", description="<object kind>.<verb>, e.g. referral.accepted"
+    )
+    object: str = Field(
+        min_length=1, max_length=200, description="<kind>:<id>, e.g. referral:<uuid>"
+    )
+    digest: str = Field(
+        default="", pattern=r"^$|^[0-9a-f]{64}$", description="SHA-256 of the canonical content"
+    )
+    outcome: Outcome = Outcome.OK

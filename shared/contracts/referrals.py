@@ -1,0 +1,217 @@
+"""Events of a referral's life (DESIGN.md §4 and §5).
+
+Across the network: the sender's node offers a sealed envelope to the recipient organisation;
+both nodes then tell each other every transition, so each holds the same history. What the
+hub relays is the clear header (who, which category, how urgent, which deadlines: metadata
+the secretariat may see) and ciphertext; the person's data never travels in clear.
+
+Inside a node: ``ReferralChanged`` and ``ReferralDeadline`` tell the node's other services
+(notifications, audit) what happened, with metadata only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from shared.contracts.directory import CODE, ORG_ID
+from shared.events import Payload, Scope, registry
+
+REFERRAL_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$"  # a UUIDv7
+
+
+class Status(StrEnum):
+    SENT = "sent"
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    DECLINED = "declined"
+    CLOSED_UNRESOLVED = "closed_unresolved"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class Urgency(StrEnum):
+    EMERGENCY = "emergency"
+    PRIORITY = "priority"
+    ROUTINE = "routine"
+
+
+class LegalBasis(StrEnum):
+    """Why the person's data may be shared (Moroccan law 09-08 and GDPR, art. 6)."""
+
+    CONSENT = "consent"
+    VITAL_INTEREST = "vital_interest"
+    LEGAL_OBLIGATION = "legal_obligation"
+    PUBLIC_INTEREST = "public_interest"
+
+
+class Consent(Payload):
+    """What the person agreed to: this organisation, this category of service, until when."""
+
+    given_at: datetime
+    expires_at: datetime | None = None
+    scope_org: str = Field(pattern=ORG_ID, description="the organisation the data may go to")
+    scope_category: str = Field(pattern=CODE, description="the service it may be used for")
+    recorded_by: str = Field(min_length=1, max_length=80, description="the staff member")
+
+
+class Header(Payload):
+    """The clear part of an envelope: bound to the ciphertext as associated data, signed."""
+
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    from_org: str = Field(pattern=ORG_ID)
+    to_org: str = Field(pattern=ORG_ID)
+    category: str = Field(pattern=CODE)
+    urgency: Urgency
+    region: str | None = Field(default=None, pattern=CODE, description="where the need is")
+    legal_basis: LegalBasis
+    consent: Consent | None = None
+    created_at: datetime
+    acknowledge_by: datetime
+    answer_by: datetime
+    sender_key_id: str = Field(description="the sender's Ed25519 key that signed")
+    recipient_key_id: str = Field(description="the recipient's X25519 key the data key is for")
+    sender_encryption_key_id: str = Field(description="the sender's own X25519 key")
+
+
+class SealedPayload(Payload):
+    """The person's data: XChaCha20-Poly1305 under a fresh data key, the header as AAD; the
+    data key sealed (X25519 sealed box) for the recipient and for the sender."""
+
+    nonce: str = Field(description="base64")
+    ciphertext: str = Field(description="base64")
+    key_for_recipient: str = Field(description="base64 sealed box of the data key")
+    key_for_sender: str = Field(description="base64 sealed box of the data key")
+
+
+@registry.register(
+    "relais.referral.offered.v1",
+    scope=Scope.NET,
+    summary="An organisation refers a person's case to another one: the signed, sealed "
+    "envelope (clear header, encrypted payload).",
+)
+class ReferralOffered(Payload):
+    header: Header
+    sealed: SealedPayload
+    signature: str = Field(description="base64 Ed25519 over the header and the sealed payload")
+
+
+@registry.register(
+    "relais.referral.transitioned.v1",
+    scope=Scope.NET,
+    summary="One step of a referral's lifecycle, made by the sender's or the recipient's node "
+    "and told to the other.",
+)
+class ReferralTransitioned(Payload):
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    status: Status = Field(description="the status this step leads to")
+    at: datetime
+    by_org: str = Field(pattern=ORG_ID)
+    reason: str | None = Field(default=None, pattern=CODE, description="a reason or outcome code")
+    sealed_note: str | None = Field(
+        default=None, description="base64 nonce+ciphertext of a free-text note, under the data key"
+    )
+
+
+@registry.register(
+    "relais.referral.refused.v1",
+    scope=Scope.NET,
+    summary="The recipient's node did not accept an envelope (bad signature, unknown key, "
+    "undecryptable): the sender learns it failed and why, without content.",
+)
+class ReferralRefused(Payload):
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    reason: str = Field(pattern=CODE)
+    at: datetime
+
+
+@registry.register(
+    "relais.referral.consent_revoked.v1",
+    scope=Scope.NET,
+    summary="The person withdrew consent: the recipient's node must destroy its copy of the "
+    "data key.",
+)
+class ConsentRevoked(Payload):
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    at: datetime
+
+
+@registry.register(
+    "relais.referral.key_destroyed.v1",
+    scope=Scope.NET,
+    summary="The recipient's node confirms it destroyed its copy of the data key.",
+)
+class KeyDestroyed(Payload):
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    at: datetime
+
+
+@registry.register(
+    "relais.referral.escalated.v1",
+    scope=Scope.NET,
+    summary="A referral's deadline passed: the secretariat is told, with metadata only.",
+)
+class ReferralEscalated(Payload):
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    from_org: str = Field(pattern=ORG_ID)
+    to_org: str = Field(pattern=ORG_ID)
+    category: str = Field(pattern=CODE)
+    urgency: Urgency
+    status: Status
+    deadline: str = Field(pattern=r"^(acknowledge|answer)$")
+    due_at: datetime
+
+
+class Box(StrEnum):
+    INBOX = "inbox"  # this node's organisation received it
+    OUTBOX = "outbox"  # this node's organisation sent it
+
+
+class ReferralView(Payload):
+    """Metadata of a referral as one node sees it; never the person's data."""
+
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    box: Box
+    from_org: str = Field(pattern=ORG_ID)
+    to_org: str = Field(pattern=ORG_ID)
+    category: str = Field(pattern=CODE)
+    urgency: Urgency
+    status: Status
+    created_by: str | None = Field(
+        default=None, description="the sender's staff member (outbox only), for notifications"
+    )
+    acknowledge_by: datetime
+    answer_by: datetime
+
+
+@registry.register(
+    "relais.referral.changed.v1",
+    scope=Scope.LOCAL,
+    summary="A referral this node holds changed (new, a status, consent): for the node's "
+    "notifications and audit.",
+)
+class ReferralChanged(Payload):
+    referral: ReferralView
+    change: str = Field(
+        pattern=CODE,
+        description="what happened: a status (sent, received, accepted, ...), consent_revoked, "
+        "key_destroyed, refused",
+    )
+    by_org: str = Field(pattern=ORG_ID)
+    at: datetime
+
+
+@registry.register(
+    "relais.referral.deadline.v1",
+    scope=Scope.LOCAL,
+    summary="A referral's deadline is near (reminder) or passed (breach), on this node's clock.",
+)
+class ReferralDeadline(Payload):
+    referral: ReferralView
+    deadline: str = Field(pattern=r"^(acknowledge|answer)$")
+    kind: str = Field(pattern=r"^(reminder|breach)$")
+    due_at: datetime
