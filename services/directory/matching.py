@@ -19,7 +19,7 @@ Points of the services kept (the score is their sum; each part has its reason):
 
     place       same city 30 · the city's region 20 · national 10 (no city asked: 0)
     language    a language in common 15 · none in common, or the service lists none: 0
-    capacity    open 20 · waitlist 12 (routine), 6 (urgent), 0 (emergency)
+    capacity    open 20 · waitlist 12 (routine), 6 (priority), 0 (emergency)
     population  a service meant for one of the person's populations 5
     response    what the response-time hook gives the organisation (no hook yet: 0)
 
@@ -27,7 +27,7 @@ So, other things equal, same city beats same region beats national, a common lan
 none and open beats waitlist. Across parts: a common language outweighs one step of distance
 but not two (same region and speaking the person's language beats same city without it; a
 national service does not); an open service in the region outranks a waitlist in the same city
-when the referral is urgent or an emergency, not when it is routine. Ties go to the
+when the referral is a priority or an emergency, not when it is routine. Ties go to the
 organisation id, then the service id, so the same question always gets the same list.
 """
 
@@ -52,7 +52,7 @@ from shared.contracts.directory import (
 
 class Urgency(StrEnum):
     ROUTINE = "routine"
-    URGENT = "urgent"
+    PRIORITY = "priority"
     EMERGENCY = "emergency"
 
 
@@ -60,7 +60,7 @@ PLACE_POINTS = {"same_city": 30, "same_region": 20, "national": 10}
 LANGUAGE_POINTS = 15
 OPEN_POINTS = 20
 # A waitlist is worth less the sooner the person needs help.
-WAITLIST_POINTS = {Urgency.ROUTINE: 12, Urgency.URGENT: 6, Urgency.EMERGENCY: 0}
+WAITLIST_POINTS = {Urgency.ROUTINE: 12, Urgency.PRIORITY: 6, Urgency.EMERGENCY: 0}
 POPULATION_POINTS = 5
 # The population code of the reference data that a service uses to say it is for anyone.
 EVERYONE = "everyone"

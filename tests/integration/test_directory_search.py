@@ -408,7 +408,7 @@ class TestRoutes:
                 "city": "tanger",
                 "languages": ["wo"],
                 "age": 30,
-                "urgency": "urgent",
+                "urgency": "priority",
             },
         )
         assert response.status_code == 200, response.text

@@ -163,7 +163,7 @@ class TestCapacity:
         ("urgency", "first"),
         [
             (Urgency.ROUTINE, "a_city_waitlist"),
-            (Urgency.URGENT, "b_region_open"),
+            (Urgency.PRIORITY, "b_region_open"),
             (Urgency.EMERGENCY, "b_region_open"),
         ],
     )
