@@ -6,10 +6,26 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.contracts.referrals import Urgency
+
 DEMO_SECRET = "relais-demo-secret-do-not-use-in-production"
+
+
+class Deadlines(BaseModel):
+    """How long a recipient has to acknowledge (accept or decline) and to answer (start)."""
+
+    acknowledge_hours: float = Field(gt=0)
+    answer_hours: float = Field(gt=0)
+
+
+DEFAULT_DEADLINES = {
+    Urgency.EMERGENCY: Deadlines(acknowledge_hours=4, answer_hours=24),
+    Urgency.PRIORITY: Deadlines(acknowledge_hours=24, answer_hours=72),
+    Urgency.ROUTINE: Deadlines(acknowledge_hours=72, answer_hours=7 * 24),
+}
 
 
 class NodeRole(StrEnum):
@@ -48,6 +64,30 @@ class NodeSettings(BaseSettings):
     key_dir: Path = Field(
         default=Path(".relais/keys"), description="the node's private keys, made there if absent"
     )
+    referral_deadlines: dict[Urgency, Deadlines] = Field(
+        default_factory=lambda: dict(DEFAULT_DEADLINES),
+        description='per urgency, as JSON: {"emergency": {"acknowledge_hours": 4, ...}}; '
+        "the urgencies left out keep their defaults",
+    )
+    referral_reminder_share: float = Field(
+        default=0.25, gt=0, lt=1, description="remind when this share of a deadline's time is left"
+    )
+    referral_expiry_grace_hours: float = Field(
+        default=24, ge=0, description="after the acknowledge deadline, before a referral expires"
+    )
+    referral_retention_days: float = Field(
+        default=180, gt=0, description="after closing, a referral's payload is crypto-shredded"
+    )
+    referral_clock_seconds: float = Field(
+        default=30, gt=0, description="how often the deadline clock looks for what is due"
+    )
+
+    @field_validator("referral_deadlines", mode="before")
+    @classmethod
+    def _defaults_for_the_urgencies_not_given(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        return {**{str(k): v for k, v in DEFAULT_DEADLINES.items()}, **value}
 
     @model_validator(mode="after")
     def _a_member_node_is_named_after_its_organisation(self) -> Self:
