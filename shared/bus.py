@@ -420,5 +420,6 @@ def _error(exc: DomainError) -> dict[str, Any]:
             "status": exc.status,
             "detail": exc.detail,
             "field": exc.field,
+            **exc.extensions(),
         }
     }

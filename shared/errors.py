@@ -29,6 +29,10 @@ class DomainError(Exception):
         self.detail = detail
         self.field = field
 
+    def extensions(self) -> dict[str, object]:
+        """Members a problem document adds for this kind of error (RFC 9457 §3.2)."""
+        return {}
+
 
 class Invalid(DomainError):
     status = 422
@@ -51,6 +55,13 @@ class Conflict(DomainError):
 class InvalidTransition(Conflict):
     type = "invalid-transition"
     title = "Action not allowed in this state"
+
+    def __init__(self, detail: str, *, allowed: list[str] | None = None) -> None:
+        super().__init__(detail)
+        self.allowed = allowed or []
+
+    def extensions(self) -> dict[str, object]:
+        return {"allowed": self.allowed}
 
 
 class Unauthenticated(DomainError):

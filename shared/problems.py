@@ -30,7 +30,7 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JS
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return problem(exc.status, exc.type, exc.title, exc.detail, field=exc.field)
+    return problem(exc.status, exc.type, exc.title, exc.detail, field=exc.field, **exc.extensions())
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
