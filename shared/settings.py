@@ -55,6 +55,12 @@ class NodeSettings(BaseSettings):
     http_port: int = Field(default=8000, ge=1, le=65535)
     demo: bool = False  # before secret_key: its check reads it
     secret_key: str = Field(min_length=16)
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="the node's address as its staff reach it, for links sent in notifications "
+        "(default: http://<http_host>:<http_port>)",
+    )
     otlp_endpoint: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     stream_replicas: int = Field(
@@ -106,3 +112,8 @@ class NodeSettings(BaseSettings):
     @property
     def is_hub(self) -> bool:
         return self.role is NodeRole.SECRETARIAT
+
+    @property
+    def base_url(self) -> str:
+        """Where people reach this node's pages, without a trailing slash."""
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
