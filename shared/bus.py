@@ -22,6 +22,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
@@ -30,7 +31,14 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 
 from shared import telemetry
-from shared.errors import DomainError, Invalid, PermanentFailure
+from shared.errors import (
+    BY_TYPE,
+    DomainError,
+    Invalid,
+    InvalidTransition,
+    PermanentFailure,
+    Unavailable,
+)
 from shared.events import BROADCAST, CloudEvent, Payload, parse_payload, registry
 from shared.federation import DEADLETTER
 
@@ -75,6 +83,9 @@ class Subscription:
     retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 120.0, 600.0)
     ack_wait: float = 60.0
     batch: int = 32
+    # The node's own broadcasts come back through its INBOX and are skipped; a consumer that
+    # watches the hub's ROUTER (the audit's network log) wants them.
+    own_broadcasts: bool = False
 
     @classmethod
     def routing(
@@ -233,7 +244,7 @@ class Bus:
             stream_seq=meta.sequence.stream,
             num_delivered=meta.num_delivered,
         )
-        if _is_own_broadcast(msg.subject, self.org):
+        if not sub.own_broadcasts and _is_own_broadcast(msg.subject, self.org):
             await msg.ack()
             CONSUMED.labels(sub.durable, "skipped").inc()
             return
@@ -247,25 +258,33 @@ class Bus:
             try:
                 await sub.handler(event, payload, delivery)
             except (PermanentFailure, DomainError) as exc:
+                if isinstance(exc, DomainError) and exc.transient:
+                    await self._retry(msg, sub, event, delivery)
+                    return
                 await self._terminate(msg, sub.durable, f"{type(exc).__name__}: {exc}")
                 return
             except asyncio.CancelledError:
                 raise
             except Exception:
-                delay = sub.retry_delays[min(delivery.num_delivered, len(sub.retry_delays)) - 1]
-                log.exception(
-                    "consumer %s: %s %s failed (delivery %d); retrying in %ss",
-                    sub.durable,
-                    event.type,
-                    event.id,
-                    delivery.num_delivered,
-                    delay,
-                )
-                await msg.nak(delay=delay)
-                CONSUMED.labels(sub.durable, "retried").inc()
+                await self._retry(msg, sub, event, delivery)
                 return
         await msg.ack()
         CONSUMED.labels(sub.durable, "acked").inc()
+
+    async def _retry(
+        self, msg: Msg, sub: Subscription, event: CloudEvent, delivery: Delivery
+    ) -> None:
+        delay = sub.retry_delays[min(delivery.num_delivered, len(sub.retry_delays)) - 1]
+        log.exception(
+            "consumer %s: %s %s failed (delivery %d); retrying in %ss",
+            sub.durable,
+            event.type,
+            event.id,
+            delivery.num_delivered,
+            delay,
+        )
+        await msg.nak(delay=delay)
+        CONSUMED.labels(sub.durable, "retried").inc()
 
     async def _terminate(self, msg: Msg, consumer: str, reason: str) -> None:
         log.error(
@@ -291,6 +310,22 @@ class Bus:
                 await self.nc.publish(msg.reply, json.dumps(reply, default=str).encode())
 
         self._serving.append(await self.nc.subscribe(subject, queue=queue, cb=answer))
+
+    async def request(self, subject: str, body: dict[str, Any], *, wait: float = 5.0) -> Any:
+        """Ask a service of this node (``relais.cmd.<service>.<action>``): its result, or the
+        ``DomainError`` its typed error reply names; ``Unavailable`` if nobody answers."""
+        try:
+            msg = await self.nc.request(subject, json.dumps(body).encode(), timeout=wait)
+        except (NatsTimeout, NoRespondersError) as exc:
+            raise Unavailable(f"{subject} did not answer; try again shortly") from exc
+        reply = json.loads(msg.data)
+        error = reply.get("error")
+        if error is not None:
+            kind = BY_TYPE.get(str(error.get("type", "")).removeprefix("/problems/"), Unavailable)
+            if kind is InvalidTransition:
+                raise InvalidTransition(error["detail"], allowed=error.get("allowed"))
+            raise kind(error.get("detail", "failed"), field=error.get("field"))
+        return reply["result"]
 
     # -- dead letters ----------------------------------------------------------------------
 

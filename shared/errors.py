@@ -6,7 +6,8 @@
     ├── Conflict           the object changed meanwhile, or already exists (409)
     ├── InvalidTransition  the object's state does not allow this action (409)
     ├── Unauthenticated    no valid credentials (401)
-    └── Forbidden          valid credentials, but not allowed on this object (403)
+    ├── Forbidden          valid credentials, but not allowed on this object (403)
+    └── Unavailable        a service this one depends on did not answer (503; transient)
 
     PermanentFailure       an incoming event that can never be processed: parked, not retried
 
@@ -23,6 +24,7 @@ class DomainError(Exception):
     status = 400
     type = "bad-request"
     title = "Bad request"
+    transient = False  # true: the same request may succeed later
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
@@ -74,6 +76,29 @@ class Forbidden(DomainError):
     status = 403
     type = "forbidden"
     title = "Forbidden"
+
+
+class Unavailable(DomainError):
+    """Not the caller's mistake: try again later. An event handler raising it is retried."""
+
+    status = 503
+    type = "unavailable"
+    title = "Service unavailable"
+    transient = True
+
+
+BY_TYPE: dict[str, type[DomainError]] = {
+    cls.type: cls
+    for cls in (
+        Invalid,
+        NotFound,
+        Conflict,
+        InvalidTransition,
+        Unauthenticated,
+        Forbidden,
+        Unavailable,
+    )
+}
 
 
 class PermanentFailure(Exception):
