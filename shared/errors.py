@@ -58,8 +58,10 @@ class InvalidTransition(Conflict):
     type = "invalid-transition"
     title = "Action not allowed in this state"
 
-    def __init__(self, detail: str, *, allowed: list[str] | None = None) -> None:
-        super().__init__(detail)
+    def __init__(
+        self, detail: str, *, field: str | None = None, allowed: list[str] | None = None
+    ) -> None:
+        super().__init__(detail, field=field)
         self.allowed = allowed or []
 
     def extensions(self) -> dict[str, object]:
