@@ -1,15 +1,53 @@
-"""Wiring of the audit service: its own schema (with its outbox), and so far no routes or
-consumers; the foundation runs it so that its own issue fills it in without rework."""
+"""Wiring of the audit service: its schema and append-only role, the consumer chaining what the
+node's services record, the checkpoint clock; on the hub, the checkpoints of every node and the
+network log."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
 
+from nats.js.errors import NotFoundError
+
+from services.audit import consumer, handlers
+from services.audit.api import router
 from shared.service import Service, ServiceContext
+
+log = logging.getLogger(__name__)
 
 
 async def start(ctx: ServiceContext) -> None:
-    """Nothing to start yet beyond what every service gets (pool, schema, outbox relay)."""
+    await handlers.audit_of(ctx)
+    ctx.background("writer pool", _hold_writer(ctx))
+    await ctx.subscribe(consumer.records(ctx))
+    ctx.background("checkpoint clock", handlers.checkpoint_clock(ctx))
+    if ctx.settings.is_hub:
+        await ctx.subscribe(consumer.checkpoints(ctx))
+        ctx.background("network log", _watch_router(ctx))
 
 
-service = Service(name="audit", router=APIRouter(), migrations=None, start=start)
+async def _hold_writer(ctx: ServiceContext) -> None:
+    """Closes the append-only pool when the service stops (its tasks are cancelled)."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await handlers.close(ctx)
+
+
+async def _watch_router(ctx: ServiceContext) -> None:
+    """Subscribe to ``ROUTER`` once the directory has made it (it does at the hub's start)."""
+    while True:
+        try:
+            await ctx.subscribe(consumer.network(ctx))
+            return
+        except NotFoundError:
+            log.info("audit: no ROUTER stream yet; the network log waits for it")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.sleep(2)
+
+
+service = Service(
+    name="audit", router=router, migrations=Path(__file__).parent / "migrations", start=start
+)

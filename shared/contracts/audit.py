@@ -8,7 +8,7 @@ the content: the person's data stays out of the log.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import Field
@@ -46,3 +46,37 @@ class AuditRecorded(Payload):
         default="", pattern=r"^$|^[0-9a-f]{64}$", description="SHA-256 of the canonical content"
     )
     outcome: Outcome = Outcome.OK
+
+
+@registry.register(
+    "relais.audit.checkpointed.v1",
+    scope=Scope.NET,
+    summary="A node signs the head of its audit chain (sequence number and hash) and sends it "
+    "to the hub, which keeps every node's checkpoints to check their chains against.",
+)
+class AuditCheckpointed(Payload):
+    org: str = Field(pattern=ORG_ID)
+    node_id: str = Field(pattern=ORG_ID)
+    seq: int = Field(ge=0, description="the last record the checkpoint covers")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="that record's hash")
+    at: datetime
+    key_id: str = Field(min_length=4, max_length=64, description="the node's Ed25519 key")
+    signature: str = Field(
+        min_length=10, max_length=200, description="base64 Ed25519 over checkpoint_document()"
+    )
+
+    def document(self) -> dict[str, object]:
+        return checkpoint_document(self.org, self.node_id, self.seq, self.hash, self.at)
+
+
+def checkpoint_document(
+    org: str, node_id: str, seq: int, hash: str, at: datetime
+) -> dict[str, object]:
+    """What a checkpoint's signature covers (``shared.crypto.canonical`` of this)."""
+    return {
+        "org": org,
+        "node_id": node_id,
+        "seq": seq,
+        "hash": hash,
+        "at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
