@@ -13,7 +13,16 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.dashboard import login_token
+from services.dashboard import (
+    admin_pages,
+    login_token,
+    network_pages,
+    profile_pages,
+    referral_pages,
+    wizard,
+)
+from services.dashboard.lookups import Lookups
+from services.dashboard.node_api import NodeApi
 from services.dashboard.rendering import (
     LANG_COOKIE,
     LOGIN_PATH,
@@ -28,7 +37,6 @@ from shared.auth import (
     Role,
     authenticate,
     check_csrf,
-    csrf_token,
     login_session,
     logout_session,
     require,
@@ -59,6 +67,9 @@ FORM_EXPIRED = N_("This form had expired. Please log in again.")
 
 pages = APIRouter(route_class=PageRoute)
 pages.mount("/static", StaticFiles(directory=STATIC), name="static")
+# The wizard's /referrals/new before the referral pages' /referrals/{referral_id}.
+for section in (wizard, referral_pages, profile_pages, admin_pages, network_pages):
+    pages.include_router(section.router)
 Anyone = Annotated[Principal, Depends(require())]
 
 
@@ -70,9 +81,12 @@ async def home(request: Request, principal: Anyone) -> Response:
     if principal.kind == "user":
         user = await accounts.get_user(context_of("auth")(request).pool, principal.subject)
         name = (user.display_name if user is not None else None) or name
+    names = await Lookups(NodeApi(request), lang).org_names()
     return render(
         request,
         "home.html",
+        principal=principal,
+        org_name=names.get(settings.org, ""),
         name=name,
         roles=format_list(
             [
@@ -83,7 +97,6 @@ async def home(request: Request, principal: Anyone) -> Response:
         ),
         org=settings.org,
         node_kind=HUB_NODE if settings.is_hub else MEMBER_NODE,
-        csrf=csrf_token(request),
     )
 
 

@@ -18,7 +18,8 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from shared import i18n
-from shared.auth.sessions import CSRF_FIELD
+from shared.auth.roles import Principal, Role
+from shared.auth.sessions import CSRF_FIELD, session_of
 from shared.errors import DomainError, Forbidden, NotFound, Unauthenticated
 from shared.i18n import N_
 from shared.service import context_of
@@ -31,9 +32,10 @@ LOGIN_PATH = "/login"
 PAGE_HEADERS = {
     # Phones are often shared: a page must not be readable from the cache after logging out.
     "Cache-Control": "no-store",
-    # No script and no inline style anywhere; nothing may frame the login form.
+    # No inline script or style anywhere (only the node's own files); nothing may frame a page.
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
+        "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self';"
+        " connect-src 'self'; form-action 'self';"
         " frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -72,26 +74,83 @@ def settings_of(request: Request) -> NodeSettings:
 
 
 def render(
-    request: Request, template: str, *, status_code: int = 200, **context: Any
+    request: Request,
+    template: str,
+    *,
+    status_code: int = 200,
+    principal: Principal | None = None,
+    **context: Any,
 ) -> HTMLResponse:
     """``template`` rendered in the request's language, with what every page shows: the node,
-    the language switcher (which comes back to this very address)."""
+    the language switcher (which comes back to this very address) and, for a logged-in
+    visitor, the navigation of their role and the logout button."""
     lang = language_of(request)
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    settings = settings_of(request)
+    if principal is None:
+        known = getattr(request.state, "auth_principal", None)
+        principal = known if isinstance(known, Principal) else None
+    session = session_of(request) if principal is not None else None
     html = (
         i18n.environment(TEMPLATES, lang)
         .get_template(template)
         .render(
-            node_id=settings_of(request).node_id,
+            node_id=settings.node_id,
+            node_org=settings.org,
+            is_hub=settings.is_hub,
             here=here,
             languages=[
                 (code, i18n.language_name(code), i18n.direction(code)) for code in i18n.SUPPORTED
             ],
+            nav=navigation(principal, here, is_hub=settings.is_hub),
+            session_csrf=session.csrf if session is not None else None,
             **context,
         )
     )
     headers = {**PAGE_HEADERS, "Content-Language": lang}
     return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+NAV_ITEMS: tuple[tuple[str, str, frozenset[Role]], ...] = (
+    ("/network", N_("Network"), frozenset({Role.COORDINATOR, Role.ADMIN})),
+    (
+        "/referrals?box=inbox",
+        N_("Inbox"),
+        frozenset({Role.CASEWORKER, Role.FOCAL_POINT, Role.AUDITOR}),
+    ),
+    (
+        "/referrals?box=outbox",
+        N_("Outbox"),
+        frozenset({Role.CASEWORKER, Role.FOCAL_POINT, Role.AUDITOR}),
+    ),
+    ("/referrals/new", N_("New referral"), frozenset({Role.CASEWORKER, Role.FOCAL_POINT})),
+    ("/organisation", N_("Organisation"), frozenset(Role)),
+    ("/admin/users", N_("Users"), frozenset({Role.ADMIN})),
+    ("/admin/tokens", N_("API tokens"), frozenset({Role.ADMIN})),
+)
+HUB_ONLY = frozenset({"/network"})
+
+
+def navigation(
+    principal: Principal | None, here: str, *, is_hub: bool
+) -> list[tuple[str, str, bool]]:
+    """The links of the visitor's roles: (address, label, whether it is the current page)."""
+    if principal is None or principal.kind != "user":
+        return []
+    links = []
+    for href, label, roles in NAV_ITEMS:
+        if href in HUB_ONLY and not is_hub:
+            continue
+        if principal.has(*roles):
+            links.append((href, label, _current(href, here)))
+    return links
+
+
+def _current(href: str, here: str) -> bool:
+    """A link is current when the page is its address, with at least the link's query."""
+    target, _, query = href.partition("?")
+    path, _, here_query = here.partition("?")
+    return path == target and set(query.split("&")) <= set(here_query.split("&"))
 
 
 def error_page(request: Request, status_code: int, what: tuple[str, str]) -> HTMLResponse:
@@ -109,7 +168,8 @@ def page_for(request: Request, error: Exception) -> Response:
     if isinstance(error, NotFound):
         return error_page(request, 404, NOT_FOUND)
     if isinstance(error, DomainError):
-        return error_page(request, error.status, NOT_DONE)
+        known_status = {403: NOT_ALLOWED, 404: NOT_FOUND}
+        return error_page(request, error.status, known_status.get(error.status, NOT_DONE))
     if isinstance(error, HTTPException):
         known = {403: NOT_ALLOWED, 404: NOT_FOUND}
         return error_page(request, error.status_code, known.get(error.status_code, NOT_DONE))

@@ -1,0 +1,256 @@
+"""What the pages call things, in the reader's language: the referral's words (status, urgency,
+legal basis, actions), the directory's reasons for a suggestion, the labels the APIs send in
+three languages, the clock to a deadline, and the API's field errors.
+
+Pure functions over plain values; the gettext catalogues hold the words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from babel.dates import format_datetime, format_timedelta
+from babel.lists import format_list
+
+from shared import i18n
+from shared.i18n import N_
+
+STATUS = {
+    "sent": N_("Sent"),
+    "received": N_("Received"),
+    "accepted": N_("Accepted"),
+    "in_progress": N_("In progress"),
+    "completed": N_("Completed"),
+    "declined": N_("Declined"),
+    "closed_unresolved": N_("Closed, unresolved"),
+    "withdrawn": N_("Withdrawn"),
+    "expired": N_("Expired"),
+}
+OPEN_STATUSES = ("sent", "received", "accepted", "in_progress")
+URGENCY = {
+    "emergency": N_("Emergency"),
+    "priority": N_("Priority"),
+    "routine": N_("Routine"),
+}
+LEGAL_BASIS = {
+    "consent": N_("Consent of the person"),
+    "vital_interest": N_("Vital interest (life or safety at risk)"),
+    "legal_obligation": N_("Legal obligation"),
+    "public_interest": N_("Task in the public interest"),
+}
+ACTION = {
+    "accept": N_("Accept"),
+    "decline": N_("Decline"),
+    "start": N_("Start"),
+    "complete": N_("Complete"),
+    "close": N_("Close unresolved"),
+    "withdraw": N_("Withdraw"),
+    "revoke-consent": N_("Record that consent was withdrawn"),
+}
+CHANGE = {
+    **STATUS,
+    "consent_revoked": N_("Consent withdrawn"),
+    "key_destroyed": N_("Copy of the personal data destroyed"),
+    "refused": N_("Refused by the receiving node"),
+}
+CAPACITY = {
+    "open": N_("Open"),
+    "waitlist": N_("Waiting list"),
+    "closed": N_("Closed"),
+}
+MEMBERSHIP = {
+    "applicant": N_("Applicant"),
+    "active": N_("Active member"),
+    "suspended": N_("Suspended"),
+    "left": N_("Left the network"),
+}
+SEX = {"female": N_("Female"), "male": N_("Male"), "any": N_("Any")}
+# The values of the referral forms' choice fields (services/referrals/data/forms.json).
+CHOICE = {
+    "female": N_("Female"),
+    "male": N_("Male"),
+    "other": N_("Other"),
+    "phone": N_("By phone"),
+    "in_person": N_("In person"),
+    "through_referrer": N_("Through the referring organisation"),
+    "asylum_seeker": N_("Asylum seeker"),
+    "refugee": N_("Refugee"),
+    "undocumented": N_("Undocumented"),
+    "regularised": N_("Regularised"),
+    "unknown": N_("Unknown"),
+}
+DEADLINE = {"acknowledge": N_("Acknowledge by"), "answer": N_("Answer by")}
+# The directory's reasons for ranking a suggestion (services/directory/matching.py codes).
+MATCH_REASON = {
+    "same_city": N_("Works in the person's city"),
+    "same_region": N_("Works in the person's region"),
+    "national": N_("Works everywhere in Morocco"),
+    "language_match": N_("Speaks %(languages)s"),
+    "no_common_language": N_("No language in common"),
+    "languages_unknown": N_("Languages not stated"),
+    "capacity_open": N_("Taking new cases"),
+    "capacity_waitlist": N_("Waiting list"),
+    "eligible_population": N_("Serves %(populations)s"),
+    "check_age": N_("Check the age limits"),
+    "check_sex": N_("Check: for one sex only"),
+    "check_population": N_("Check: only for %(populations)s"),
+    "response_time": N_("Answers quickly"),
+}
+
+# The API's field errors (pydantic's English words) put in the reader's language.
+FIELD_REQUIRED = N_("Fill in this field.")
+TOO_LONG = N_("At most %(count)s characters.")
+TOO_SHORT = N_("At least %(count)s characters.")
+NOT_A_DATE = N_("Enter a date (year-month-day).")
+NOT_A_NUMBER = N_("Enter a whole number.")
+NOT_A_CHOICE = N_("Choose one of the values offered.")
+TOO_SMALL = N_("At least %(count)s.")
+TOO_BIG = N_("At most %(count)s.")
+NOT_ALLOWED_FIELD = N_("This field is not allowed for this category.")
+BAD_FORMAT = N_("This value does not have the expected form.")
+NOT_ACCEPTED = N_("This value is not accepted.")
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^field required|missing|is required", re.I), FIELD_REQUIRED),
+    (re.compile(r"at most (\d+) character", re.I), TOO_LONG),
+    (re.compile(r"at least (\d+) character", re.I), TOO_SHORT),
+    (re.compile(r"valid date|date", re.I), NOT_A_DATE),
+    (re.compile(r"valid integer|valid number", re.I), NOT_A_NUMBER),
+    (re.compile(r"greater than or equal to (\d+)", re.I), TOO_SMALL),
+    (re.compile(r"less than or equal to (\d+)", re.I), TOO_BIG),
+    (re.compile(r"extra inputs|not allowed|unknown field", re.I), NOT_ALLOWED_FIELD),
+    (re.compile(r"input should be '|one of|valid enumeration|unknown code", re.I), NOT_A_CHOICE),
+    (re.compile(r"match pattern", re.I), BAD_FORMAT),
+)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """What to say beside a field: the reader's words, and the API's own when they add more."""
+
+    message: str
+    technical: str | None = None
+
+
+def field_error(lang: str, detail: str) -> FieldError:
+    """The API's ``detail`` about one field, said in ``lang``.
+
+    A message the pages do not know is named as refused in the reader's language, followed by
+    the API's own words (in English), so nothing the API said is lost.
+    """
+    gettext = i18n.translations(lang).gettext
+    for pattern, message in _PATTERNS:
+        found = pattern.search(detail)
+        if found is not None:
+            count = found.group(1) if found.groups() else None
+            text = gettext(message) % {"count": count} if count else gettext(message)
+            return FieldError(text)
+    return FieldError(gettext(NOT_ACCEPTED), detail)
+
+
+def localised(labels: Mapping[str, Any] | None, lang: str, fallback: str = "") -> str:
+    """The text of ``labels`` (``{"fr": ..., "ar": ..., "en": ...}``) in ``lang``, else French,
+    else any; ``fallback`` (a code) when there is none."""
+    if not isinstance(labels, Mapping):
+        return fallback
+    for code in (lang, i18n.DEFAULT, *i18n.SUPPORTED):
+        text = labels.get(code)
+        if isinstance(text, str) and text:
+            return text
+    return fallback
+
+
+def word(table: Mapping[str, str], code: str | None, lang: str) -> str:
+    """``code`` said with ``table``'s words in ``lang`` (the code itself if unknown)."""
+    if code is None:
+        return ""
+    message = table.get(code)
+    return i18n.translations(lang).gettext(message) if message else code.replace("_", " ")
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The time left to a deadline, as the inbox shows it."""
+
+    kind: str  # acknowledge | answer
+    label: str  # "Answer by"
+    due: str  # the moment, in the reader's words
+    due_iso: str
+    left: str  # "in 3 hours" / "2 hours ago"
+    state: str  # ok | soon | overdue
+
+
+SOON_SECONDS = 4 * 3600
+
+
+def clock(summary: Mapping[str, Any], lang: str, now: datetime | None = None) -> Clock | None:
+    """The deadline a referral is running against now, or None when it is settled.
+
+    Until it is accepted or declined, the clock runs to ``acknowledge_by``; once accepted,
+    to ``answer_by`` (the service started, or the referral closed).
+    """
+    status = summary.get("status")
+    if status not in OPEN_STATUSES:
+        return None
+    if status == "in_progress":
+        return None  # the answer was given: the service started
+    kind = "acknowledge" if status in ("sent", "received") else "answer"
+    due = parse_time(summary.get(f"{kind}_by"))
+    if due is None:
+        return None
+    now = now or datetime.now(UTC)
+    remaining = due - now
+    seconds = remaining.total_seconds()
+    state = "overdue" if seconds < 0 else "soon" if seconds < SOON_SECONDS else "ok"
+    return Clock(
+        kind=kind,
+        label=word(DEADLINE, kind, lang),
+        due=format_datetime(due, "short", locale=lang),
+        due_iso=due.isoformat(),
+        left=format_timedelta(remaining, add_direction=True, locale=lang, threshold=1.5),
+        state=state,
+    )
+
+
+def moment(value: Any, lang: str) -> str:
+    """A time the API sent, in the reader's words."""
+    parsed = parse_time(value)
+    return format_datetime(parsed, "short", locale=lang) if parsed is not None else ""
+
+
+def reason_text(
+    reason: Mapping[str, Any], lang: str, name_of: Callable[[str, str], str] | None = None
+) -> str:
+    """One of the directory's reasons for a suggestion, in ``lang``; ``name_of(kind, code)``
+    names languages and populations."""
+    code = str(reason.get("code", ""))
+    message = MATCH_REASON.get(code)
+    if message is None:
+        return code.replace("_", " ")
+
+    def names(kind: str, codes: Any) -> str:
+        items = [str(c) for c in codes] if isinstance(codes, list) else []
+        shown = [name_of(kind, c) if name_of is not None else c for c in items]
+        return format_list(shown, locale=lang) if shown else ""
+
+    text = i18n.translations(lang).gettext(message)
+    if "%(" in text:
+        text = text % {
+            "languages": names("language", reason.get("languages")),
+            "populations": names("population", reason.get("populations")),
+        }
+    return text

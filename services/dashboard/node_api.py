@@ -1,0 +1,150 @@
+"""The node's HTTP APIs as the pages call them: in-process, through the app's own ASGI interface,
+with the visitor's own credentials.
+
+The pages own no business data and bypass no rule: every read and every action goes through
+the same API a member system uses, so roles, object checks, validation and audit apply to a
+click exactly as to any client. The API's problem details come back as exceptions the pages
+understand: 401, 403 and 404 become the matching page; anything else a form can show beside
+its fields (``ApiRefused``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from fastapi import Request
+
+from shared.auth.sessions import CSRF_HEADER, session_of
+from shared.errors import DomainError, Forbidden, NotFound, Unauthenticated
+
+# Reference data never changes while a node runs: fetched once per process.
+_CACHED_PREFIXES = ("/api/v1/directory/reference/", "/api/v1/referrals/categories")
+_cache: dict[str, tuple[float, Any]] = {}
+_CACHE_SECONDS = 600.0
+
+
+class ApiRefused(DomainError):
+    """The API refused a request; ``errors`` maps each offending field to what the API said."""
+
+    def __init__(
+        self,
+        status: int,
+        problem_type: str,
+        detail: str,
+        errors: list[tuple[str, str]],
+        allowed: list[str] | None = None,
+    ) -> None:
+        super().__init__(detail, field=errors[0][0] if errors else None)
+        self.status = status
+        self.type = problem_type
+        self.errors = errors
+        self.allowed = allowed or []
+
+
+class NodeApi:
+    """The node's API, called as the person looking at the page."""
+
+    def __init__(self, request: Request) -> None:
+        self._app = request.app
+        self._headers: dict[str, str] = {}
+        authorization = request.headers.get("authorization")
+        if authorization is not None:
+            self._headers["Authorization"] = authorization
+        else:
+            cookie = request.headers.get("cookie")
+            session = session_of(request)
+            if cookie is not None:
+                self._headers["Cookie"] = cookie
+            if session is not None:
+                # The visitor's page already proved it came from this node's own form.
+                self._headers[CSRF_HEADER] = session.csrf
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: httpx.QueryParams | dict[str, str] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """The decoded JSON answer (None for an empty one), or a page-level error."""
+        cacheable = method == "GET" and params is None and path.startswith(_CACHED_PREFIXES)
+        if cacheable:
+            held = _cache.get(path)
+            if held is not None and time.monotonic() - held[0] < _CACHE_SECONDS:
+                return held[1]
+        transport = httpx.ASGITransport(app=self._app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://node", timeout=30
+        ) as client:
+            response = await client.request(
+                method,
+                path,
+                params=params,
+                json=json,
+                headers={**self._headers, **(headers or {})},
+            )
+        _raise_for(response)
+        if not response.content:
+            return None
+        body = response.json()
+        if cacheable:
+            _cache[path] = (time.monotonic(), body)
+        return body
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return await self.call("GET", path, params={k: str(v) for k, v in params.items() if v})
+
+    async def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return await self.call("POST", path, json=json if json is not None else {}, **kwargs)
+
+    async def put(self, path: str, json: Any) -> Any:
+        return await self.call("PUT", path, json=json)
+
+    async def delete(self, path: str) -> Any:
+        return await self.call("DELETE", path)
+
+    async def exists(self, path: str) -> bool:
+        """Whether the node serves ``path`` at all (a service that has not landed answers 404
+        or 405): the pages offer only what the node can do."""
+        try:
+            await self.get(path)
+        except (NotFound, ApiRefused):
+            return False
+        return True
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = {}
+    if not isinstance(problem, dict):
+        problem = {}
+    detail = str(problem.get("detail") or response.reason_phrase)
+    if response.status_code == 401:
+        raise Unauthenticated(detail)
+    if response.status_code == 403:
+        raise Forbidden(detail, field=problem.get("field"))
+    if response.status_code == 404 and problem.get("field") is None:
+        raise NotFound(detail)
+    errors: list[tuple[str, str]] = []
+    for item in problem.get("errors") or []:
+        if isinstance(item, dict) and item.get("field"):
+            errors.append((str(item["field"]), str(item.get("detail") or detail)))
+    if not errors and problem.get("field"):
+        errors.append((str(problem["field"]), detail))
+    slug = str(problem.get("type") or "").rsplit("/", 1)[-1] or "bad-request"
+    allowed = problem.get("allowed")
+    raise ApiRefused(
+        response.status_code,
+        slug,
+        detail,
+        errors,
+        [str(a) for a in allowed] if isinstance(allowed, list) else None,
+    )

@@ -1,0 +1,277 @@
+"""The member workspace's referral pages: the inbox and outbox (filters, a clock to each
+deadline, kept live), one referral (its history, the actions its state allows, the person's
+data only after an explicit click), all through the referrals API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from services.dashboard import labels
+from services.dashboard.lookups import Lookups
+from services.dashboard.node_api import ApiRefused, NodeApi
+from services.dashboard.rendering import PageRoute, language_of, render
+from shared.auth import Principal, Role, require
+from shared.i18n import N_
+
+router = APIRouter(route_class=PageRoute)
+REFERRALS = "/api/v1/referrals"
+Reader = Annotated[Principal, Depends(require(Role.CASEWORKER, Role.FOCAL_POINT, Role.AUDITOR))]
+Staff = Annotated[Principal, Depends(require(Role.CASEWORKER, Role.FOCAL_POINT))]
+ReferralId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$")]
+Box = Annotated[str, Query(pattern=r"^(inbox|outbox)$")]
+Code = Annotated[str, Query(max_length=40, pattern=r"^[a-z0-9_]*$")]
+ACTIONS = ("accept", "decline", "start", "complete", "close", "withdraw", "revoke-consent")
+# Which list of reason codes an action takes its reason from.
+REASON_KIND = {
+    "decline": "decline",
+    "close": "close",
+    "complete": "outcome",
+    "withdraw": "withdraw",
+}
+ACTION_DONE = N_("Done: the other organisation is told.")
+PAYLOAD_SHOWN = N_("This reading of the personal data is recorded in the audit log.")
+NOTE_MAX = 2000
+
+
+@router.get("/referrals")
+async def referral_list(
+    request: Request,
+    principal: Reader,
+    box: Box = "inbox",
+    status: Code = "",
+    urgency: Code = "",
+    category: Code = "",
+) -> Response:
+    api = NodeApi(request)
+    lang = language_of(request)
+    lookups = Lookups(api, lang)
+    filters = {"status": status, "urgency": urgency, "category": category}
+    rows = await _rows(api, lookups, lang, box, filters)
+    return render(
+        request,
+        "referrals.html",
+        principal=principal,
+        box=box,
+        filters=filters,
+        rows=rows,
+        statuses=[(c, labels.word(labels.STATUS, c, lang)) for c in labels.STATUS],
+        urgencies=[(c, labels.word(labels.URGENCY, c, lang)) for c in labels.URGENCY],
+        categories=await lookups.categories(),
+        live_url="/referrals/rows?"
+        + urlencode({"box": box, **{k: v for k, v in filters.items() if v}}),
+        can_send=principal.has(Role.CASEWORKER, Role.FOCAL_POINT),
+    )
+
+
+@router.get("/referrals/rows")
+async def referral_rows(
+    request: Request,
+    principal: Reader,
+    box: Box = "inbox",
+    status: Code = "",
+    urgency: Code = "",
+    category: Code = "",
+) -> Response:
+    """The rows of a list alone, which the list page fetches again every few seconds."""
+    api = NodeApi(request)
+    lang = language_of(request)
+    filters = {"status": status, "urgency": urgency, "category": category}
+    rows = await _rows(api, Lookups(api, lang), lang, box, filters)
+    return render(request, "referral_rows.html", principal=principal, box=box, rows=rows)
+
+
+async def _rows(
+    api: NodeApi, lookups: Lookups, lang: str, box: str, filters: dict[str, str]
+) -> list[dict[str, Any]]:
+    found = await api.get(REFERRALS, box=box, **filters)
+    orgs = await lookups.org_names()
+    categories = dict(await lookups.categories())
+    items = found.get("referrals", found.get("items", [])) if isinstance(found, dict) else found
+    return [_row(item, orgs, categories, lang) for item in items or []]
+
+
+def _row(
+    item: dict[str, Any], orgs: dict[str, str], categories: dict[str, str], lang: str
+) -> dict[str, Any]:
+    other = item.get("from_org") if item.get("box") == "inbox" else item.get("to_org")
+    return {
+        "id": item.get("referral_id"),
+        "other": orgs.get(str(other), str(other)),
+        "from_org": orgs.get(str(item.get("from_org")), item.get("from_org")),
+        "to_org": orgs.get(str(item.get("to_org")), item.get("to_org")),
+        "category": categories.get(str(item.get("category")), item.get("category")),
+        "status": item.get("status"),
+        "status_label": labels.word(labels.STATUS, item.get("status"), lang),
+        "urgency": item.get("urgency"),
+        "urgency_label": labels.word(labels.URGENCY, item.get("urgency"), lang),
+        "created": labels.moment(item.get("created_at"), lang),
+        "updated": labels.moment(item.get("updated_at"), lang),
+        "clock": labels.clock(item, lang),
+    }
+
+
+@router.get("/referrals/{referral_id}")
+async def referral_page(
+    request: Request, referral_id: ReferralId, principal: Reader, done: int = 0
+) -> Response:
+    return await _referral(request, principal, referral_id, notice=ACTION_DONE if done else None)
+
+
+async def _referral(
+    request: Request,
+    principal: Principal,
+    referral_id: str,
+    *,
+    payload: dict[str, Any] | None = None,
+    error: ApiRefused | None = None,
+    failed_action: str | None = None,
+    typed_note: str = "",
+    notice: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    api = NodeApi(request)
+    lang = language_of(request)
+    lookups = Lookups(api, lang)
+    referral = await api.get(f"{REFERRALS}/{referral_id}")
+    orgs = await lookups.org_names()
+    categories = dict(await lookups.categories())
+    row = _row(referral, orgs, categories, lang)
+    allowed = [a for a in referral.get("allowed_actions") or [] if a in ACTIONS]
+    if not principal.has(Role.CASEWORKER, Role.FOCAL_POINT):
+        allowed = []  # an auditor reads the metadata, and acts on nothing
+    reasons = await _reasons(api, lang) if allowed else {}
+    history = [
+        {
+            "change": labels.word(labels.CHANGE, h.get("change") or h.get("status"), lang),
+            "at": labels.moment(h.get("at"), lang),
+            "at_iso": h.get("at") or "",
+            "by": orgs.get(str(h.get("by_org")), h.get("by_org")),
+            "reason": _reason_label(reasons, h.get("reason"), lang),
+        }
+        for h in referral.get("history") or []
+    ]
+    consent = referral.get("consent") or None
+    return render(
+        request,
+        "referral.html",
+        status_code=status_code,
+        principal=principal,
+        referral=referral,
+        row=row,
+        history=history,
+        actions=[
+            {
+                "code": a,
+                "label": labels.word(labels.ACTION, a, lang),
+                "reasons": reasons.get(REASON_KIND.get(a, ""), []),
+                "needs_reason": a in ("decline", "close"),
+            }
+            for a in allowed
+        ],
+        legal_basis=labels.word(labels.LEGAL_BASIS, referral.get("legal_basis"), lang),
+        consent=consent,
+        consent_expires=labels.moment(consent.get("expires_at"), lang)
+        if isinstance(consent, dict)
+        else "",
+        payload=_payload_rows(payload) if payload is not None else None,
+        can_read_payload=principal.has(Role.CASEWORKER, Role.FOCAL_POINT),
+        error=_error_text(error, lang) if error is not None else None,
+        failed_action=failed_action,
+        typed_note=typed_note,
+        notice=notice,
+        payload_notice=PAYLOAD_SHOWN,
+    )
+
+
+async def _reasons(api: NodeApi, lang: str) -> dict[str, list[tuple[str, str]]]:
+    """Reason codes by kind (decline, close, outcome), each with its label in ``lang``."""
+    try:
+        found = await api.get(f"{REFERRALS}/reasons")
+    except ApiRefused:
+        return {}
+    kinds: dict[str, list[tuple[str, str]]] = {}
+    if isinstance(found, dict):
+        for kind, items in found.items():
+            if isinstance(items, dict):  # {code: {fr, ar, en}}
+                kinds[str(kind)] = [
+                    (str(code), labels.localised(text, lang, str(code)))
+                    for code, text in items.items()
+                ]
+            elif isinstance(items, list):
+                kinds[str(kind)] = [_option(item, lang) for item in items]
+    elif isinstance(found, list):  # [{kind, code, labels}]
+        for item in found:
+            kinds.setdefault(str(item.get("kind")), []).append(_option(item, lang))
+    return kinds
+
+
+def _option(item: Any, lang: str) -> tuple[str, str]:
+    if isinstance(item, str):
+        return item, item.replace("_", " ")
+    code = str(item.get("code"))
+    return code, labels.localised(item.get("labels") or item.get("label"), lang, code)
+
+
+def _reason_label(reasons: dict[str, list[tuple[str, str]]], code: Any, lang: str) -> str:
+    if not code:
+        return ""
+    for options in reasons.values():
+        for known, label in options:
+            if known == code:
+                return label
+    return str(code).replace("_", " ")
+
+
+def _payload_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    fields = payload.get("payload", payload)
+    if not isinstance(fields, dict):
+        return []
+    return [(str(name), "" if value is None else str(value)) for name, value in fields.items()]
+
+
+def _error_text(error: ApiRefused, lang: str) -> labels.FieldError:
+    return labels.field_error(lang, error.detail)
+
+
+@router.post("/referrals/{referral_id}/act")
+async def act_on_referral(
+    request: Request,
+    referral_id: ReferralId,
+    principal: Staff,
+    action: Annotated[str, Form(pattern=r"^[a-z-]{1,20}$")],
+    reason: Annotated[str, Form(max_length=60)] = "",
+    note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
+) -> Response:
+    """One action on a referral; on refusal the page again, saying why and keeping the note."""
+    if action not in ACTIONS:
+        return await _referral(request, principal, referral_id, status_code=400)
+    api = NodeApi(request)
+    body = {k: v for k, v in {"reason": reason, "note": note.strip()}.items() if v}
+    try:
+        await api.post(f"{REFERRALS}/{referral_id}/{action}", json=body)
+    except ApiRefused as refused:
+        return await _referral(
+            request,
+            principal,
+            referral_id,
+            error=refused,
+            failed_action=action,
+            typed_note=note,
+            status_code=refused.status if 400 <= refused.status < 500 else 400,
+        )
+    return RedirectResponse(f"/referrals/{referral_id}?done=1", status_code=303)
+
+
+@router.post("/referrals/{referral_id}/personal-data")
+async def show_personal_data(
+    request: Request, referral_id: ReferralId, principal: Staff
+) -> Response:
+    """The person's data, read (and audited) only on this explicit request; never cached."""
+    payload = await NodeApi(request).get(f"{REFERRALS}/{referral_id}/payload")
+    return await _referral(
+        request, principal, referral_id, payload=payload if isinstance(payload, dict) else {}
+    )
