@@ -8,6 +8,7 @@ node processes started and seeded (users, tokens, directory), for end-to-end tes
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -36,7 +37,10 @@ async def network() -> AsyncIterator[Network]:
         yield net
     finally:
         await net.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("RELAIS_TEST_KEEP"):  # to read the servers' logs after a failure
+            print(f"\nkept the test network's files (logs/) in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

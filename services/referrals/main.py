@@ -1,15 +1,28 @@
-"""Wiring of the referrals service: its own schema (with its outbox), and so far no routes or
-consumers; the foundation runs it so that its own issue fills it in without rework."""
+"""Wiring of the referrals service: its router, schema, INBOX consumer, NATS ingress and the
+deadline clock."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from pathlib import Path
 
+from services.referrals import clock, commands, consumer, forms
+from services.referrals.api import router
 from shared.service import Service, ServiceContext
 
 
 async def start(ctx: ServiceContext) -> None:
-    """Nothing to start yet beyond what every service gets (pool, schema, outbox relay)."""
+    forms.forms()  # a broken data file stops the node now, not at the first referral
+    forms.reasons()
+    for subscription in consumer.subscriptions(ctx):
+        await ctx.subscribe(subscription)
+    for subject, responder in commands.commands(ctx).items():
+        await ctx.bus.serve(subject, responder, queue="referrals")
+    ctx.background("deadline clock", clock.run(ctx))
 
 
-service = Service(name="referrals", router=APIRouter(), migrations=None, start=start)
+service = Service(
+    name="referrals",
+    router=router,
+    migrations=Path(__file__).parent / "migrations",
+    start=start,
+)

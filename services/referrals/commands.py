@@ -1,0 +1,107 @@
+"""The NATS ingress for member systems (``relais.cmd.referrals.<action>`` on their node's
+NATS): the same use cases and rules as the HTTP API, authenticated by the same
+organisation API tokens (a ``token`` field), answering with the result or a typed error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.referrals import api, domain, handlers
+from shared.auth import Principal, Role
+from shared.auth import domain as auth_domain
+from shared.auth import store as auth_store
+from shared.bus import Responder
+from shared.contracts.referrals import REFERRAL_ID, Box, Status
+from shared.errors import Forbidden, Unauthenticated
+from shared.service import ServiceContext
+
+PREFIX = "relais.cmd.referrals"
+
+
+class Create(handlers.NewReferral):
+    token: str = Field(min_length=1, max_length=200)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+
+
+class OnOne(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=200)
+    referral_id: str = Field(pattern=REFERRAL_ID)
+
+
+class Act(OnOne):
+    action: domain.Action
+    reason: str | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ListBox(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=200)
+    box: Box | None = None
+    status: Status | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+async def _principal(ctx: ServiceContext, token: str, *roles: Role) -> Principal:
+    grant = await auth_store.grant_of(ctx.pool, token)
+    if grant is None:
+        raise Unauthenticated("invalid, expired or revoked token", field="token")
+    principal = auth_domain.principal_for(grant, ctx.settings.org)
+    if not principal.has(*roles):
+        raise Forbidden(f"this needs one of the roles: {', '.join(sorted(roles))}")
+    return principal
+
+
+def commands(ctx: ServiceContext) -> dict[str, Responder]:
+    async def create(request: dict[str, Any]) -> dict[str, Any]:
+        body = Create.model_validate(request)
+        principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
+        new = handlers.NewReferral.model_validate(
+            body.model_dump(exclude={"token", "idempotency_key"})
+        )
+        referral_id = await handlers.create(ctx, principal, new, body.idempotency_key)
+        return await _detail(referral_id, principal)
+
+    async def get(request: dict[str, Any]) -> dict[str, Any]:
+        body = OnOne.model_validate(request)
+        principal = await _principal(ctx, body.token, *handlers.CASE_ROLES, Role.AUDITOR)
+        return await _detail(body.referral_id, principal)
+
+    async def act(request: dict[str, Any]) -> dict[str, Any]:
+        body = Act.model_validate(request)
+        principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
+        step = handlers.StepIn(reason=body.reason, note=body.note)
+        await handlers.act(ctx, principal, body.referral_id, body.action, step)
+        return await _detail(body.referral_id, principal)
+
+    async def payload(request: dict[str, Any]) -> dict[str, Any]:
+        body = OnOne.model_validate(request)
+        principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
+        return await handlers.read_payload(ctx, principal, body.referral_id)
+
+    async def list_box(request: dict[str, Any]) -> dict[str, Any]:
+        body = ListBox.model_validate(request)
+        principal = await _principal(ctx, body.token, *handlers.CASE_ROLES, Role.AUDITOR)
+        page = await api.list_referrals(
+            ctx,
+            principal,
+            box=body.box,
+            status_=body.status,
+            limit=body.limit,
+        )
+        return page.model_dump(mode="json")
+
+    async def _detail(referral_id: str, principal: Principal) -> dict[str, Any]:
+        detail = await api.get_referral(referral_id, ctx, principal)
+        return detail.model_dump(mode="json")
+
+    return {
+        f"{PREFIX}.create": create,
+        f"{PREFIX}.get": get,
+        f"{PREFIX}.act": act,
+        f"{PREFIX}.payload": payload,
+        f"{PREFIX}.list": list_box,
+    }

@@ -1,0 +1,45 @@
+"""What the referrals service listens to: the other organisations' envelopes and steps in
+the node's INBOX, one durable consumer applying each once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.referrals import handlers
+from shared.bus import Delivery, Handler, Subscription
+from shared.contracts.referrals import (
+    ConsentRevoked,
+    KeyDestroyed,
+    ReferralOffered,
+    ReferralRefused,
+    ReferralTransitioned,
+)
+from shared.events import CloudEvent, Payload
+from shared.federation import INBOX
+from shared.service import ServiceContext
+
+
+def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+    def bound(handler: Any) -> Handler:
+        async def handle(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            await handler(ctx, event, payload, delivery)
+
+        return handle
+
+    return [
+        Subscription.routing(
+            INBOX,
+            "referrals",
+            {
+                ReferralOffered: bound(handlers.receive_offer),
+                ReferralTransitioned: bound(handlers.apply_step),
+                ReferralRefused: bound(handlers.record_refusal),
+                ConsentRevoked: bound(handlers.destroy_key),
+                KeyDestroyed: bound(handlers.confirm_key_destroyed),
+            },
+            # An envelope can arrive before its sender's record reached this replica, or a
+            # step before its envelope was retried: retry for about an hour before parking.
+            max_deliver=10,
+            retry_delays=(1.0, 5.0, 15.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0),
+        )
+    ]

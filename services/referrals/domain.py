@@ -1,0 +1,242 @@
+"""A referral's lifecycle, its deadlines and how two nodes agree on it: pure rules, no I/O.
+
+Each node holds its own copy of a referral and tells the other every step it makes. The
+sender's node makes the closing steps of the sender (withdraw, expire); the recipient's node
+makes every other step. Steps can cross in flight (a withdrawal on its way while the
+recipient completes), so a step from the other node is applied by rules that make both nodes
+end in the same state whatever the order of arrival:
+
+- a recipient's step moves the referral forward only (received < accepted < in_progress);
+- a sender's closing step closes any referral still open;
+- when both sides closed it, the earlier closing wins (by time, then organisation id), so
+  each node keeps the same one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from shared.contracts.referrals import Status, Urgency
+from shared.errors import Forbidden, Invalid, InvalidTransition
+from shared.settings import Deadlines
+
+
+class Side(StrEnum):
+    SENDER = "sender"
+    RECIPIENT = "recipient"
+
+
+class Action(StrEnum):
+    """What a person can do to a referral (the last segment of its URL)."""
+
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    START = "start"
+    COMPLETE = "complete"
+    CLOSE = "close"
+    WITHDRAW = "withdraw"
+
+
+TERMINAL = frozenset(
+    {
+        Status.COMPLETED,
+        Status.DECLINED,
+        Status.CLOSED_UNRESOLVED,
+        Status.WITHDRAWN,
+        Status.EXPIRED,
+    }
+)
+# How far along the recipient has taken it; every terminal status is beyond all of these.
+_PROGRESS = {Status.SENT: 0, Status.RECEIVED: 1, Status.ACCEPTED: 2, Status.IN_PROGRESS: 3}
+
+
+@dataclass(frozen=True)
+class Move:
+    action: Action
+    side: Side
+    leads_to: Status
+    allowed_from: frozenset[Status]
+    reason: str  # which reason list the step needs: "" (none), or a key of reasons.json
+    reason_required: bool
+
+
+MOVES = {
+    move.action: move
+    for move in (
+        Move(
+            Action.ACCEPT,
+            Side.RECIPIENT,
+            Status.ACCEPTED,
+            frozenset({Status.RECEIVED}),
+            "",
+            False,
+        ),
+        Move(
+            Action.DECLINE,
+            Side.RECIPIENT,
+            Status.DECLINED,
+            frozenset({Status.RECEIVED}),
+            "decline",
+            True,
+        ),
+        Move(
+            Action.START,
+            Side.RECIPIENT,
+            Status.IN_PROGRESS,
+            frozenset({Status.ACCEPTED}),
+            "",
+            False,
+        ),
+        Move(
+            Action.COMPLETE,
+            Side.RECIPIENT,
+            Status.COMPLETED,
+            frozenset({Status.IN_PROGRESS}),
+            "outcome",
+            True,
+        ),
+        Move(
+            Action.CLOSE,
+            Side.RECIPIENT,
+            Status.CLOSED_UNRESOLVED,
+            frozenset({Status.ACCEPTED, Status.IN_PROGRESS}),
+            "close",
+            True,
+        ),
+        Move(
+            Action.WITHDRAW,
+            Side.SENDER,
+            Status.WITHDRAWN,
+            frozenset(_PROGRESS),
+            "withdraw",
+            False,
+        ),
+    )
+}
+
+
+def allowed_actions(status: Status, side: Side) -> list[Action]:
+    """What this side's people may do now, in the lifecycle's order."""
+    return [m.action for m in MOVES.values() if m.side is side and status in m.allowed_from]
+
+
+def local_move(status: Status, side: Side, action: Action, reason: str | None) -> Status:
+    """The status ``action`` leads to from ``status``; a clear refusal otherwise."""
+    move = MOVES[action]
+    if move.side is not side:
+        whose = "recipient" if move.side is Side.RECIPIENT else "sender"
+        raise Forbidden(f"only the {whose} organisation can {action.value} this referral")
+    if status not in move.allowed_from:
+        allowed = [a.value for a in allowed_actions(status, side)]
+        raise InvalidTransition(
+            f"a referral that is {status.value} cannot be {move.leads_to.value} "
+            f"(allowed now: {', '.join(allowed) or 'none'})",
+            allowed=allowed,
+        )
+    if move.reason_required and not reason:
+        raise Invalid(f"say why: {action.value} needs a reason code", field="reason")
+    if reason and not move.reason:
+        raise Invalid(f"{action.value} takes no reason code", field="reason")
+    return move.leads_to
+
+
+@dataclass(frozen=True)
+class Step:
+    """A status a node reached, when and by which organisation."""
+
+    status: Status
+    at: datetime
+    by_org: str
+
+    def precedes(self, other: Step) -> bool:
+        return (self.at, self.by_org) < (other.at, other.by_org)
+
+
+def remote_step_applies(current: Step, incoming: Step, incoming_side: Side) -> bool:
+    """Whether a step made on the other node changes this node's copy (see the module's
+    rules); ``False`` means it arrived late and is kept in the history only."""
+    if current.status in TERMINAL:
+        return incoming.status in TERMINAL and incoming.precedes(current)
+    if incoming.status in TERMINAL:
+        return True
+    if incoming_side is Side.SENDER:
+        return False  # the sender makes no open step after sending
+    return _PROGRESS[incoming.status] > _PROGRESS[current.status]
+
+
+def remote_status_is_plausible(status: Status, side: Side) -> bool:
+    """Which statuses each side may announce: a node cannot make the other side's steps."""
+    if side is Side.SENDER:
+        return status in (Status.WITHDRAWN, Status.EXPIRED)
+    return status not in (Status.SENT, Status.WITHDRAWN, Status.EXPIRED)
+
+
+# -- deadlines -------------------------------------------------------------------------------
+
+
+class Deadline(StrEnum):
+    ACKNOWLEDGE = "acknowledge"  # accepted or declined
+    ANSWER = "answer"  # the service started, or the referral closed
+
+
+class Timer(StrEnum):
+    REMINDER = "reminder"
+    BREACH = "breach"
+    EXPIRY = "expiry"
+
+
+@dataclass(frozen=True)
+class DueDates:
+    acknowledge_by: datetime
+    answer_by: datetime
+
+
+def due_dates(created_at: datetime, urgency: Urgency, table: dict[Urgency, Deadlines]) -> DueDates:
+    rule = table[urgency]
+    return DueDates(
+        acknowledge_by=created_at + timedelta(hours=rule.acknowledge_hours),
+        answer_by=created_at + timedelta(hours=rule.answer_hours),
+    )
+
+
+@dataclass(frozen=True)
+class Alarm:
+    timer: Timer
+    deadline: Deadline
+    due_at: datetime  # the deadline itself
+    fires_at: datetime
+
+
+def alarms(
+    created_at: datetime,
+    due: DueDates,
+    *,
+    side: Side,
+    reminder_share: float,
+    grace: timedelta,
+) -> list[Alarm]:
+    """Every alarm of a new referral on one node; only the sender's node expires it."""
+    found = []
+    for deadline, due_at in (
+        (Deadline.ACKNOWLEDGE, due.acknowledge_by),
+        (Deadline.ANSWER, due.answer_by),
+    ):
+        lead = (due_at - created_at) * reminder_share
+        found.append(Alarm(Timer.REMINDER, deadline, due_at, due_at - lead))
+        found.append(Alarm(Timer.BREACH, deadline, due_at, due_at))
+    if side is Side.SENDER:
+        found.append(
+            Alarm(
+                Timer.EXPIRY, Deadline.ACKNOWLEDGE, due.acknowledge_by, due.acknowledge_by + grace
+            )
+        )
+    return found
+
+
+def still_pending(deadline: Deadline, status: Status) -> bool:
+    """Whether the recipient still owes what ``deadline`` asks for."""
+    if deadline is Deadline.ACKNOWLEDGE:
+        return status in (Status.SENT, Status.RECEIVED)
+    return status in (Status.SENT, Status.RECEIVED, Status.ACCEPTED)

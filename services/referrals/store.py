@@ -1,0 +1,400 @@
+"""The referrals schema: rows in, views out. Every function runs in the caller's connection
+(and transaction); times come from ``referrals.clock_now()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.referrals import domain
+from shared.contracts.referrals import (
+    Box,
+    Header,
+    ReferralView,
+    Status,
+    Urgency,
+)
+from shared.db import Connection
+
+SCHEMA = "referrals"
+
+
+@dataclass(frozen=True)
+class Referral:
+    """One referral as this node holds it."""
+
+    header: Header
+    box: Box
+    status: Status
+    status_at: datetime
+    status_by: str
+    consent_state: str
+    created_by: str | None
+    signature: str
+    nonce: str | None
+    ciphertext: str | None
+    sealed_key: str | None
+    refused_reason: str | None
+    closed_at: datetime | None
+    shredded_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def referral_id(self) -> str:
+        return self.header.referral_id
+
+    @property
+    def side(self) -> domain.Side:
+        return domain.Side.SENDER if self.box is Box.OUTBOX else domain.Side.RECIPIENT
+
+    @property
+    def other_org(self) -> str:
+        return self.header.to_org if self.box is Box.OUTBOX else self.header.from_org
+
+    @property
+    def step(self) -> domain.Step:
+        return domain.Step(self.status, self.status_at, self.status_by)
+
+    def view(self) -> ReferralView:
+        return ReferralView(
+            referral_id=self.referral_id,
+            box=self.box,
+            from_org=self.header.from_org,
+            to_org=self.header.to_org,
+            category=self.header.category,
+            urgency=self.header.urgency,
+            status=self.status,
+            created_by=self.created_by,
+            acknowledge_by=self.header.acknowledge_by,
+            answer_by=self.header.answer_by,
+        )
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    change: str
+    status: Status | None
+    at: datetime
+    by_org: str
+    by_actor: str | None
+    reason: str | None
+    sealed_note: str | None
+    applied: bool
+
+
+def _referral(row: asyncpg.Record) -> Referral:
+    return Referral(
+        header=Header.model_validate(row["header"]),
+        box=Box(row["box"]),
+        status=Status(row["status"]),
+        status_at=row["status_at"],
+        status_by=row["status_by"],
+        consent_state=row["consent_state"],
+        created_by=row["created_by"],
+        signature=row["signature"],
+        nonce=row["nonce"],
+        ciphertext=row["ciphertext"],
+        sealed_key=row["sealed_key"],
+        refused_reason=row["refused_reason"],
+        closed_at=row["closed_at"],
+        shredded_at=row["shredded_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def now(conn: Connection) -> datetime:
+    value: datetime = await conn.fetchval("SELECT referrals.clock_now()")
+    return value
+
+
+async def insert(
+    conn: Connection,
+    *,
+    header: Header,
+    box: Box,
+    status: Status,
+    status_at: datetime,
+    status_by: str,
+    created_by: str | None,
+    signature: str,
+    nonce: str,
+    ciphertext: str,
+    sealed_key: str,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO referrals.referrals (
+            referral_id, box, from_org, to_org, category, urgency, region, legal_basis,
+            consent, consent_state, status, status_at, status_by, created_by, created_at,
+            acknowledge_by, answer_by, header, signature, nonce, ciphertext, sealed_key,
+            updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                $18, $19, $20, $21, $22, $12)
+        """,
+        header.referral_id,
+        box.value,
+        header.from_org,
+        header.to_org,
+        header.category,
+        header.urgency.value,
+        header.region,
+        header.legal_basis.value,
+        None if header.consent is None else header.consent.model_dump(mode="json"),
+        "not_applicable" if header.consent is None else "given",
+        status.value,
+        status_at,
+        status_by,
+        created_by,
+        header.created_at,
+        header.acknowledge_by,
+        header.answer_by,
+        header.model_dump(mode="json"),
+        signature,
+        nonce,
+        ciphertext,
+        sealed_key,
+    )
+
+
+async def get(conn: Connection, referral_id: str, *, for_update: bool = False) -> Referral | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(
+        f"SELECT * FROM referrals.referrals WHERE referral_id = $1{lock}", referral_id
+    )
+    return None if row is None else _referral(row)
+
+
+async def set_status(conn: Connection, referral_id: str, step: domain.Step) -> None:
+    closed = step.status in domain.TERMINAL
+    await conn.execute(
+        """
+        UPDATE referrals.referrals
+        SET status = $2, status_at = $3, status_by = $4, updated_at = referrals.clock_now(),
+            closed_at = CASE WHEN $5 THEN coalesce(closed_at, referrals.clock_now()) END
+        WHERE referral_id = $1
+        """,
+        referral_id,
+        step.status.value,
+        step.at,
+        step.by_org,
+        closed,
+    )
+
+
+async def add_history(
+    conn: Connection,
+    referral_id: str,
+    *,
+    change: str,
+    status: Status | None,
+    at: datetime,
+    by_org: str,
+    by_actor: str | None = None,
+    reason: str | None = None,
+    sealed_note: str | None = None,
+    applied: bool = True,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO referrals.history
+            (referral_id, change, status, at, by_org, by_actor, reason, sealed_note, applied)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        """,
+        referral_id,
+        change,
+        None if status is None else status.value,
+        at,
+        by_org,
+        by_actor,
+        reason,
+        sealed_note,
+        applied,
+    )
+
+
+async def history(conn: Connection, referral_id: str) -> list[HistoryEntry]:
+    rows = await conn.fetch(
+        "SELECT * FROM referrals.history WHERE referral_id = $1 ORDER BY at, id", referral_id
+    )
+    return [
+        HistoryEntry(
+            change=r["change"],
+            status=None if r["status"] is None else Status(r["status"]),
+            at=r["at"],
+            by_org=r["by_org"],
+            by_actor=r["by_actor"],
+            reason=r["reason"],
+            sealed_note=r["sealed_note"],
+            applied=r["applied"],
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Filters:
+    box: Box | None = None
+    status: Status | None = None
+    urgency: Urgency | None = None
+    category: str | None = None
+    limit: int = 50
+    before: tuple[datetime, str] | None = None  # keyset: (updated_at, referral_id)
+
+
+async def search(conn: Connection, filters: Filters) -> list[Referral]:
+    clauses, args = [], []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    for column, value in (
+        ("box", filters.box),
+        ("status", filters.status),
+        ("urgency", filters.urgency),
+        ("category", filters.category),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = {arg(str(value))}")
+    if filters.before is not None:
+        at, referral_id = filters.before
+        clauses.append(f"(updated_at, referral_id) < ({arg(at)}, {arg(referral_id)}::uuid)")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = await conn.fetch(
+        f"SELECT * FROM referrals.referrals {where}"
+        f" ORDER BY updated_at DESC, referral_id DESC LIMIT {arg(filters.limit)}",
+        *args,
+    )
+    return [_referral(r) for r in rows]
+
+
+async def touch(conn: Connection, referral_id: str, **columns: Any) -> None:
+    """Set some of a referral's columns (names from this module only, never from input)."""
+    names = list(columns)
+    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
+    await conn.execute(
+        f"UPDATE referrals.referrals SET {sets}, updated_at = referrals.clock_now()"
+        " WHERE referral_id = $1",
+        referral_id,
+        *columns.values(),
+    )
+
+
+# -- idempotency ------------------------------------------------------------------------------
+
+
+async def remembered(conn: Connection, caller: str, key: str) -> tuple[str, str] | None:
+    """(referral id, request digest) a caller's earlier create with this key made."""
+    row = await conn.fetchrow(
+        "SELECT referral_id, request FROM referrals.idempotency WHERE caller = $1 AND key = $2",
+        caller,
+        key,
+    )
+    return None if row is None else (str(row["referral_id"]), row["request"])
+
+
+async def remember(conn: Connection, caller: str, key: str, request: str, referral_id: str) -> None:
+    await conn.execute(
+        "INSERT INTO referrals.idempotency (caller, key, request, referral_id)"
+        " VALUES ($1, $2, $3, $4)",
+        caller,
+        key,
+        request,
+        referral_id,
+    )
+
+
+# -- alarms -----------------------------------------------------------------------------------
+
+
+async def set_alarms(conn: Connection, referral_id: str, alarms: list[domain.Alarm]) -> None:
+    await conn.executemany(
+        "INSERT INTO referrals.alarms (referral_id, timer, deadline, due_at, fires_at)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        [(referral_id, a.timer.value, a.deadline.value, a.due_at, a.fires_at) for a in alarms],
+    )
+
+
+@dataclass(frozen=True)
+class Due:
+    referral_id: str
+    timer: domain.Timer
+    deadline: domain.Deadline
+    due_at: datetime
+
+
+async def take_due_alarms(conn: Connection, limit: int = 100) -> list[Due]:
+    """Alarms whose time has come, marked fired in the caller's transaction (once only)."""
+    rows = await conn.fetch(
+        """
+        WITH due AS (
+            SELECT referral_id, timer, deadline FROM referrals.alarms
+            WHERE fired_at IS NULL AND fires_at <= referrals.clock_now()
+            ORDER BY fires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+        )
+        UPDATE referrals.alarms a SET fired_at = referrals.clock_now() FROM due
+        WHERE a.referral_id = due.referral_id AND a.timer = due.timer
+          AND a.deadline = due.deadline
+        RETURNING a.referral_id, a.timer, a.deadline, a.due_at, a.fires_at
+        """,
+        limit,
+    )
+    rows = sorted(rows, key=lambda r: r["fires_at"])
+    return [
+        Due(
+            str(r["referral_id"]),
+            domain.Timer(r["timer"]),
+            domain.Deadline(r["deadline"]),
+            r["due_at"],
+        )
+        for r in rows
+    ]
+
+
+# -- refusals and retention -------------------------------------------------------------------
+
+
+async def refusal_of(conn: Connection, event_id: str) -> str | None:
+    reason: str | None = await conn.fetchval(
+        "SELECT reason FROM referrals.refused WHERE event_id = $1", event_id
+    )
+    return reason
+
+
+async def record_refusal(
+    conn: Connection, event_id: str, referral_id: str, from_org: str, reason: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO referrals.refused (event_id, referral_id, from_org, reason, at)"
+        " VALUES ($1, $2, $3, $4, referrals.clock_now()) ON CONFLICT DO NOTHING",
+        event_id,
+        referral_id,
+        from_org,
+        reason,
+    )
+
+
+async def shred_closed(conn: Connection, older_than_days: float) -> list[str]:
+    """Erase the payload of referrals closed longer ago than the retention period; their
+    metadata stays. Returns the ids erased."""
+    rows = await conn.fetch(
+        """
+        UPDATE referrals.referrals
+        SET sealed_key = NULL, ciphertext = NULL, nonce = NULL,
+            shredded_at = referrals.clock_now(), updated_at = referrals.clock_now()
+        WHERE shredded_at IS NULL AND closed_at IS NOT NULL
+          AND closed_at < referrals.clock_now() - make_interval(secs => $1 * 86400)
+        RETURNING referral_id
+        """,
+        older_than_days,
+    )
+    ids = [str(r["referral_id"]) for r in rows]
+    if ids:
+        await conn.execute(
+            "UPDATE referrals.history SET sealed_note = NULL WHERE referral_id = ANY($1::uuid[])",
+            ids,
+        )
+    return ids
