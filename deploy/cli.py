@@ -14,6 +14,7 @@ import httpx
 import typer
 
 from deploy.cli_access import token_app, user_app
+from deploy.cli_audit import audit_app
 from deploy.demo import DemoPorts, demo_network, start_demo
 from deploy.processes import StartupFailed
 
@@ -25,6 +26,7 @@ app.add_typer(node_app, name="node")
 
 app.add_typer(user_app, name="user", help="Staff users of a node.")
 app.add_typer(token_app, name="token", help="API tokens for member systems.")
+app.add_typer(audit_app, name="audit", help="The node's tamper-evident audit log.")
 
 DEMO_ROOT = Path(".relais/demo")
 

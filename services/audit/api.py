@@ -115,12 +115,13 @@ async def export_records(
 )
 async def verify_chain(ctx: Context, principal: OwnLog) -> dict[str, Any]:
     audit = await handlers.audit_of(ctx)
-    keys = ctx.keys
-    public_key = None if keys is None else keys.public_keys()[0]["public_key"]
+    keys = (
+        {} if ctx.keys is None else {k["key_id"]: k["public_key"] for k in ctx.keys.public_keys()}
+    )
     async with audit.writer.acquire() as conn:
         rows = await store.own_checkpoints(conn)
         points = verification.signed_checkpoints(
-            rows, org=ctx.settings.org, node_id=ctx.settings.node_id, public_key=public_key
+            rows, org=ctx.settings.org, node_id=ctx.settings.node_id, public_keys=keys
         )
         report = await verification.verify(conn, points)
     await handlers.record_own(

@@ -134,6 +134,7 @@ class Finding:
     seq: int
     detail: str
     original_seq: int | None = None  # where a reordered record was written
+    end_seq: int | None = None  # the last of several records missing
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,9 @@ def diagnose(suspect: Suspect) -> Finding:
     entry, seq = suspect.entry, suspect.expected_seq
     if entry.seq > seq:
         missing = f"{seq}" if entry.seq == seq + 1 else f"{seq} to {entry.seq - 1}"
-        return Finding(Problem.DELETED, seq, f"record {missing} is missing: deleted")
+        return Finding(
+            Problem.DELETED, seq, f"record {missing} is missing: deleted", end_seq=entry.seq - 1
+        )
     if entry.seq < seq:  # duplicates cannot happen with a primary key; kept for safety
         return Finding(Problem.INSERTED, entry.seq, f"record {entry.seq} appears twice")
     if entry.intact:
@@ -267,6 +270,7 @@ def against_checkpoints(
                 last_seq + 1,
                 f"records {last_seq + 1} to {checkpoint.seq} were cut off the end: a checkpoint"
                 f" covers record {checkpoint.seq}",
+                end_seq=checkpoint.seq,
             )
         if hashes.get(checkpoint.seq) != checkpoint.hash:
             return Finding(

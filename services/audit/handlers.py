@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from shared.contracts.referrals import (
     Status,
 )
 from shared.db import Pool
-from shared.errors import Forbidden
+from shared.errors import Forbidden, NotFound
 from shared.events import CloudEvent, new_event_id
 from shared.service import ServiceContext
 
@@ -193,13 +192,11 @@ async def checkpoint_clock(ctx: ServiceContext) -> None:
 async def signing_key(ctx: ServiceContext, org: str, key_id: str, at: datetime) -> str:
     """The base64 Ed25519 key ``key_id`` of ``org``, valid at ``at``, from the node's
     directory (asked over NATS); ``Forbidden`` naming why if there is none."""
-    reply = await ctx.bus.nc.request(
-        DIRECTORY_ORGANISATION, json.dumps({"org_id": org}).encode(), timeout=5
-    )
-    answer = json.loads(reply.data or b"{}")
-    if "error" in answer:
-        raise Forbidden(f"the directory does not know {org}: {answer['error'].get('detail')}")
-    record = OrganisationPublished.model_validate(answer["result"])
+    try:
+        found = await ctx.bus.request(DIRECTORY_ORGANISATION, {"org_id": org})
+    except NotFound as exc:
+        raise Forbidden(f"the directory does not know {org}") from exc
+    record = OrganisationPublished.model_validate(found)
     for key in record.keys:
         if key.key_id != key_id or key.use.value != "ed25519":
             continue

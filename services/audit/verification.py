@@ -4,7 +4,7 @@ own, and the hub's copies when the caller has them)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ class Report:
                 "seq": self.finding.seq,
                 "detail": self.finding.detail,
                 "original_seq": self.finding.original_seq,
+                "end_seq": self.finding.end_seq,
             }
         return {
             "ok": self.ok,
@@ -50,17 +51,25 @@ class Report:
 
 
 def signed_checkpoints(
-    rows: Iterable[store.StoredCheckpoint], *, org: str, node_id: str, public_key: str | None
+    rows: Iterable[store.StoredCheckpoint],
+    *,
+    org: str,
+    node_id: str,
+    public_keys: Mapping[str, str] | None,
 ) -> list[Checkpoint]:
     """Checkpoints as verification uses them, each marked by whether its signature holds
-    under ``public_key`` (None: already checked by whoever hands them over, the hub)."""
+    under the node's key of its ``key_id`` (``public_keys`` None: already checked by whoever
+    hands them over, the hub)."""
     result = []
     for row in rows:
         signed = True
-        if public_key is not None:
+        if public_keys is not None:
             document = checkpoint_document(org, node_id, row.seq, row.hash, row.at)
+            key = public_keys.get(row.key_id)
             try:
-                crypto.verify(document, row.signature, public_key)
+                if key is None:
+                    raise Forbidden(f"unknown key {row.key_id}")
+                crypto.verify(document, row.signature, key)
             except Forbidden:
                 signed = False
         result.append(Checkpoint(row.seq, row.hash, row.at, signed))
@@ -128,3 +137,11 @@ async def _next_after(conn: Connection, seq: int) -> Any:
     async for batch in store.entries_from(conn, seq, chunk=1):
         return batch[0]
     return None
+
+
+async def node_keys(conn: Connection, org: str) -> dict[str, str]:
+    """The Ed25519 keys of ``org`` as the node's directory replica publishes them."""
+    record = await conn.fetchval("SELECT record FROM directory.organisation WHERE org_id = $1", org)
+    if not record:
+        return {}
+    return {k["key_id"]: k["public_key"] for k in record.get("keys", []) if k["use"] == "ed25519"}

@@ -4,12 +4,13 @@ administrators' management of staff accounts and member systems' API tokens."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared import audit_trail
 from shared.auth import domain, store, tokens
 from shared.auth.domain import (
     ACCESS_TOKEN_TTL,
@@ -150,6 +151,7 @@ async def log_out(_: Anyone, request: Request, context: Context) -> None:
     secret = tokens.bearer_of(request.headers.get("authorization", ""))
     if secret is not None:
         await store.revoke_presented(context.pool, secret)
+        await _audit(context, _, "session.logout", f"{_.kind}:{_.subject}")
 
 
 @router.get("/me")
@@ -174,7 +176,7 @@ async def list_users(_: Admin, context: Context) -> list[UserOut]:
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED)
-async def add_user(new: NewUser, _: Admin, context: Context) -> UserOut:
+async def add_user(new: NewUser, admin: Admin, context: Context) -> UserOut:
     user = await store.add_user(
         context.pool,
         new.username,
@@ -183,13 +185,16 @@ async def add_user(new: NewUser, _: Admin, context: Context) -> UserOut:
         display_name=new.display_name,
         language=new.language,
     )
+    await _audit(context, admin, "user.created", f"user:{user.username}", {"role": user.role})
     return UserOut.of(user)
 
 
 @router.post("/users/{username}/disable")
-async def disable_user(username: str, _: Admin, context: Context) -> UserOut:
+async def disable_user(username: str, admin: Admin, context: Context) -> UserOut:
     """Disable an account; its sessions and tokens stop working at once."""
-    return UserOut.of(await store.disable_user(context.pool, username))
+    user = await store.disable_user(context.pool, username)
+    await _audit(context, admin, "user.disabled", f"user:{user.username}")
+    return UserOut.of(user)
 
 
 @router.get("/tokens")
@@ -212,11 +217,26 @@ async def create_api_token(
     )
     token = await store.get_api_token(context.pool, token_id)
     assert token is not None
+    await _audit(
+        context,
+        admin,
+        "token.created",
+        f"token:{token_id}",
+        {"org": org, "roles": sorted(new.roles), "name": new.name},
+    )
     response.headers.update(NO_STORE)
     return CreatedApiToken(**ApiTokenOut.of(token).model_dump(), token=secret)
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_token(token_id: UUID, _: Admin, context: Context) -> None:
+async def revoke_token(token_id: UUID, admin: Admin, context: Context) -> None:
     """Revoke a token; it is refused from the next request on."""
     await store.revoke_token(context.pool, token_id)
+    await _audit(context, admin, "token.revoked", f"token:{token_id}")
+
+
+async def _audit(
+    context: ServiceContext, principal: Principal, action: str, object: str, content: Any = None
+) -> None:
+    actor = audit_trail.actor_of(principal)
+    await store.audit(context.pool, actor.name, action, object, content, org=context.settings.org)

@@ -16,9 +16,11 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute
 
+from shared import audit_trail
 from shared.auth import domain, store, tokens
 from shared.auth.roles import Principal, Role
 from shared.auth.sessions import session_of, verify_csrf
+from shared.contracts.audit import Outcome
 from shared.errors import Forbidden, Unauthenticated
 from shared.service import context_of
 
@@ -63,8 +65,26 @@ class RoleRequirement:
         principal = await principal_of(request)
         if self.roles and not principal.has(*self.roles):
             needed = ", ".join(sorted(self.roles))
+            await _audit_refusal(request, principal)
             raise Forbidden(f"this needs one of the roles: {needed}")
         return principal
+
+
+async def _audit_refusal(request: Request, principal: Principal) -> None:
+    """A refused authorisation is an audit record: who, which route (its template, no ids)."""
+    context = context_of("auth")(request)
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path
+    actor = audit_trail.actor_of(principal)
+    await store.audit(
+        context.pool,
+        actor.name,
+        "access.refused",
+        f"route:{request.method} {path}"[:200],
+        None,
+        Outcome.REFUSED,
+        org=context.settings.org,
+    )
 
 
 def require(*roles: Role) -> RoleRequirement:

@@ -18,6 +18,7 @@ UPKEEP_EVERY = timedelta(hours=1)
 
 
 async def start(context: ServiceContext) -> None:
+    store.serve_org(context.pool, context.settings.org)
     if not await store.has_active_admin(context.pool):
         log.warning(
             "node %s has no active administrator yet: create one with"

@@ -16,15 +16,20 @@ from uuid import UUID
 
 import asyncpg
 
+from shared import audit_trail
 from shared.auth import domain, passwords, tokens
 from shared.auth.domain import ApiToken, Grant, Language, User
 from shared.auth.roles import Role
+from shared.contracts.audit import Outcome
 from shared.db import Pool
 from shared.errors import Conflict, NotFound, Unauthenticated
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "auth"
+# The organisation each running auth pool serves, for the audit records of logins (the
+# dashboard's login page calls ``authenticate`` too); set at the auth service's start.
+_NODE_ORG: dict[int, str] = {}
 MIGRATIONS = Path(__file__).parent / "migrations"
 WRONG_CREDENTIALS = "wrong username or password"
 # Writing last_used_at on every request would turn each read into a write; a minute is precise
@@ -160,11 +165,43 @@ async def has_active_admin(pool: Pool) -> bool:
     )
 
 
+def serve_org(pool: Pool, org: str) -> None:
+    """Say which organisation ``pool``'s node belongs to: its logins are then audited."""
+    _NODE_ORG[id(pool)] = org
+
+
+async def audit(
+    pool: Pool,
+    actor: str,
+    action: str,
+    object: str,
+    content: object = None,
+    outcome: Outcome = Outcome.OK,
+    *,
+    org: str | None = None,
+) -> None:
+    """Record an account or token action in the node's audit log (through the auth outbox)."""
+    org = org or _NODE_ORG.get(id(pool))
+    if org is None:
+        return  # a pool no node runs (the command line before a node exists, a unit test)
+    async with pool.acquire() as conn, conn.transaction():
+        await audit_trail.record(
+            conn,
+            SCHEMA,
+            actor=audit_trail.Actor(org, actor),
+            action=action,
+            object=object,
+            content=content,
+            outcome=outcome,
+        )
+
+
 async def authenticate(pool: Pool, username: str, password: str) -> User:
     """The active user these credentials belong to; ``Unauthenticated`` otherwise.
 
     Unknown users, wrong passwords and disabled accounts get the same answer in about the same
-    time, so that the answer does not tell who has an account here.
+    time, so that the answer does not tell who has an account here. Both are audited: a failed
+    login to an unknown name keeps only a digest of what was typed.
     """
     username = domain.normalise_username(username)
     row = await pool.fetchrow(
@@ -172,10 +209,22 @@ async def authenticate(pool: Pool, username: str, password: str) -> User:
     )
     if row is None:
         await asyncio.to_thread(passwords.spend_verification_time, password)
+        await audit(
+            pool, "system:auth", "session.login_failed", "user:unknown", username, Outcome.REFUSED
+        )
         raise Unauthenticated(WRONG_CREDENTIALS)
     verdict = await asyncio.to_thread(passwords.verify_password, row["password_hash"], password)
     if not verdict.ok or row["disabled"]:
+        await audit(
+            pool,
+            f"user:{username}",
+            "session.login_failed",
+            f"user:{username}",
+            None,
+            Outcome.REFUSED,
+        )
         raise Unauthenticated(WRONG_CREDENTIALS)
+    await audit(pool, f"user:{username}", "session.login", f"user:{username}")
     if verdict.rehash is not None:
         # The hashing parameters changed since this password was set: upgrade it now, while
         # the clear password is at hand. Only if nobody changed the hash meanwhile.
