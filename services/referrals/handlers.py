@@ -5,6 +5,7 @@ other node, the events for this node's services and the audit record commit toge
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +41,7 @@ from shared.errors import Conflict, Forbidden, Invalid, NotFound, PermanentFailu
 from shared.events import CloudEvent, new_event_id
 from shared.service import ServiceContext
 
+log = logging.getLogger(__name__)
 SERVICE = "referrals"
 CASE_ROLES = (Role.CASEWORKER, Role.FOCAL_POINT)  # who may send, act and read a person's data
 
@@ -230,7 +232,9 @@ async def create(
         await ctx.send(conn, offer, to=new.to_org, about=referral_id)
         referral = await load(conn, referral_id)
         await _changed(ctx, conn, referral, Status.SENT.value, ctx.settings.org)
-        await _record(ctx, conn, _actor(principal), "sent", referral_id, offer.model_dump(mode="json"))
+        await _record(
+            ctx, conn, _actor(principal), "sent", referral_id, offer.model_dump(mode="json")
+        )
     return referral_id
 
 
@@ -380,6 +384,19 @@ async def record_refusal(
     async with ctx.pool.acquire() as conn, conn.transaction():
         if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
             return
+        if await store.get(conn, refused.referral_id) is None:
+            # An envelope this node never sent, refused in its name: a forgery to look into.
+            log.warning("%s refused an envelope this node never sent", delivery.sender)
+            await _record(
+                ctx,
+                conn,
+                audit_trail.Actor(delivery.sender or "unknown", "system:referrals"),
+                "refused_unknown",
+                refused.referral_id,
+                refused.model_dump(mode="json"),
+                Outcome.FAILED,
+            )
+            return
         referral = await _own_referral(conn, refused.referral_id, delivery, Box.OUTBOX)
         await store.touch(conn, referral.referral_id, refused_reason=refused.reason)
         await store.add_history(
@@ -459,7 +476,9 @@ async def act(
         await ctx.send(conn, told, to=referral.other_org, about=referral_id)
         updated = await load(conn, referral_id)
         await _changed(ctx, conn, updated, status.value, org)
-        await _record(ctx, conn, _actor(principal), status.value, referral_id, told.model_dump(mode="json"))
+        await _record(
+            ctx, conn, _actor(principal), status.value, referral_id, told.model_dump(mode="json")
+        )
 
 
 def _data_key(ctx: ServiceContext, referral: store.Referral) -> bytes:

@@ -1,0 +1,339 @@
+"""What protects the person referred, on real servers: tampered envelopes are refused and
+parked, no plaintext is stored or logged anywhere on the network, and the deadlines clock
+reminds, escalates to the secretariat (metadata only) and expires. Also the NATS ingress."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import nats
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from deploy.network import Network
+from services.referrals import envelope
+from shared import outbox
+from shared.contracts.referrals import Header, LegalBasis, ReferralOffered, Urgency
+from shared.crypto import NodeKeys, key_id
+from shared.events import make_event, new_event_id
+from tests.e2e.conftest import client
+from tests.e2e.test_referrals import PERSON, reaches, referral, send
+from tests.waiting import eventually
+
+Creds = dict[str, Any]
+
+
+# -- tampering -------------------------------------------------------------------------------
+
+
+async def _forge(creds: Creds, network: Network, tamper: str) -> str:
+    """Send, through sanad's real outbox and the real federation, an envelope altered in the
+    way ``tamper`` says; returns its referral id."""
+    plan = next(p for p in network.plans if p.node_id == "sanad")
+    keys = NodeKeys.load_or_create(network.key_dir(plan))
+    async with client(creds, "sanad", "caseworker") as sanad:
+        amal = (await sanad.get("/api/v1/directory/organisations/amal")).json()
+    amal_key = next(k for k in amal["keys"] if k["use"] == "x25519")
+    now = datetime.now(UTC)
+    header = Header(
+        referral_id=new_event_id(),
+        from_org="sanad",
+        to_org="amal",
+        category="primary_health",
+        urgency=Urgency.ROUTINE,
+        legal_basis=LegalBasis.VITAL_INTEREST,
+        created_at=now,
+        acknowledge_by=now + timedelta(days=3),
+        answer_by=now + timedelta(days=7),
+        sender_key_id=key_id(keys.signing_public),
+        recipient_key_id=amal_key["key_id"],
+        sender_encryption_key_id=key_id(keys.encryption_public),
+    )
+    seal = {
+        "recipient_public": amal_key["public_key"],
+        "sender_public": envelope.b64(keys.encryption_public),
+    }
+    honest = envelope.seal(header, PERSON, keys=keys, **seal)
+    altered = honest.sealed.model_copy(update={"ciphertext": envelope.b64(b"\x00" * 64)})
+    if tamper == "ciphertext":  # changed on the way: the signature no longer holds
+        offer = honest.model_copy(update={"sealed": altered})
+    elif tamper == "re-signed":  # even signed by the real sender, it does not decrypt
+        _, signature = keys.sign(
+            {"header": header.model_dump(mode="json"), "sealed": altered.model_dump(mode="json")}
+        )
+        offer = ReferralOffered(header=header, sealed=altered, signature=signature)
+    else:  # signed by a key that is not sanad's
+        impostor = NodeKeys.load_or_create(network.root / f"impostor-{uuid.uuid4().hex[:6]}")
+        offer = envelope.seal(header, PERSON, keys=impostor, **seal)
+    event = make_event(offer, source="relais://sanad/referrals", subject=header.referral_id)
+    conn = await asyncpg.connect(creds["nodes"]["sanad"]["database_url"])
+    try:
+        await conn.set_type_codec(
+            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+        async with conn.transaction():
+            await outbox.add(conn, "referrals", "relais.net.sanad.amal.referral.offered", event)
+    finally:
+        await conn.close()
+    return header.referral_id
+
+
+async def _audit_actions(database_url: str, referral_id: str) -> list[tuple[str, str]]:
+    """The audit records a node's referrals service wrote about one referral."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT event->'data'->>'action' AS action, event->'data'->>'outcome' AS outcome"
+            " FROM referrals.outbox WHERE event->>'type' = 'relais.audit.recorded.v1'"
+            " AND event->'data'->>'object' = $1 ORDER BY seq",
+            f"referral:{referral_id}",
+        )
+    finally:
+        await conn.close()
+    return [(r["action"], r["outcome"]) for r in rows]
+
+
+async def test_tampered_envelopes_are_refused_parked_audited_and_reported(
+    running_network: Creds, network: Network
+) -> None:
+    forged = {
+        reason: await _forge(running_network, network, tamper)
+        for tamper, reason in (
+            ("ciphertext", "bad_signature"),
+            ("re-signed", "undecryptable"),
+            ("impostor", "bad_signature"),
+        )
+    }
+    async with client(running_network, "amal", "admin") as admin:
+
+        async def parked() -> bool:
+            letters = (await admin.get("/api/v1/node/dead-letters")).json()
+            reasons = " ".join(str(letter["reason"]) for letter in letters)
+            return all(f"envelope refused: {reason}" in reasons for reason in forged)
+
+        await eventually(parked, within=30, what="amal parks every forged envelope")
+    async with client(running_network, "amal", "focal_point") as amal:
+        for referral_id in forged.values():
+            assert (await amal.get(f"/api/v1/referrals/{referral_id}")).status_code == 404
+    amal_db = running_network["nodes"]["amal"]["database_url"]
+    sanad_db = running_network["nodes"]["sanad"]["database_url"]
+    for referral_id in forged.values():
+        assert await _audit_actions(amal_db, referral_id) == [("referral.refused", "failed")]
+
+        async def told(referral_id: str = referral_id) -> bool:
+            actions = await _audit_actions(sanad_db, referral_id)
+            return actions == [("referral.refused_unknown", "failed")]
+
+        await eventually(told, within=30, what="sanad is told the envelope failed")
+
+
+# -- no plaintext anywhere -------------------------------------------------------------------
+
+
+def _files_containing(root: Path, needle: bytes) -> list[Path]:
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            try:
+                if needle in path.read_bytes():
+                    found.append(path)
+            except OSError:
+                continue  # a socket or a file that went away
+    return found
+
+
+async def test_no_plaintext_is_stored_or_logged_anywhere_on_the_network(
+    running_network: Creds, network: Network
+) -> None:
+    canary = f"CANARY-{uuid.uuid4().hex}"
+    note = f"NOTE-{uuid.uuid4().hex}"
+    referral_id = await send(
+        running_network, payload={**PERSON, "need_summary": f"Besoin urgent {canary}"}
+    )
+    async with (
+        client(running_network, "sanad", "caseworker") as sanad,
+        client(running_network, "amal", "focal_point") as amal,
+    ):
+        await reaches(amal, referral_id, "received", "the envelope lands")
+        read = (await amal.get(f"/api/v1/referrals/{referral_id}/payload")).json()
+        assert canary in read["payload"]["need_summary"]  # the two organisations can read it
+        await amal.post(
+            f"/api/v1/referrals/{referral_id}/decline", json={"reason": "no_capacity", "note": note}
+        )
+        await reaches(sanad, referral_id, "declined", "sanad learns of the decline")
+        notes = (await sanad.get(f"/api/v1/referrals/{referral_id}/payload")).json()["notes"]
+        assert notes[0]["note"] == note
+    # Every database of the network (the hub's included, and its write-ahead log), every
+    # JetStream store of the hub and of the nodes, every log: ciphertext only.
+    await _checkpoint(running_network)
+    for needle in (canary, note):
+        assert _files_containing(network.root, needle.encode()) == []
+
+
+async def _checkpoint(creds: Creds) -> None:
+    """Flush PostgreSQL's buffers to its files, so the scan sees what the database holds."""
+    conn = await asyncpg.connect(creds["nodes"]["hub"]["database_url"])
+    try:
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+# -- the NATS ingress --------------------------------------------------------------------------
+
+
+async def test_a_member_system_refers_through_its_nodes_nats(running_network: Creds) -> None:
+    async with client(running_network, "sanad", "admin") as admin:
+        created = await admin.post(
+            "/api/v1/auth/tokens", json={"name": "case-system", "roles": ["caseworker"]}
+        )
+        assert created.status_code == 201, created.text
+        token = created.json()["token"]
+    nc = await nats.connect(running_network["nodes"]["sanad"]["nats_url"])
+    try:
+
+        async def ask(action: str, body: dict[str, Any]) -> dict[str, Any]:
+            reply = await nc.request(
+                f"relais.cmd.referrals.{action}", json.dumps(body).encode(), timeout=10
+            )
+            answer: dict[str, Any] = json.loads(reply.data)
+            return answer
+
+        body = referral() | {"token": token, "idempotency_key": str(uuid.uuid4())}
+        first = await ask("create", body)
+        again = await ask("create", body)
+        referral_id = first["result"]["referral_id"]
+        assert again["result"]["referral_id"] == referral_id
+        assert first["result"]["status"] == "sent"
+
+        wrong = await ask(
+            "create", referral(payload={**PERSON, "religion": "x"}) | {"token": token}
+        )
+        assert wrong["error"]["status"] == 422
+        assert wrong["error"]["field"] == "payload.religion"
+        stranger = await ask("get", {"token": "not-a-token", "referral_id": referral_id})
+        assert stranger["error"]["status"] == 401
+        withdrawn = await ask(
+            "act", {"token": token, "referral_id": referral_id, "action": "accept"}
+        )
+        assert withdrawn["error"]["status"] == 403  # the sender does not accept its own
+    finally:
+        await nc.close()
+    async with client(running_network, "amal", "focal_point") as amal:
+        await reaches(amal, referral_id, "received", "the referral made over NATS lands")
+
+
+# -- the deadlines clock ---------------------------------------------------------------------
+
+
+async def _skew(database_url: str, hours: float) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE referrals.clock SET skew = make_interval(secs => $1)", hours * 3600
+        )
+    finally:
+        await conn.close()
+
+
+async def _local_events(nats_url: str, subject: str, referral_id: str) -> list[dict[str, Any]]:
+    """The node-local events on ``subject`` about one referral (read from its LOCAL stream)."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            subject,
+            stream="LOCAL",
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        found = []
+        try:
+            while True:
+                for msg in await sub.fetch(200, timeout=1):
+                    event = json.loads(msg.data)
+                    if event.get("subject") == referral_id:
+                        found.append(event["data"])
+                    await msg.ack()
+        except TimeoutError:
+            pass
+        await sub.unsubscribe()
+        return found
+    finally:
+        await nc.close()
+
+
+async def test_the_clock_reminds_escalates_and_expires(running_network: Creds) -> None:
+    sanad_node = running_network["nodes"]["sanad"]
+    hub_node = running_network["nodes"]["hub"]
+    referral_id = await send(running_network, urgency="emergency")  # acknowledge within 4 h
+    try:
+        async with (
+            client(running_network, "sanad", "caseworker") as sanad,
+            client(running_network, "amal", "focal_point") as amal,
+        ):
+            await reaches(amal, referral_id, "received", "the envelope lands")
+
+            await _skew(sanad_node["database_url"], 3.5)  # a quarter of the 4 h left
+
+            async def reminded() -> bool:
+                events = await _local_events(
+                    sanad_node["nats_url"], "relais.local.referrals.deadline", referral_id
+                )
+                return [(e["kind"], e["deadline"]) for e in events] == [("reminder", "acknowledge")]
+
+            await eventually(reminded, within=20, what="a reminder before the deadline")
+
+            await _skew(sanad_node["database_url"], 4.5)  # past the deadline
+
+            async def escalation_at_hub() -> bool:
+                return bool(await _hub_escalations(hub_node["nats_url"], referral_id))
+
+            await eventually(escalation_at_hub, within=30, what="the secretariat is told")
+            escalation = (await _hub_escalations(hub_node["nats_url"], referral_id))[0]
+            assert set(escalation) == {
+                "referral_id",
+                "from_org",
+                "to_org",
+                "category",
+                "urgency",
+                "status",
+                "deadline",
+                "due_at",
+            }  # metadata only
+
+            await _skew(sanad_node["database_url"], 4 + 24 + 0.5)  # past the grace period
+            await reaches(sanad, referral_id, "expired", "the sender's node expires it")
+            await reaches(amal, referral_id, "expired", "the recipient learns it expired")
+            others = await sanad.get(f"/api/v1/referrals/{referral_id}/suggestions")
+            assert others.status_code == 200
+            assert "amal" not in [s["org_id"] for s in others.json()]
+    finally:
+        await _skew(sanad_node["database_url"], 0)
+
+
+async def _hub_escalations(nats_url: str, referral_id: str) -> list[dict[str, Any]]:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            "relais.net.sanad.secretariat.referral.escalated",
+            stream="INBOX",
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        found = []
+        try:
+            while True:
+                for msg in await sub.fetch(100, timeout=1):
+                    event = json.loads(msg.data)
+                    if event["data"]["referral_id"] == referral_id:
+                        found.append(event["data"])
+        except TimeoutError:
+            pass
+        await sub.unsubscribe()
+        return found
+    finally:
+        await nc.close()
