@@ -142,6 +142,23 @@ async def record_own(
     return entries[0] if entries else None
 
 
+async def record_keys(ctx: ServiceContext) -> None:
+    """The node's key pairs enter the log once, when the audit service first sees them."""
+    if ctx.keys is None:
+        return
+    audit = await audit_of(ctx)
+    for key in ctx.keys.public_keys():
+        object = f"key:{key['key_id']}"
+        async with audit.writer.acquire() as conn:
+            known = await conn.fetchval(
+                "SELECT true FROM audit.entry WHERE action = 'key.created' AND object = $1 LIMIT 1",
+                object,
+            )
+        if not known:
+            actor = audit_trail.system(ctx.settings.org, "node")
+            await record_own(ctx, actor, "key.created", object, key)
+
+
 # --- checkpoints ----------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 async def start(ctx: ServiceContext) -> None:
     await handlers.audit_of(ctx)
     ctx.background("writer pool", _hold_writer(ctx))
+    await handlers.record_keys(ctx)
     await ctx.subscribe(consumer.records(ctx))
     ctx.background("checkpoint clock", handlers.checkpoint_clock(ctx))
     if ctx.settings.is_hub:

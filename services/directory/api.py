@@ -16,6 +16,7 @@ from services.directory import (
     search_api,
     store,
 )
+from shared import audit_trail
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import CODE, ORG_ID, Capacity, OrganisationPublished
 from shared.errors import Forbidden, Invalid, NotFound
@@ -66,11 +67,11 @@ async def get_organisation(org_id: OrgId, ctx: Context, _: Anyone) -> Organisati
     responses={409: {"description": "stale or skipped version"}},
 )
 async def put_organisation(
-    org_id: OrgId, record: OrganisationPublished, ctx: Context, _: Coordinator
+    org_id: OrgId, record: OrganisationPublished, ctx: Context, principal: Coordinator
 ) -> OrganisationPublished:
     if record.org_id != org_id:
         raise Invalid("the body's org_id differs from the URL's", field="org_id")
-    return await handlers.publish_organisation(ctx, record)
+    return await handlers.publish_organisation(ctx, record, audit_trail.actor_of(principal))
 
 
 class MembershipChange(BaseModel):
@@ -84,9 +85,11 @@ class MembershipChange(BaseModel):
     responses={409: {"description": "not allowed from the organisation's current status"}},
 )
 async def change_membership(
-    org_id: OrgId, change: MembershipChange, ctx: Context, _: Coordinator
+    org_id: OrgId, change: MembershipChange, ctx: Context, principal: Coordinator
 ) -> OrganisationPublished:
-    return await handlers.change_membership(ctx, org_id, change.action, change.reason)
+    return await handlers.change_membership(
+        ctx, org_id, change.action, change.reason, audit_trail.actor_of(principal)
+    )
 
 
 OwnStaff = Annotated[Principal, Depends(require(Role.FOCAL_POINT, Role.ADMIN))]

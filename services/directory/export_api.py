@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from services.directory import exports, reference, store
+from shared import audit_trail
 from shared.auth import Principal, require
 from shared.contracts.directory import OrganisationPublished
 from shared.errors import NotFound
@@ -34,6 +35,19 @@ ServiceKey = Annotated[str, Path(min_length=36, max_length=36, pattern=r"^[0-9a-
 # garbles accents and Arabic. The mark sits before the first human header, so the hashtag
 # row a HXL reader looks for is untouched.
 BOM = "\ufeff"
+
+
+async def _audit_export(ctx: ServiceContext, principal: Principal, what: str, detail: int) -> None:
+    """An export of the directory is an audit record (who took it, when)."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await audit_trail.record(
+            conn,
+            "directory",
+            actor=audit_trail.actor_of(principal),
+            action="directory.exported",
+            object=what,
+            content={"detail": detail},
+        )
 
 
 async def _records(ctx: ServiceContext) -> list[OrganisationPublished]:
@@ -63,8 +77,9 @@ async def hsds_about(request: Request, _: Anyone) -> HsdsAbout:
     response_model_exclude_none=True,
 )
 async def hsds_organizations(
-    ctx: Context, _: Anyone, page_number: PageNumber = 1, per_page: PerPage = 50
+    ctx: Context, principal: Anyone, page_number: PageNumber = 1, per_page: PerPage = 50
 ) -> exports.OrganizationPage:
+    await _audit_export(ctx, principal, "directory:hsds", page_number)
     organizations = exports.hsds_organizations(await _records(ctx), reference.reference())
     return exports.page_of(exports.OrganizationPage, organizations, page_number, per_page)
 
@@ -122,8 +137,9 @@ async def hsds_service(service_id: ServiceKey, ctx: Context, _: Anyone) -> expor
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 CSV, with a BOM"}},
 )
-async def three_w(ctx: Context, _: Anyone) -> StreamingResponse:
+async def three_w(ctx: Context, principal: Anyone) -> StreamingResponse:
     records = await _records(ctx)
+    await _audit_export(ctx, principal, "directory:3w", len(records))
     filename = exports.three_w_filename(datetime.now(UTC).date())
 
     def body() -> Iterator[str]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from services.directory import domain, matching, search, store
-from shared import crypto, processed
+from shared import audit_trail, crypto, processed
 from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.directory import (
@@ -19,8 +19,9 @@ from shared.contracts.directory import (
     OrganisationChangeRequested,
     OrganisationPublished,
 )
+from shared.db import Connection
 from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from shared.events import BROADCAST, CloudEvent
+from shared.events import BROADCAST, CloudEvent, Payload
 from shared.federation import Member, hub_member_streams, router_stream
 from shared.service import ServiceContext
 
@@ -28,16 +29,20 @@ SCHEMA = store.SCHEMA
 
 
 async def publish_organisation(
-    ctx: ServiceContext, record: OrganisationPublished
+    ctx: ServiceContext, record: OrganisationPublished, actor: audit_trail.Actor | None = None
 ) -> OrganisationPublished:
     """On the hub: record a new version of an organisation and broadcast it to every node."""
     return await _publish(
-        ctx, record.org_id, lambda current: domain.coordinator_edit(current, record)
+        ctx, record.org_id, lambda current: domain.coordinator_edit(current, record), actor=actor
     )
 
 
 async def change_membership(
-    ctx: ServiceContext, org_id: str, action: domain.Membership, reason: str | None
+    ctx: ServiceContext,
+    org_id: str,
+    action: domain.Membership,
+    reason: str | None,
+    actor: audit_trail.Actor | None = None,
 ) -> OrganisationPublished:
     """On the hub: admit, reject, suspend, reinstate or let go of an organisation."""
 
@@ -46,7 +51,7 @@ async def change_membership(
             raise NotFound(f"no organisation {org_id}", field="org_id")
         return domain.change_membership(current, action, reason)
 
-    return await _publish(ctx, org_id, changed)
+    return await _publish(ctx, org_id, changed, actor=actor, action=f"membership.{action}")
 
 
 async def _publish(
@@ -55,9 +60,11 @@ async def _publish(
     change: Callable[[OrganisationPublished | None], OrganisationPublished],
     *,
     event_id: str | None = None,
+    actor: audit_trail.Actor | None = None,
+    action: str = "organisation.published",
 ) -> OrganisationPublished:
-    """Apply ``change`` to the hub's record, store it and broadcast it, in one transaction;
-    with ``event_id``, once however often that event is delivered."""
+    """Apply ``change`` to the hub's record, store it and broadcast it, and audit it, in one
+    transaction; with ``event_id``, once however often that event is delivered."""
     if not ctx.settings.is_hub:
         raise Forbidden("only the hub publishes the directory")
     async with ctx.pool.acquire() as conn, conn.transaction():
@@ -72,6 +79,13 @@ async def _publish(
         accepted = change(current)
         await store.save_organisation(conn, accepted)
         await ctx.send(conn, accepted, to=BROADCAST, about=accepted.org_id)
+        await _audit(
+            conn,
+            actor or audit_trail.system(ctx.settings.org, SCHEMA),
+            action,
+            accepted.org_id,
+            accepted,
+        )
     await ensure_hub_topology(ctx)
     return accepted
 
@@ -115,6 +129,9 @@ async def request_change(
         request = OrganisationChangeRequested(record=checked, key_id=key_id, signature=signature)
         await store.record_change_request(conn, org_id, checked.version, principal.subject)
         await ctx.send(conn, request, to=ctx.settings.hub_org)
+        await _audit(
+            conn, audit_trail.actor_of(principal), "organisation.change_requested", org_id, checked
+        )
     return checked
 
 
@@ -157,6 +174,7 @@ async def apply_change_request(
             org_id,
             lambda held: domain.own_change(_known(held), request.record),
             event_id=event.id,
+            actor=audit_trail.system(org_id, SCHEMA),
         )
     except (Conflict, Invalid, Forbidden, NotFound) as refusal:
         await _refuse(ctx, request.record, refusal)
@@ -190,6 +208,13 @@ async def record_refusal(
             return
         await store.refuse_change_request(
             conn, refusal.org_id, refusal.version, refusal.reason, refusal.field
+        )
+        await _audit(
+            conn,
+            audit_trail.system(ctx.settings.hub_org, SCHEMA),
+            "organisation.change_refused",
+            refusal.org_id,
+            refusal,
         )
 
 
@@ -244,6 +269,13 @@ async def replicate_organisation(
         if domain.should_apply(current.version if current else None, record):
             await store.save_organisation(conn, record)
             await store.settle_change_requests(conn, record.org_id, record.version)
+            await _audit(
+                conn,
+                audit_trail.system(ctx.settings.hub_org, SCHEMA),
+                "organisation.replicated",
+                record.org_id,
+                record,
+            )
 
 
 async def probe(ctx: ServiceContext, org_id: str) -> str:
@@ -288,3 +320,18 @@ async def record_answer(
         await store.record_answer(
             conn, sender, answer.probe_id, datetime.now(UTC), result.round_trip_ms
         )
+
+
+async def _audit(
+    conn: Connection, actor: audit_trail.Actor, action: str, org_id: str, record: Payload
+) -> None:
+    """A directory state change in the node's audit log, in the change's transaction: the
+    record's digest, never its focal points' names."""
+    await audit_trail.record(
+        conn,
+        SCHEMA,
+        actor=actor,
+        action=action,
+        object=f"organisation:{org_id}",
+        content=record.model_dump(mode="json"),
+    )
