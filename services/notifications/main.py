@@ -1,15 +1,28 @@
-"""Wiring of the notifications service: its own schema (with its outbox), and so far no routes or
-consumers; the foundation runs it so that its own issue fills it in without rework."""
+"""Wiring of the notifications service: its settings, consumers, the delivery worker and the
+live-update listener."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from pathlib import Path
 
+from services.notifications import consumer, handlers
+from services.notifications.api import router
+from services.notifications.settings import NotificationSettings
 from shared.service import Service, ServiceContext
 
 
 async def start(ctx: ServiceContext) -> None:
-    """Nothing to start yet beyond what every service gets (pool, schema, outbox relay)."""
+    notifier = handlers.Notifier(ctx, NotificationSettings())
+    handlers.register(notifier)
+    ctx.background("live updates", notifier.live.run(ctx.settings.database_url))
+    ctx.background("delivery worker", handlers.run_worker(notifier))
+    for subscription in consumer.subscriptions(notifier):
+        await ctx.subscribe(subscription)
 
 
-service = Service(name="notifications", router=APIRouter(), migrations=None, start=start)
+service = Service(
+    name="notifications",
+    router=router,
+    migrations=Path(__file__).parent / "migrations",
+    start=start,
+)

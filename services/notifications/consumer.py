@@ -1,0 +1,43 @@
+"""What notifications listen to: a referral's changes and deadlines on this node (``LOCAL``),
+and from the network (``INBOX``) escalations (at the hub) and directory records (its own
+organisation's membership and keys)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from services.notifications import handlers
+from services.notifications.handlers import Notifier
+from shared.bus import Delivery, Handler, Subscription
+from shared.contracts.directory import OrganisationPublished
+from shared.contracts.referrals import ReferralChanged, ReferralDeadline, ReferralEscalated
+from shared.events import CloudEvent, Payload
+from shared.federation import INBOX, LOCAL
+
+
+def subscriptions(n: Notifier) -> list[Subscription]:
+    def bound(handler: Callable[[Notifier, CloudEvent, Any], Awaitable[None]]) -> Handler:
+        async def handle(event: CloudEvent, payload: Payload, _: Delivery) -> None:
+            await handler(n, event, payload)
+
+        return handle
+
+    return [
+        Subscription.routing(
+            LOCAL,
+            handlers.CONSUMER,
+            {
+                ReferralChanged: bound(handlers.on_referral_changed),
+                ReferralDeadline: bound(handlers.on_deadline),
+            },
+        ),
+        Subscription.routing(
+            INBOX,
+            handlers.CONSUMER,
+            {
+                ReferralEscalated: bound(handlers.on_escalated),
+                OrganisationPublished: bound(handlers.on_organisation),
+            },
+        ),
+    ]
