@@ -5,7 +5,10 @@ Starts the real servers (no nodes) and, on them:
    scenario B (nats-py ``publish_async`` → federation → pull consumer);
 2. the directory's match query and search (``tests.bench.match``) on the servers' PostgreSQL;
 3. a replica's catch-up (``tests.bench.replica``): the hub's broadcasts pile up in amal's
-   ``INBOX`` while nothing consumes, then the directory's real consumer applies them.
+   ``INBOX`` while nothing consumes, then the directory's real consumer applies them;
+4. referrals end to end (``tests.bench.referrals``), on a network of its own with node
+   processes: sustained referrals/s from sanad to amal, and create → received latency at a
+   fixed offered load, beside scenario A's raw pipeline.
 Prints a table for each and writes them all to ``bench-results/<UTC time>-bench.json``. Exits
 with 1 if any part failed or did not finish in time (its row says why).
 """
@@ -22,7 +25,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.bench import match, replica, report
+from tests.bench import match, referrals, replica, report
 from tests.bench.measure import Arrivals, Figures, ScenarioFailed
 from tests.bench.scenarios import Scenario, scenarios
 from tests.bench.topology import SUBJECT, Federation, federation
@@ -53,6 +56,18 @@ def arguments() -> argparse.Namespace:
         default=2000,
         help=f"broadcasts the replica catches up on, for {replica.ORGANISATIONS} organisations"
         " (2000)",
+    )
+    parser.add_argument(
+        "--referrals", type=positive, default=300, help="referrals in the sustained run (300)"
+    )
+    parser.add_argument(
+        "--posters", type=positive, default=8, help="concurrent clients posting referrals (8)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=5.0, help="referrals/s of the fixed-load run (5)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="length of the fixed-load run (30)"
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds per scenario (120)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' folder and logs")
@@ -110,10 +125,24 @@ async def bench(args: argparse.Namespace) -> int:
         caught_up = await replica.run(fed, args.replica_events, args.timeout, say)
         if caught_up.error:
             say(f"replica: {caught_up.error}")
+    referred = await referrals.run(
+        say,
+        count=args.referrals,
+        posters=args.posters,
+        rate=args.rate,
+        seconds=args.seconds,
+        limit=args.timeout,
+    )
+    if "error" in referred:
+        say(f"referrals: {referred['error']}")
+    raw = next((r.events_per_s for r in results if r.scenario == "A" and not r.error), None)
+    if raw and "sustained" in referred:
+        referred["ratio_to_raw_pipeline"] = round(referred["sustained"]["received_per_s"] / raw, 3)
     for table in (
         report.table(results),
         report.match_table(matched),
         report.replica_table(caught_up),
+        referrals.table(referred, raw),
     ):
         print()
         print(table)
@@ -141,11 +170,17 @@ async def bench(args: argparse.Namespace) -> int:
             },
             "directory_match": matched,
             "replica_catch_up": replica.as_json(caught_up),
+            "referrals": referred,
             "server_log_problems": fed.log_problems,
         },
     )
     say(f"wrote {written}")
-    failed = any(r.error for r in results) or "error" in matched or caught_up.error is not None
+    failed = (
+        any(r.error for r in results)
+        or "error" in matched
+        or caught_up.error is not None
+        or "error" in referred
+    )
     return 1 if failed else 0
 
 
