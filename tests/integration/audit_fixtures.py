@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from services.audit import handlers
@@ -68,7 +69,7 @@ async def hub_audit_ctx(database_url: str) -> AsyncIterator[ServiceContext]:
 
 async def tamper(database_url: str, *statements: str) -> None:
     """What someone with the database owner's password can do: lift the trigger, edit."""
-    conn = await db.asyncpg.connect(database_url)
+    conn = await asyncpg.connect(database_url)
     try:
         async with conn.transaction():
             await conn.execute("ALTER TABLE audit.entry DISABLE TRIGGER entry_append_only")

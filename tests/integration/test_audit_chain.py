@@ -5,6 +5,7 @@ tampering found and named by verification."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import asyncpg
 import pytest
@@ -29,7 +30,7 @@ class TestAppending:
     ) -> None:
         entries = await handlers.append(audit_ctx, drafts(5))
         assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
-        assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:], strict=False))
+        assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
         report = await verify(audit_ctx)
         assert (report.ok, report.checked, report.last_seq) == (True, 5, 5)
 
