@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from services.directory import handlers, matching
+from shared import asyncapi
 from shared.bus import Delivery, Handler, Responder, Subscription
 from shared.contracts.directory import (
+    ORG_ID,
     DirectoryReplayRequested,
     LinkAnswered,
     LinkProbed,
@@ -42,6 +46,24 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
             },
         )
     ]
+
+
+class OrganisationRequest(BaseModel):
+    org_id: str = Field(pattern=ORG_ID)
+
+
+asyncapi.command(
+    "relais.cmd.directory.organisation",
+    OrganisationRequest,
+    OrganisationPublished,
+    "This node's copy of one organisation's record (readable while the hub is away)",
+)
+asyncapi.command(
+    "relais.cmd.directory.match",
+    matching.MatchRequest,
+    None,
+    "Ranked suggestions for a need: a list of {org_id, org_name, service, score, reasons}",
+)
 
 
 def commands(ctx: ServiceContext) -> dict[str, Responder]:

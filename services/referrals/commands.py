@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.referrals import api, domain, handlers
+from shared import asyncapi
 from shared.auth import Principal, Role
 from shared.auth import domain as auth_domain
 from shared.auth import store as auth_store
@@ -53,6 +54,21 @@ async def _principal(ctx: ServiceContext, token: str, *roles: Role) -> Principal
     if not principal.has(*roles):
         raise Forbidden(f"this needs one of the roles: {', '.join(sorted(roles))}")
     return principal
+
+
+for _action, _request, _reply, _summary in (
+    (
+        "create",
+        Create,
+        api.ReferralDetail,
+        "Send a referral (same rules as POST /api/v1/referrals)",
+    ),
+    ("get", OnOne, api.ReferralDetail, "One referral, its history and the actions allowed now"),
+    ("act", Act, api.ReferralDetail, "A step: accept, decline, start, complete, close, withdraw"),
+    ("payload", OnOne, api.Payload, "Read the person's data (decrypted here; audited)"),
+    ("list", ListBox, api.Page, "The inbox or outbox, newest change first"),
+):
+    asyncapi.command(f"{PREFIX}.{_action}", _request, _reply, _summary)
 
 
 def commands(ctx: ServiceContext) -> dict[str, Responder]:

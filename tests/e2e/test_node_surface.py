@@ -24,6 +24,15 @@ async def test_the_api_and_event_documents_are_published(running_network: dict[s
         asyncapi = (await anonymous.get("/asyncapi.json")).json()
         addresses = {c["address"] for c in asyncapi["channels"].values()}
         assert "relais.net.{sender}.{recipient}.organisation.published" in addresses
+        assert "relais.net.{sender}.{recipient}.referral.offered" in addresses
+        # The request/reply ingress for member systems, with its request and reply schemas.
+        create = asyncapi["channels"]["relais_cmd_referrals_create"]
+        assert create["address"] == "relais.cmd.referrals.create"
+        request = asyncapi["components"]["messages"]["relais_cmd_referrals_create_request"]
+        assert {"token", "to_org", "payload", "idempotency_key"} <= set(
+            request["payload"]["properties"]
+        )
+        assert "relais.cmd.directory.match" in addresses
 
 
 async def test_metrics_count_requests_by_route_not_by_id(running_network: dict[str, Any]) -> None:
