@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ import httpx
 
 from deploy.demo_network import HUB, MEMBERS, DemoOrg, record
 from deploy.network import Network, NodePlan, plan_network
+from deploy.ports import free_ports
+from deploy.processes import ProcessSpec
 from shared import db
 from shared.auth import add_user, issue_access_token
 from shared.contracts.directory import MembershipStatus, OrganisationPublished, PublicKey
@@ -182,15 +185,61 @@ async def bring_up(network: Network, previous: dict[str, Any]) -> dict[str, list
     return users
 
 
+def mail_server(network: Network) -> ProcessSpec:
+    """A local SMTP server (aiosmtpd) writing every message the demo sends to
+    ``<root>/mail/`` as a Maildir; the nodes send their notifications there."""
+    (port,) = free_ports(1)
+    maildir = network.root / "mail"
+
+    async def ready() -> bool:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return False
+        writer.close()
+        await writer.wait_closed()
+        return True
+
+    network.extra_env.update({"RELAIS_SMTP_HOST": "127.0.0.1", "RELAIS_SMTP_PORT": str(port)})
+    return ProcessSpec(
+        name="demo-mail",
+        argv=[
+            *(sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"),
+            *("-c", "aiosmtpd.handlers.Mailbox", str(maildir)),
+        ],
+        log_path=network.root / "logs" / "demo-mail.log",
+        ready=ready,
+    )
+
+
+async def seed_contacts(creds: dict[str, Any]) -> None:
+    """Give each demo user an e-mail address (``<user>@<org>.example``) for notifications,
+    unless they already chose one."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        for node in creds["nodes"].values():
+            for user in node["users"]:
+                url = f"{node['url']}/api/v1/notifications/preferences"
+                headers = {"Authorization": f"Bearer {user['token']}"}
+                current = (await client.get(url, headers=headers)).raise_for_status().json()
+                if current.get("email"):
+                    continue
+                chosen = {**current, "email": f"{user['username']}@{node['org']}.example"}
+                for key in ("username", "available"):
+                    chosen.pop(key, None)
+                (await client.put(url, headers=headers, json=chosen)).raise_for_status()
+
+
 async def start_demo(network: Network, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Start, seed, and wait until the whole network works; returns the credentials."""
     path = network.root / "credentials.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     say("Starting PostgreSQL and NATS…")
     await network.start_servers()
+    await network.supervisor.start(mail_server(network))
     say("Starting the nodes…")
     users = await bring_up(network, previous)
     creds = credentials(network, users)
+    await seed_contacts(creds)
     path.write_text(json.dumps(creds, indent=2, ensure_ascii=False))
     path.chmod(0o600)
     return creds
