@@ -27,6 +27,7 @@ async def run(ctx: ServiceContext) -> None:
         while True:
             try:
                 fired = await handlers.fire_due_alarms(ctx)
+                await handlers.expire_consents(ctx)
                 if fired:
                     log.info("referrals clock: %d alarm(s) fired", fired)
                 if since_shred >= SHRED_EVERY or woken.is_set():

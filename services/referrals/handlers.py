@@ -570,23 +570,12 @@ async def revoke_consent(ctx: ServiceContext, principal: Principal, referral_id:
 async def destroy_key(
     ctx: ServiceContext, event: CloudEvent, revoked: ConsentRevoked, delivery: Delivery
 ) -> None:
-    """At the recipient: erase this node's copy of the data key, and confirm."""
+    """At the recipient: the person withdrew consent; erase this node's copy of the data key,
+    and confirm."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
             return
         referral = await _own_referral(conn, revoked.referral_id, delivery, Box.INBOX)
-        now = await store.now(conn)
-        await store.touch(
-            conn,
-            referral.referral_id,
-            consent_state="revoked",
-            sealed_key=None,
-            key_destroyed_at=now,
-        )
-        await conn.execute(
-            "UPDATE referrals.history SET sealed_note = NULL WHERE referral_id = $1",
-            referral.referral_id,
-        )
         await store.add_history(
             conn,
             referral.referral_id,
@@ -595,22 +584,41 @@ async def destroy_key(
             at=revoked.at,
             by_org=referral.other_org,
         )
-        await store.add_history(
-            conn,
-            referral.referral_id,
-            change="key_destroyed",
-            status=None,
-            at=now,
-            by_org=ctx.settings.org,
-        )
-        await ctx.send(
-            conn,
-            KeyDestroyed(referral_id=referral.referral_id, at=now),
-            to=referral.other_org,
-            about=referral.referral_id,
-        )
-        await _changed(ctx, conn, referral, "consent_revoked", referral.other_org)
-        await _record(ctx, conn, _system(ctx), "key_destroyed", referral.referral_id)
+        await _destroy_copy(ctx, conn, referral, "consent_revoked")
+
+
+async def expire_consents(ctx: ServiceContext) -> None:
+    """At the recipient: consent given until a date that has passed ends like a revocation."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        for referral_id in await store.lapsed_consents(conn):
+            referral = await load(conn, referral_id, for_update=True)
+            await _destroy_copy(ctx, conn, referral, "consent_expired")
+
+
+async def _destroy_copy(
+    ctx: ServiceContext, conn: Connection, referral: store.Referral, why: str
+) -> None:
+    now = await store.now(conn)
+    await store.touch(
+        conn, referral.referral_id, consent_state="revoked", sealed_key=None, key_destroyed_at=now
+    )
+    await store.forget_notes(conn, referral.referral_id)
+    await store.add_history(
+        conn,
+        referral.referral_id,
+        change="key_destroyed",
+        status=None,
+        at=now,
+        by_org=ctx.settings.org,
+    )
+    await ctx.send(
+        conn,
+        KeyDestroyed(referral_id=referral.referral_id, at=now),
+        to=referral.other_org,
+        about=referral.referral_id,
+    )
+    await _changed(ctx, conn, referral, why, ctx.settings.org)
+    await _record(ctx, conn, _system(ctx), "key_destroyed", referral.referral_id, {"why": why})
 
 
 async def confirm_key_destroyed(

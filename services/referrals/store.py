@@ -377,6 +377,25 @@ async def record_refusal(
     )
 
 
+async def lapsed_consents(conn: Connection) -> list[str]:
+    """Received referrals whose consent ran out while this node still holds the data key."""
+    rows = await conn.fetch(
+        """
+        SELECT referral_id FROM referrals.referrals
+        WHERE box = 'inbox' AND consent_state = 'given' AND sealed_key IS NOT NULL
+          AND (consent->>'expires_at')::timestamptz <= referrals.clock_now()
+        FOR UPDATE SKIP LOCKED
+        """
+    )
+    return [str(r["referral_id"]) for r in rows]
+
+
+async def forget_notes(conn: Connection, referral_id: str) -> None:
+    await conn.execute(
+        "UPDATE referrals.history SET sealed_note = NULL WHERE referral_id = $1", referral_id
+    )
+
+
 async def shred_closed(conn: Connection, older_than_days: float) -> list[str]:
     """Erase the payload of referrals closed longer ago than the retention period; their
     metadata stays. Returns the ids erased."""

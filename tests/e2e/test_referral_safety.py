@@ -337,3 +337,60 @@ async def _hub_escalations(nats_url: str, referral_id: str) -> list[dict[str, An
         return found
     finally:
         await nc.close()
+
+
+# -- erasure ---------------------------------------------------------------------------------
+
+
+async def test_retention_erases_closed_payloads_and_keeps_the_metadata(
+    running_network: Creds,
+) -> None:
+    nodes = running_network["nodes"]
+    referral_id = await send(running_network)
+    async with (
+        client(running_network, "sanad", "caseworker") as sanad,
+        client(running_network, "amal", "focal_point") as amal,
+    ):
+        await reaches(amal, referral_id, "received", "the envelope lands")
+        await amal.post(f"/api/v1/referrals/{referral_id}/decline", json={"reason": "no_capacity"})
+        await reaches(sanad, referral_id, "declined", "sanad learns of the decline")
+        try:
+            for node in ("sanad", "amal"):  # half a year later (the default keeps 180 days)
+                await _skew(nodes[node]["database_url"], 181 * 24)
+            for node, api in (("sanad", sanad), ("amal", amal)):
+
+                async def erased(api: Any = api) -> bool:
+                    found = (await api.get(f"/api/v1/referrals/{referral_id}")).json()
+                    return bool(found["payload_erased"])
+
+                await eventually(erased, within=20, what=f"{node} erases the closed payload")
+                kept = (await api.get(f"/api/v1/referrals/{referral_id}")).json()
+                assert (kept["status"], kept["category"]) == ("declined", "primary_health")
+                gone = await api.get(f"/api/v1/referrals/{referral_id}/payload")
+                assert gone.status_code == 409
+        finally:
+            for node in ("sanad", "amal"):
+                await _skew(nodes[node]["database_url"], 0)
+
+
+async def test_consent_that_runs_out_ends_like_a_revocation(running_network: Creds) -> None:
+    amal_db = running_network["nodes"]["amal"]["database_url"]
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    referral_id = await send(running_network, consent={"expires_at": until})
+    async with (
+        client(running_network, "sanad", "caseworker") as sanad,
+        client(running_network, "amal", "focal_point") as amal,
+    ):
+        await reaches(amal, referral_id, "received", "the envelope lands")
+        assert (await amal.get(f"/api/v1/referrals/{referral_id}/payload")).status_code == 200
+        try:
+            await _skew(amal_db, 2)
+
+            async def confirmed() -> bool:
+                found = (await sanad.get(f"/api/v1/referrals/{referral_id}")).json()
+                return bool(found["consent_state"] == "key_destroyed")
+
+            await eventually(confirmed, within=20, what="amal destroys its key when consent ends")
+            assert (await amal.get(f"/api/v1/referrals/{referral_id}/payload")).status_code == 409
+        finally:
+            await _skew(amal_db, 0)
