@@ -106,13 +106,17 @@ class Writer:
         except (KeyError, ValueError):
             self.zone = ZoneInfo("UTC")
         self._ = i18n.translations(self.lang).gettext
-        self._p = i18n.translations(self.lang).pgettext
+        self._t = i18n.translations(self.lang)
+
+    def _p(self, message: str) -> str:
+        """``message`` translated in the labels' context."""
+        return str(self._t.pgettext(CONTEXT, message))
 
     def label(self, code: str | None) -> str:
         if code is None:
             return ""
         known = LABELS.get(code)
-        return self._p(CONTEXT, known) if known else code.replace("_", " ")
+        return self._p(known) if known else code.replace("_", " ")
 
     def when(self, moment: datetime | None) -> str:
         if moment is None:
@@ -135,11 +139,11 @@ class Writer:
         }
         details = []
         if facts.category:
-            details.append((self._p(CONTEXT, CATEGORY), facts.category))
+            details.append((self._p(CATEGORY), facts.category))
         if facts.urgency:
-            details.append((self._p(CONTEXT, URGENCY), self.label(facts.urgency)))
+            details.append((self._p(URGENCY), self.label(facts.urgency)))
         if facts.due_at:
-            details.append((self._p(CONTEXT, DEADLINE), self.when(facts.due_at)))
+            details.append((self._p(DEADLINE), self.when(facts.due_at)))
         return Item(title, details, self.link(facts))
 
     def title(self, kind: Kind, facts: Facts) -> str:

@@ -74,7 +74,7 @@ async def consumed(node: NotifyingNode, count: int) -> None:
 
     async def done() -> bool:
         info = await node.bus.js.consumer_info(LOCAL, handlers.CONSUMER)
-        return info.delivered.stream_seq >= count and info.num_ack_pending == 0
+        return bool(info.delivered.stream_seq >= count and info.num_ack_pending == 0)
 
     await eventually(done, within=15, what=f"{count} events consumed")
 
@@ -310,6 +310,48 @@ class TestWebhooks:
             (hook,) = (await client.get("/webhooks")).json()
         assert hook["id"] == created.json()["id"]
         assert hook["enabled"] is False and "2 failed attempts" in hook["disabled_reason"]
+
+
+class TestSms:
+    async def test_an_emergency_reaches_a_focal_points_phone_through_the_gateway(
+        self, make_node: NodeFactory
+    ) -> None:
+        (port,) = free_ports(1)
+        texts: list[tuple[dict[str, str], str]] = []
+        gateway = FastAPI()
+
+        @gateway.post("/sms")
+        async def sms(request: Request) -> Response:
+            texts.append((await request.json(), request.headers["authorization"]))
+            return Response(status_code=202)
+
+        server = uvicorn.Server(
+            uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning")
+        )
+        serving = asyncio.create_task(server.serve())
+        try:
+            node = await make_node(
+                STAFF,
+                RELAIS_SMS_GATEWAY_URL=f"http://127.0.0.1:{port}/sms",
+                RELAIS_SMS_GATEWAY_TOKEN="gateway-token",
+            )
+            await set_contact(node, "focal", phone="+212612345678")
+            view = referral(urgency=Urgency.EMERGENCY)
+            await node.publish(changed(view, "received", payload=CANARY))
+
+            async def sent() -> bool:
+                return bool(texts)
+
+            await eventually(sent, within=15, what="an SMS at the gateway")
+        finally:
+            server.should_exit = True
+            await serving
+        ((message, authorization),) = texts
+        assert authorization == "Bearer gateway-token"
+        assert message["to"] == "+212612345678"
+        assert message["text"].startswith("Relais: [Urgence] Une nouvelle orientation")
+        assert message["text"].endswith(f"/referrals/{view.referral_id}")
+        assert CANARY not in message["text"]
 
 
 def readme_verifier() -> Any:
