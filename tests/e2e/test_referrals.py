@@ -220,3 +220,25 @@ async def test_bad_referrals_get_a_specific_answer(running_network: Creds) -> No
             assert response.json()["field"] == field, response.json()
         listed = (await sanad.get("/api/v1/referrals", params={"box": "outbox"})).json()
         assert all(r["to_org"] in ("amal",) for r in listed["items"])  # nothing half-made
+
+
+async def test_the_sender_is_shown_ranked_organisations_with_their_reasons(
+    running_network: Creds,
+) -> None:
+    async with client(running_network, "sanad", "caseworker") as sanad:
+        response = await sanad.post(
+            "/api/v1/referrals/suggestions",
+            json={"category": "primary_health", "city": "oujda", "languages": ["fra"]},
+        )
+        assert response.status_code == 200, response.text
+        first = response.json()[0]
+        assert first["org_id"] == "amal"
+        assert {r["code"] for r in first["reasons"]} >= {"same_city", "language_match"}
+        wrong = await sanad.post("/api/v1/referrals/suggestions", json={"category": "astrology"})
+        assert wrong.status_code == 422 and wrong.json()["field"] == "category"
+        forms = (await sanad.get("/api/v1/referrals/categories")).json()
+        health = next(f for f in forms if f["category"] == "primary_health")
+        assert {f["name"] for f in health["fields"] if f["required"]} == {
+            "given_name",
+            "need_summary",
+        }
