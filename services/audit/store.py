@@ -66,17 +66,20 @@ async def head(conn: Connection) -> Anchor:
 
 async def append(conn: Connection, drafts: Sequence[Draft]) -> list[Entry]:
     """Chain ``drafts`` at the end, in ``conn``'s transaction; a draft whose event was already
-    chained is skipped (deliveries repeat). Concurrent writers queue on the chain's lock."""
+    chained is skipped (deliveries repeat). Concurrent writers queue on the chain's lock, held
+    until the transaction ends: the chain has one head at a time."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", CHAIN_LOCK)
-    ids = [d.event_id for d in drafts]
-    seen = {
-        r["event_id"]
-        for r in await conn.fetch(
-            "SELECT event_id::text FROM audit.entry WHERE event_id = ANY($1::uuid[])", ids
-        )
-    }
-    current = await head(conn)
-    seq, prev = current.seq, current.hash
+    row = await conn.fetchrow(
+        "SELECT h.seq, h.hash, (SELECT array_agg(event_id::text) FROM audit.entry"
+        "  WHERE event_id = ANY($1::uuid[])) AS seen"
+        " FROM (SELECT seq, hash FROM audit.entry ORDER BY seq DESC LIMIT 1) AS h",
+        [d.event_id for d in drafts],
+    )
+    if row is None:  # nothing chained yet, or everything pruned: start at the anchor
+        start = await anchor(conn)
+        seq, prev, seen = start.seq, start.hash, set[str]()
+    else:
+        seq, prev, seen = row["seq"], row["hash"], set(row["seen"] or ())
     entries: list[Entry] = []
     for draft in drafts:
         if draft.event_id in seen:
@@ -86,43 +89,50 @@ async def append(conn: Connection, drafts: Sequence[Draft]) -> list[Entry]:
         entry = chain(draft, seq=seq, prev_hash=prev)
         prev = entry.hash
         entries.append(entry)
-    if entries:
+    rows = [
+        (
+            e.seq,
+            e.at,
+            e.service,
+            e.actor_org,
+            e.actor,
+            e.action,
+            e.object,
+            e.digest,
+            e.outcome,
+            e.event_id,
+            e.prev_hash,
+            e.hash,
+        )
+        for e in entries
+    ]
+    if len(rows) > 50:
         await conn.copy_records_to_table(
-            "entry",
-            schema_name=SCHEMA,
-            columns=[
-                "seq",
-                "at",
-                "service",
-                "actor_org",
-                "actor",
-                "action",
-                "object",
-                "digest",
-                "outcome",
-                "event_id",
-                "prev_hash",
-                "hash",
-            ],
-            records=[
-                (
-                    e.seq,
-                    e.at,
-                    e.service,
-                    e.actor_org,
-                    e.actor,
-                    e.action,
-                    e.object,
-                    e.digest,
-                    e.outcome,
-                    e.event_id,
-                    e.prev_hash,
-                    e.hash,
-                )
-                for e in entries
-            ],
+            "entry", schema_name=SCHEMA, columns=list(_COLUMNS), records=rows
+        )
+    elif rows:
+        await conn.executemany(
+            f"INSERT INTO audit.entry ({', '.join(_COLUMNS)})"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            rows,
         )
     return entries
+
+
+_COLUMNS = (
+    "seq",
+    "at",
+    "service",
+    "actor_org",
+    "actor",
+    "action",
+    "object",
+    "digest",
+    "outcome",
+    "event_id",
+    "prev_hash",
+    "hash",
+)
 
 
 async def entries_from(

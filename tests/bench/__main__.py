@@ -25,7 +25,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.bench import match, referrals, replica, report
+from tests.bench import audit, match, referrals, replica, report
 from tests.bench.measure import Arrivals, Figures, ScenarioFailed
 from tests.bench.scenarios import Scenario, scenarios
 from tests.bench.topology import SUBJECT, Federation, federation
@@ -125,6 +125,10 @@ async def bench(args: argparse.Namespace) -> int:
         caught_up = await replica.run(fed, args.replica_events, args.timeout, say)
         if caught_up.error:
             say(f"replica: {caught_up.error}")
+        say("audit: the chain appended and verified, queries over a million records")
+        audited = await audit.run(say, fed.net.postgres)
+        if "error" in audited:
+            say(f"audit: {audited['error']}")
     referred = await referrals.run(
         say,
         count=args.referrals,
@@ -143,6 +147,7 @@ async def bench(args: argparse.Namespace) -> int:
         report.match_table(matched),
         report.replica_table(caught_up),
         referrals.table(referred, raw),
+        audit.table(audited),
     ):
         print()
         print(table)
@@ -171,6 +176,7 @@ async def bench(args: argparse.Namespace) -> int:
             "directory_match": matched,
             "replica_catch_up": replica.as_json(caught_up),
             "referrals": referred,
+            "audit": audited,
             "server_log_problems": fed.log_problems,
         },
     )
@@ -180,6 +186,7 @@ async def bench(args: argparse.Namespace) -> int:
         or "error" in matched
         or caught_up.error is not None
         or "error" in referred
+        or "error" in audited
     )
     return 1 if failed else 0
 
