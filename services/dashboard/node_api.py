@@ -20,7 +20,11 @@ from shared.auth.sessions import CSRF_HEADER, session_of
 from shared.errors import DomainError, Forbidden, NotFound, Unauthenticated
 
 # Reference data never changes while a node runs: fetched once per process.
-_CACHED_PREFIXES = ("/api/v1/directory/reference/", "/api/v1/referrals/categories")
+_CACHED_PREFIXES = (
+    "/api/v1/directory/reference/",
+    "/api/v1/referrals/categories",
+    "/api/v1/referrals/reasons",
+)
 _cache: dict[str, tuple[float, Any]] = {}
 _CACHE_SECONDS = 600.0
 

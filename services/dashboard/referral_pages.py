@@ -10,10 +10,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from services.dashboard import labels
+from services.dashboard import labels, wizard
 from services.dashboard.lookups import Lookups
 from services.dashboard.node_api import ApiRefused, NodeApi
 from services.dashboard.rendering import PageRoute, language_of, render
+from shared import i18n
 from shared.auth import Principal, Role, require
 from shared.i18n import N_
 
@@ -35,6 +36,8 @@ REASON_KIND = {
 ACTION_DONE = N_("Done: the other organisation is told.")
 PAYLOAD_SHOWN = N_("This reading of the personal data is recorded in the audit log.")
 NOTE_MAX = 2000
+YES = N_("Yes")
+NO = N_("No")
 
 
 @router.get("/referrals")
@@ -141,9 +144,15 @@ async def _referral(
     categories = dict(await lookups.categories())
     row = _row(referral, orgs, categories, lang)
     allowed = [a for a in referral.get("allowed_actions") or [] if a in ACTIONS]
+    if (
+        referral.get("box") == "outbox"
+        and referral.get("consent_state") == "given"
+        and referral.get("status") in labels.OPEN_STATUSES
+    ):
+        allowed.append("revoke-consent")
     if not principal.has(Role.CASEWORKER, Role.FOCAL_POINT):
         allowed = []  # an auditor reads the metadata, and acts on nothing
-    reasons = await _reasons(api, lang) if allowed else {}
+    reasons = await _reasons(api, lang)
     history = [
         {
             "change": labels.word(labels.CHANGE, h.get("change") or h.get("status"), lang),
@@ -177,7 +186,19 @@ async def _referral(
         consent_expires=labels.moment(consent.get("expires_at"), lang)
         if isinstance(consent, dict)
         else "",
-        payload=_payload_rows(payload) if payload is not None else None,
+        payload=await _payload_rows(api, lang, referral.get("category"), payload)
+        if payload is not None
+        else None,
+        notes=[
+            {
+                "at": labels.moment(n.get("at"), lang),
+                "status": labels.word(labels.STATUS, n.get("status"), lang),
+                "by": orgs.get(str(n.get("by_org")), n.get("by_org")),
+                "text": n.get("note") or "",
+            }
+            for n in (payload or {}).get("notes") or []
+            if isinstance(n, dict)
+        ],
         can_read_payload=principal.has(Role.CASEWORKER, Role.FOCAL_POINT),
         error=_error_text(error, lang) if error is not None else None,
         failed_action=failed_action,
@@ -226,11 +247,27 @@ def _reason_label(reasons: dict[str, list[tuple[str, str]]], code: Any, lang: st
     return str(code).replace("_", " ")
 
 
-def _payload_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
-    fields = payload.get("payload", payload)
-    if not isinstance(fields, dict):
+async def _payload_rows(
+    api: NodeApi, lang: str, category: Any, payload: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """The person's data as (label, value), labelled by the category's form."""
+    values = payload.get("payload", payload)
+    if not isinstance(values, dict):
         return []
-    return [(str(name), "" if value is None else str(value)) for name, value in fields.items()]
+    specs = {f.name: f for f in await wizard.form_fields(api, lang, str(category))}
+    gettext = i18n.translations(lang).gettext
+    rows = []
+    for name, value in values.items():
+        spec = specs.get(name)
+        label = spec.label if spec is not None else name.replace("_", " ")
+        if isinstance(value, bool):
+            shown = gettext(YES) if value else gettext(NO)
+        elif spec is not None and spec.choices:
+            shown = dict(spec.choices).get(str(value), str(value))
+        else:
+            shown = "" if value is None else str(value)
+        rows.append((label, shown))
+    return rows
 
 
 def _error_text(error: ApiRefused, lang: str) -> labels.FieldError:

@@ -104,6 +104,7 @@ def render(
             ],
             nav=navigation(principal, here, is_hub=settings.is_hub),
             session_csrf=session.csrf if session is not None else None,
+            principal=principal,
             **context,
         )
     )

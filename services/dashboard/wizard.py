@@ -131,7 +131,7 @@ async def wizard_step(request: Request, principal: Staff) -> Response:
         return await _step(request, principal, STEPS[max(STEPS.index(step) - 1, 0)], draft, {})
     lang = language_of(request)
     api = NodeApi(request)
-    fields = await _fields(api, lang, draft.get("category")) if draft.get("category") else []
+    fields = await form_fields(api, lang, draft.get("category")) if draft.get("category") else []
     errors = _check(step, draft, fields, lang)
     if errors:
         return await _step(request, principal, step, draft, errors, status_code=422)
@@ -248,7 +248,7 @@ async def _body(draft: Draft, fields: list[PayloadField], lookups: Lookups) -> d
     return body
 
 
-async def _fields(api: NodeApi, lang: str, category: str) -> list[PayloadField]:
+async def form_fields(api: NodeApi, lang: str, category: str) -> list[PayloadField]:
     """The payload fields ``category``'s form allows, labelled in ``lang``."""
     try:
         found = await api.get(f"{REFERRALS}/categories")
@@ -300,23 +300,21 @@ async def _fields(api: NodeApi, lang: str, category: str) -> list[PayloadField]:
 async def _suggestions(api: NodeApi, draft: Draft) -> list[dict[str, Any]]:
     """The directory's ranked suggestions for the draft's need, through the referrals API (or,
     on a node without it, the directory's match)."""
-    age = draft.get("age")
-    profile: dict[str, Any] = {"populations": draft.lists.get("populations", [])}
-    if age.isdigit():
-        profile["age"] = int(age)
-    if draft.get("sex"):
-        profile["sex"] = draft.get("sex")
-    common = {
+    body: dict[str, Any] = {
         "category": draft.get("category"),
         "languages": draft.lists.get("languages", []),
+        "populations": draft.lists.get("populations", []),
         "urgency": draft.get("urgency") or "routine",
     }
-    if draft.get("city"):
-        common["city"] = draft.get("city")
+    if draft.get("age").isdigit():
+        body["age"] = int(draft.get("age"))
+    for name in ("city", "sex"):
+        if draft.get(name):
+            body[name] = draft.get(name)
     try:
-        found = await api.post(f"{REFERRALS}/suggestions", json={**common, "profile": profile})
+        found = await api.post(f"{REFERRALS}/suggestions", json=body)
     except NotFound:
-        found = await api.post("/api/v1/directory/match", json={**common, **profile})
+        found = await api.post("/api/v1/directory/match", json=body)
     items = found.get("suggestions", []) if isinstance(found, dict) else found
     return [item for item in items or [] if isinstance(item, dict)]
 
@@ -337,13 +335,13 @@ async def _step(
     context: dict[str, Any] = {}
     shown: set[str] = {"key"}
     category = draft.get("category")
-    fields = await _fields(api, lang, category) if category else []
+    fields = await form_fields(api, lang, category) if category else []
     if step == "need":
         shown |= {"category", "urgency", "city", "age", "sex", *MULTI}
         context.update(
             categories=await lookups.categories(),
             regions=await lookups.regions(),
-            languages=await lookups.languages(),
+            language_options=await lookups.languages(),
             populations=await lookups.populations(),
         )
     elif step == "organisation":
