@@ -18,7 +18,7 @@ from shared.audit_trail import Actor
 from shared.auth import Principal, Role
 from shared.bus import Delivery
 from shared.contracts.audit import Outcome
-from shared.contracts.directory import CODE, ORG_ID, KeyUse
+from shared.contracts.directory import CODE, ORG_ID, KeyUse, MembershipStatus
 from shared.contracts.referrals import (
     Box,
     Consent,
@@ -335,6 +335,8 @@ async def _verified(ctx: ServiceContext, offer: ReferralOffered, sender: str) ->
     record = await roster.organisation(ctx, sender)
     if record is None:  # a newcomer whose record has not reached this replica yet: retry
         raise LookupError(f"{sender} is not in this node's directory yet")
+    if record.status is not MembershipStatus.ACTIVE:
+        raise Refusal("sender_not_active")
     signing = roster.key_by_id(record, header.sender_key_id, KeyUse.SIGNING)
     if signing is None:
         raise Refusal("unknown_signing_key")

@@ -242,3 +242,30 @@ async def test_the_sender_is_shown_ranked_organisations_with_their_reasons(
             "given_name",
             "need_summary",
         }
+
+
+async def test_a_suspended_organisation_receives_no_referral(running_network: Creds) -> None:
+    async with (
+        client(running_network, "hub", "coordinator") as hub,
+        client(running_network, "sanad", "caseworker") as sanad,
+    ):
+
+        async def seen_by_sanad(expected: str) -> bool:
+            found = (await sanad.get("/api/v1/directory/organisations/amal")).json()
+            return bool(found["status"] == expected)
+
+        membership = "/api/v1/directory/organisations/amal/membership"
+        suspend = {"action": "suspend", "reason": "Suspended for the test"}
+        response = await hub.post(membership, json=suspend)
+        assert response.status_code == 200, response.text
+        try:
+            await eventually(lambda: seen_by_sanad("suspended"), within=20, what="replicated")
+            refused = await sanad.post("/api/v1/referrals", json=referral())
+            assert refused.status_code == 422
+            assert refused.json()["field"] == "to_org"
+            assert "suspended" in refused.json()["detail"]
+        finally:
+            await hub.post(membership, json={"action": "reinstate"})
+        await eventually(lambda: seen_by_sanad("active"), within=20, what="reinstated")
+        accepted = await sanad.post("/api/v1/referrals", json=referral())
+        assert accepted.status_code == 201, accepted.text
