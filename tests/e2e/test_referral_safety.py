@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import nats
+from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from deploy.network import Network
@@ -187,12 +188,7 @@ async def _checkpoint(creds: Creds) -> None:
 
 
 async def test_a_member_system_refers_through_its_nodes_nats(running_network: Creds) -> None:
-    async with client(running_network, "sanad", "admin") as admin:
-        created = await admin.post(
-            "/api/v1/auth/tokens", json={"name": "case-system", "roles": ["caseworker"]}
-        )
-        assert created.status_code == 201, created.text
-        token = created.json()["token"]
+    token = await _system_token(running_network, "sanad", "caseworker")
     nc = await nats.connect(running_network["nodes"]["sanad"]["nats_url"])
     try:
 
@@ -225,6 +221,44 @@ async def test_a_member_system_refers_through_its_nodes_nats(running_network: Cr
         await nc.close()
     async with client(running_network, "amal", "focal_point") as amal:
         await reaches(amal, referral_id, "received", "the referral made over NATS lands")
+    # amal's case system answers over amal's NATS; sanad's reads the outcome over sanad's.
+    amal_token = await _system_token(running_network, "amal", "focal_point")
+    amal_nc = await nats.connect(running_network["nodes"]["amal"]["nats_url"])
+    sanad_nc = await nats.connect(running_network["nodes"]["sanad"]["nats_url"])
+    try:
+        for action in ("accept", "start"):
+            done = await _ask(
+                amal_nc, "act", {"token": amal_token, "referral_id": referral_id, "action": action}
+            )
+            assert "result" in done, done
+        inbox = await _ask(amal_nc, "list", {"token": amal_token, "box": "inbox"})
+        assert referral_id in [r["referral_id"] for r in inbox["result"]["items"]]
+
+        async def started() -> bool:
+            got = await _ask(sanad_nc, "get", {"token": token, "referral_id": referral_id})
+            return bool(got["result"]["status"] == "in_progress")
+
+        await eventually(started, within=30, what="sanad's system sees the answer")
+    finally:
+        await amal_nc.close()
+        await sanad_nc.close()
+
+
+async def _system_token(creds: Creds, node: str, role: str) -> str:
+    async with client(creds, node, "admin") as admin:
+        created = await admin.post(
+            "/api/v1/auth/tokens", json={"name": "case-system", "roles": [role]}
+        )
+        assert created.status_code == 201, created.text
+        return str(created.json()["token"])
+
+
+async def _ask(nc: NatsClient, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    reply = await nc.request(
+        f"relais.cmd.referrals.{action}", json.dumps(body).encode(), timeout=10
+    )
+    answer: dict[str, Any] = json.loads(reply.data)
+    return answer
 
 
 # -- the deadlines clock ---------------------------------------------------------------------
