@@ -400,6 +400,8 @@ async def record_refusal(
             )
             return
         referral = await _own_referral(conn, refused.referral_id, delivery, Box.OUTBOX)
+        if referral is None:
+            return
         await store.touch(conn, referral.referral_id, refused_reason=refused.reason)
         await store.add_history(
             conn,
@@ -416,10 +418,13 @@ async def record_refusal(
 
 async def _own_referral(
     conn: Connection, referral_id: str, delivery: Delivery, box: Box | None = None
-) -> store.Referral:
-    """The referral a remote event is about, if the event comes from its other party."""
+) -> store.Referral | None:
+    """The referral a remote event is about, if the event comes from its other party;
+    ``None`` for a referral whose envelope this node refused (nothing to apply)."""
     referral = await store.get(conn, referral_id, for_update=True)
     if referral is None:
+        if await store.was_refused(conn, referral_id):
+            return None
         # The envelope may still be on its way or retried: not yet, rather than never.
         raise LookupError(f"referral {referral_id} is not here yet")
     if delivery.sender != referral.other_org or (box is not None and referral.box is not box):
@@ -501,6 +506,8 @@ async def apply_step(
         if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
             return
         referral = await _own_referral(conn, step.referral_id, delivery)
+        if referral is None:
+            return
         their_side = (
             domain.Side.RECIPIENT if referral.side is domain.Side.SENDER else domain.Side.SENDER
         )
@@ -578,6 +585,8 @@ async def destroy_key(
         if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
             return
         referral = await _own_referral(conn, revoked.referral_id, delivery, Box.INBOX)
+        if referral is None:
+            return
         await store.add_history(
             conn,
             referral.referral_id,
@@ -630,6 +639,8 @@ async def confirm_key_destroyed(
         if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
             return
         referral = await _own_referral(conn, destroyed.referral_id, delivery, Box.OUTBOX)
+        if referral is None:
+            return
         await store.touch(conn, referral.referral_id, consent_state="key_destroyed")
         await store.add_history(
             conn,

@@ -364,6 +364,13 @@ async def refusal_of(conn: Connection, event_id: str) -> str | None:
     return reason
 
 
+async def was_refused(conn: Connection, referral_id: str) -> bool:
+    found = await conn.fetchval(
+        "SELECT true FROM referrals.refused WHERE referral_id = $1 LIMIT 1", referral_id
+    )
+    return bool(found)
+
+
 async def record_refusal(
     conn: Connection, event_id: str, referral_id: str, from_org: str, reason: str
 ) -> None:

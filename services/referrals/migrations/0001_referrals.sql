@@ -98,3 +98,4 @@ CREATE TABLE refused (
     reason       text NOT NULL,
     at           timestamptz NOT NULL
 );
+CREATE INDEX refused_by_referral ON refused (referral_id);
