@@ -192,12 +192,22 @@ async def _volumes(
     return [
         {
             "month": month,
-            "total": int(totals[month]),
+            "total": _total_label([v for _, v in items]),
             "width": coverage.bar_width(totals[month], largest),
             "by_category": items,
         }
         for month, items in sorted(months.items())
     ]
+
+
+def _total_label(values: list[Any]) -> str:
+    """The sum of figures as a person should read it: exact where every count is, "<5" for
+    one suppressed count alone, "N+" when suppressed counts add an unknown few."""
+    known = sum(int(v) for v in values if isinstance(v, int))
+    suppressed = sum(1 for v in values if not isinstance(v, int))
+    if not suppressed:
+        return str(known)
+    return "<5" if known == 0 and suppressed == 1 else f"{known}+"
 
 
 async def _overdue(api: NodeApi, names: dict[str, dict[str, str]]) -> list[dict[str, Any]] | None:
