@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from deploy.demo_network import HUB, MEMBERS, DemoOrg, record
+from deploy.joining import init_node, install_credentials, issue_credentials
 from deploy.network import Network, NodePlan, plan_network
 from deploy.ports import free_ports
 from deploy.processes import ProcessSpec
@@ -91,10 +92,12 @@ async def seed_users(
 
 
 async def publish_directory(network: Network, coordinator_token: str) -> None:
-    """Publish every demo organisation from the hub, unless the hub already has it as is."""
+    """Publish every demo organisation from the hub, unless the hub already has it as is: the
+    secretariat's own record directly, each member through its node's signed application,
+    admitted, with its credentials written beside its keys."""
     hub = network.hub
     headers = {"Authorization": f"Bearer {coordinator_token}"}
-    async with httpx.AsyncClient(base_url=hub.url, headers=headers, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=hub.url, headers=headers, timeout=30) as client:
         for plan in network.plans:
             org = _org_of(plan)
             # The node makes the same keys at start; the public halves go in its record.
@@ -102,6 +105,9 @@ async def publish_directory(network: Network, coordinator_token: str) -> None:
             wanted = [PublicKey.model_validate(key) for key in keys]
             current = await client.get(f"/api/v1/directory/organisations/{org.org_id}")
             wanted_record = record(org, version=1, node_url=plan.url, keys=wanted)
+            if current.status_code != 200 and not plan.is_hub:
+                await _admit(network, plan, client, wanted_record)
+                continue
             if current.status_code == 200:
                 held = OrganisationPublished.model_validate(current.json())
                 # Membership is the coordinators' (they may have suspended one): keep it.
@@ -112,24 +118,52 @@ async def publish_directory(network: Network, coordinator_token: str) -> None:
                         "status_reason": held.status_reason,
                     }
                 )
-                if held == wanted_record:
-                    continue
-                wanted_record = wanted_record.model_copy(update={"version": held.version + 1})
-            else:  # a newcomer applies, then the coordinator admits it
-                wanted_record = wanted_record.model_copy(
-                    update={"status": MembershipStatus.APPLICANT}
+                if held != wanted_record:
+                    wanted_record = wanted_record.model_copy(update={"version": held.version + 1})
+                    response = await client.put(
+                        f"/api/v1/directory/organisations/{org.org_id}",
+                        json=wanted_record.model_dump(mode="json"),
+                    )
+                    response.raise_for_status()
+            else:  # the secretariat's own record: it applies, then the coordinator admits it
+                applicant = wanted_record.model_copy(update={"status": MembershipStatus.APPLICANT})
+                response = await client.put(
+                    f"/api/v1/directory/organisations/{org.org_id}",
+                    json=applicant.model_dump(mode="json"),
                 )
-            response = await client.put(
-                f"/api/v1/directory/organisations/{org.org_id}",
-                json=wanted_record.model_dump(mode="json"),
-            )
-            response.raise_for_status()
-            if current.status_code != 200:
-                admitted = await client.post(
-                    f"/api/v1/directory/organisations/{org.org_id}/membership",
-                    json={"action": "admit"},
-                )
-                admitted.raise_for_status()
+                response.raise_for_status()
+                await _membership(client, org.org_id, "admit")
+            if not plan.is_hub:
+                await _fetch_credentials(network, plan, client)
+
+
+async def _admit(
+    network: Network, plan: NodePlan, client: httpx.AsyncClient, wanted: OrganisationPublished
+) -> None:
+    """What ``relais node init`` and ``relais hub admit`` do, for a demo node."""
+    draft = wanted.model_copy(update={"status": MembershipStatus.APPLICANT})
+    application = init_node(network.key_dir(plan), draft, network.hub_material.address)
+    response = await client.post(
+        "/api/v1/directory/applications",
+        json={"application": application.model_dump(mode="json")},
+    )
+    response.raise_for_status()
+    await _membership(client, plan.org, "admit")
+    await _fetch_credentials(network, plan, client)
+
+
+async def _membership(client: httpx.AsyncClient, org_id: str, action: str) -> None:
+    response = await client.post(
+        f"/api/v1/directory/organisations/{org_id}/membership", json={"action": action}
+    )
+    response.raise_for_status()
+
+
+async def _fetch_credentials(network: Network, plan: NodePlan, client: httpx.AsyncClient) -> None:
+    response = await client.get(f"/api/v1/directory/organisations/{plan.org}/credentials")
+    response.raise_for_status()
+    issued = issue_credentials(network.hub_material, response.json(), hub_org=network.hub.org)
+    install_credentials(network.key_dir(plan), issued)
 
 
 async def wait_for_roster(network: Network, tokens: dict[str, str], within: float = 60) -> None:
@@ -179,6 +213,7 @@ async def bring_up(network: Network, previous: dict[str, Any]) -> dict[str, list
     users = await seed_users(network, previous, [network.hub])
     coordinator = next(u for u in users[network.hub.node_id] if u["role"] == "coordinator")
     await publish_directory(network, coordinator["token"])
+    await network.wait_for_leaf_links()  # the hub's directory gave each member its account
     await network.start_nodes(network.members)
     users |= await seed_users(network, previous, network.members)
     await wait_for_roster(network, {node: found[0]["token"] for node, found in users.items()})

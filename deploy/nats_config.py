@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -21,6 +22,14 @@ class NatsServerSpec:
     leaf_port: int | None = None  # the hub listens for leaves here
     hub_leaf_urls: tuple[str, ...] = ()  # a leaf connects to its hub here
     host: str = "127.0.0.1"
+    # The hub: its leaf port's TLS certificate and key, and the accounts file its directory
+    # writes (without it, one account for everyone: tests of a lone server only).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    accounts_file: Path | None = None
+    # A leaf: the network CA the hub's certificate must chain to, and its nkey seed.
+    ca_file: Path | None = None
+    nkey_seed: str | None = None
 
     @property
     def is_hub(self) -> bool:
@@ -35,7 +44,9 @@ class NatsServerSpec:
         assert self.leaf_port is not None
         return f"nats-leaf://{self.host}:{self.leaf_port}"
 
-    def render(self) -> str:
+    def render(self, config_dir: Path | None = None) -> str:
+        """The configuration, for a file in ``config_dir`` (nats-server includes only by a path
+        relative to the including file)."""
         template = "hub.conf.tmpl" if self.is_hub else "leaf.conf.tmpl"
         return Template((TEMPLATES / template).read_text()).substitute(
             server_name=self.name,
@@ -46,9 +57,40 @@ class NatsServerSpec:
             domain=self.domain,
             leaf_port=self.leaf_port or "",
             hub_leaf_urls=", ".join(f'"{url}"' for url in self.hub_leaf_urls),
+            leaf_tls=self._leaf_tls(),
+            accounts=self._accounts(config_dir),
+            remote_auth=self._remote_auth(),
         )
+
+    def _accounts(self, config_dir: Path | None) -> str:
+        if self.accounts_file is None:
+            return ""
+        where = os.path.relpath(self.accounts_file, config_dir or Path.cwd())
+        return f'# The accounts, from the directory.\ninclude "{where}"\n'
+
+    def _leaf_tls(self) -> str:
+        if self.tls_cert is None or self.tls_key is None:
+            return ""
+        return (
+            "  # Leaves must speak TLS; who they are is their nkey (the accounts file).\n"
+            "  tls {\n"
+            f'    cert_file: "{self.tls_cert}"\n'
+            f'    key_file: "{self.tls_key}"\n'
+            "    timeout: 5\n"
+            "  }\n"
+        )
+
+    def _remote_auth(self) -> str:
+        lines = ""
+        if self.nkey_seed is not None:
+            lines += f'      nkey: "{self.nkey_seed}"\n'
+        if self.ca_file is not None:
+            lines += f'      tls {{ ca_file: "{self.ca_file}", timeout: 5 }}\n'
+        return lines
 
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.render())
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a leaf's seed
+        with os.fdopen(descriptor, "w") as file:
+            file.write(self.render(path.parent))
         return path

@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
 
 from deploy import nats_server
+from deploy.joining import CREDENTIALS_FILE, Hub, init_hub
 from deploy.nats_config import NatsServerSpec
 from deploy.ports import free_ports
 from deploy.postgres import EmbeddedPostgres
 from deploy.processes import ProcessSpec, Supervisor
+from shared.federation import HUB_ACCOUNT
+from shared.joining import load_or_create_nkey
 from shared.settings import NodeRole
 
 HUB_DOMAIN = "hub"
@@ -37,6 +40,7 @@ class NodePlan:
     nats_port: int
     monitor_port: int
     leaf_port: int | None = None  # the hub's only
+    nats_login: str = ""  # the hub's: its services' NATS user and password, "user:password@"
 
     @property
     def url(self) -> str:
@@ -44,7 +48,7 @@ class NodePlan:
 
     @property
     def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.nats_port}"
+        return f"nats://{self.nats_login}127.0.0.1:{self.nats_port}"
 
     @property
     def is_hub(self) -> bool:
@@ -90,10 +94,15 @@ class Network:
     extra_env: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor = field(default_factory=Supervisor)
     postgres: EmbeddedPostgres = field(init=False)
+    hub_material: Hub = field(init=False)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
         self.postgres = EmbeddedPostgres(self.root / "postgres")
+        # The network CA, the hub's certificate and its NATS users, made once and kept.
+        self.hub_material = init_hub(self.root / "hub", f"127.0.0.1:{self.hub.leaf_port}")
+        login = f"{HUB_ACCOUNT.lower()}:{self.hub_material.hub_password}@"
+        self.plans = [replace(p, nats_login=login) if p.is_hub else p for p in self.plans]
 
     @property
     def hub(self) -> NodePlan:
@@ -102,17 +111,39 @@ class Network:
     def plan(self, node_id: str) -> NodePlan:
         return next(p for p in self.plans if p.node_id == node_id)
 
-    def nats_spec(self, plan: NodePlan) -> NatsServerSpec:
-        hub = self.hub
-        return NatsServerSpec(
-            name=plan.node_id,
-            domain=plan.node_id,
-            client_port=plan.nats_port,
-            monitor_port=plan.monitor_port,
-            store_dir=self.root / "nats" / plan.node_id,
-            leaf_port=plan.leaf_port,
-            hub_leaf_urls=() if plan.is_hub else (f"nats-leaf://127.0.0.1:{hub.leaf_port}",),
+    def nats_spec(self, plan: NodePlan, *, tls: bool = True) -> NatsServerSpec:
+        """``tls=False``: a leaf that does not speak TLS (the hub refuses it; tests)."""
+        hub = self.hub_material
+        common = {
+            "name": plan.node_id,
+            "domain": plan.node_id,
+            "client_port": plan.nats_port,
+            "monitor_port": plan.monitor_port,
+            "store_dir": self.root / "nats" / plan.node_id,
+        }
+        if plan.is_hub:
+            return NatsServerSpec(
+                **common,  # type: ignore[arg-type]
+                leaf_port=plan.leaf_port,
+                tls_cert=hub.tls_cert,
+                tls_key=hub.tls_key,
+                accounts_file=hub.accounts_file,
+            )
+        urls = (
+            hub.leaf_urls if tls else [u.replace("tls://", "nats-leaf://") for u in hub.leaf_urls]
         )
+        return NatsServerSpec(
+            **common,  # type: ignore[arg-type]
+            hub_leaf_urls=tuple(urls),
+            ca_file=hub.ca_file if tls else None,
+            nkey_seed=self.nkey_seed(plan),
+        )
+
+    def nkey_seed(self, plan: NodePlan) -> str:
+        return bytes(load_or_create_nkey(self.key_dir(plan)).seed).decode()
+
+    def credentials_file(self, plan: NodePlan) -> Path:
+        return self.key_dir(plan) / CREDENTIALS_FILE
 
     def key_dir(self, plan: NodePlan) -> Path:
         return self.root / "keys" / plan.node_id
@@ -126,14 +157,14 @@ class Network:
     # -- the servers -----------------------------------------------------------------------
 
     async def start_servers(self) -> None:
-        """PostgreSQL, each node's database, and every nats-server (the hub first)."""
+        """PostgreSQL, each node's database, and every nats-server (the hub first). A member's
+        leaf links once the hub's directory has admitted it (``deploy.demo.bring_up``)."""
         self.postgres.prepare()
         await self.supervisor.start(self.postgres.process(self.root / "logs" / "postgres.log"))
         for plan in self.plans:
             await self.postgres.ensure_database(self.database_name(plan))
         await self.supervisor.start(self.nats_process(self.hub))
         await self.supervisor.start_all([self.nats_process(p) for p in self.members])
-        await self.wait_for_leaf_links()
 
     async def wait_for_leaf_links(self, within: float = 30.0) -> None:
         """Until every member's leaf is linked to the hub: a stream that sources across a link
@@ -153,7 +184,19 @@ class Network:
     # -- the nodes -------------------------------------------------------------------------
 
     def node_env(self, plan: NodePlan) -> dict[str, str]:
+        hub = self.hub_material
+        if plan.is_hub:
+            federation = {
+                "RELAIS_NATS_ACCOUNTS_FILE": str(hub.accounts_file),
+                "RELAIS_NATS_SYSTEM_URL": hub.system_url("127.0.0.1", plan.nats_port),
+            }
+        else:
+            federation = {
+                "RELAIS_HUB_ADDRESS": hub.address,
+                "RELAIS_CREDENTIALS_FILE": str(self.credentials_file(plan)),
+            }
         return {
+            **federation,
             "RELAIS_NODE_ID": plan.node_id,
             "RELAIS_ORG": plan.org,
             "RELAIS_ROLE": plan.role.value,

@@ -21,8 +21,10 @@ from services.directory.main import service as directory
 from services.notifications.main import service as notifications
 from services.referrals.main import service as referrals
 from shared.auth import service as auth
+from shared.joining import Credentials
 from shared.service import Service
 from shared.settings import NodeSettings
+from shared.text import gettext as _
 from shared.web import create_app
 
 SERVICES: dict[str, Service] = {
@@ -49,10 +51,51 @@ def load_settings(**overrides: object) -> NodeSettings:
         raise SystemExit(2) from None
 
 
+def credentials_problem(settings: NodeSettings) -> str | None:
+    """Why a member node must not start with its credentials (issued by ``relais hub admit``),
+    or ``None``: they are its organisation's, from the hub it is configured for, and valid."""
+    path = settings.credentials_file
+    if settings.is_hub or path is None:
+        return None
+    if not path.exists():
+        return _("no credentials at %(path)s: the secretariat issues them (relais hub admit)") % {
+            "path": path
+        }
+    try:
+        issued = Credentials.model_validate_json(path.read_bytes())
+    except ValidationError:
+        return _("the credentials file %(path)s is not valid") % {"path": path}
+    if issued.org_id != settings.org:
+        return _("the credentials are for %(theirs)s, this node is %(ours)s") % {
+            "theirs": issued.org_id,
+            "ours": settings.org,
+        }
+    if settings.hub_address and issued.hub != settings.hub_address:
+        return _(
+            "this node is configured for the hub %(ours)s, but its credentials are from the hub"
+            " %(theirs)s"
+        ) % {"ours": settings.hub_address, "theirs": issued.hub}
+    if issued.hub_domain != settings.hub_domain:
+        return _("the credentials name the hub domain %(theirs)s, this node %(ours)s") % {
+            "theirs": issued.hub_domain,
+            "ours": settings.hub_domain,
+        }
+    if issued.expired():
+        return _("the credentials expired on %(when)s: ask the secretariat for new ones") % {
+            "when": issued.expires_at.isoformat(timespec="minutes")
+        }
+    return None
+
+
 def serve(settings: NodeSettings, names: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    problem = credentials_problem(settings)
+    if problem is not None:
+        logging.getLogger("relais.node").error("cannot join the network: %s", problem)
+        print(_("relais: cannot start: %(problem)s") % {"problem": problem}, file=sys.stderr)
+        raise SystemExit(2)
     app = build_app(settings, names)
     uvicorn.run(
         app,

@@ -40,7 +40,7 @@ from shared.errors import (
     Unavailable,
 )
 from shared.events import BROADCAST, CloudEvent, Payload, parse_payload, registry
-from shared.federation import DEADLETTER
+from shared.federation import DEADLETTER, SourceConsumer
 
 log = logging.getLogger(__name__)
 PUBLISHED = Counter("relais_events_published_total", "Events published to JetStream", ["type"])
@@ -172,12 +172,19 @@ class Bus:
 
     # -- streams ---------------------------------------------------------------------------
 
-    async def ensure_stream(self, config: StreamConfig) -> None:
-        """Create the stream, or bring an existing one to this configuration."""
+    async def ensure_stream(self, config: StreamConfig, *, api: str | None = None) -> None:
+        """Create the stream, or bring an existing one to this configuration; ``api``: in the
+        JetStream API reached at that prefix (another account's, on the hub) instead of ours."""
+        js = self.js if api is None else self.nc.jetstream(prefix=api, timeout=5)
         try:
-            await self.js.add_stream(config)
+            await js.add_stream(config)
         except BadRequestError:
-            await self.js.update_stream(config)
+            await js.update_stream(config)
+
+    async def ensure_consumer(self, consumer: SourceConsumer) -> None:
+        """Create the durable consumer a stream source names, or update it in place."""
+        js = self.js if consumer.api is None else self.nc.jetstream(prefix=consumer.api, timeout=5)
+        await js.add_consumer(consumer.stream, consumer.config)
 
     # -- publishing ------------------------------------------------------------------------
 

@@ -1,11 +1,19 @@
-"""The JetStream topology of the federation (DESIGN.md §3): which streams each node declares.
+"""The JetStream topology of the federation (DESIGN.md §3): which streams and source consumers
+each node declares, and in which NATS account of the hub.
 
 On every node: ``OUTBOX`` (what the node sends, ``relais.net.<org>.>``), ``INBOX`` (sources the
 hub's ``TO_<org>``), ``LOCAL`` (``relais.local.>``) and ``DEADLETTER`` (advisories of messages
-that were terminated or ran out of deliveries). On the hub, per member: ``FROM_<org>`` sources
-that node's ``OUTBOX`` across domains, filtered on its own sender token so nobody can send as
-another; one ``ROUTER`` sources every ``FROM_*``; ``TO_<org>`` sources ``ROUTER`` filtered on
-what is addressed to the org or to everyone: 2N source links, not N².
+that were terminated or ran out of deliveries). On the hub, each member organisation has its
+own NATS account (``ORG_<org>``) holding ``FROM_<org>`` (sources that node's ``OUTBOX`` across
+its leaf link, filtered on its own sender token) and ``TO_<org>`` (sources what ``ROUTER``
+holds for the org or for everyone); ``ROUTER`` lives in the ``HUB`` account with the
+secretariat's own streams: 2N source links, not N².
+
+Every link across an account or a leaf uses durable sourcing (nats-server 2.14+, ADR-60): the
+consumer is created beforehand by the side that owns the stream, and the source names it. A
+leaf then needs no right to create consumers at all (only to reset its own), and a delivery
+subject per link (``fed.from.<org>``, ``fed.to.<org>``, ``hub.from.<org>``, ``hub.to.<org>``)
+lets the hub's configuration scope each one to its organisation (``shared/nats_accounts.py``).
 """
 
 from __future__ import annotations
@@ -13,10 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
     DiscardPolicy,
     ExternalStream,
     StorageType,
     StreamConfig,
+    StreamConsumerSource,
     StreamSource,
 )
 
@@ -28,6 +40,29 @@ ADVISORIES = (
     "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>",
     "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.>",
 )
+HUB_ACCOUNT = "HUB"
+# The durable consumers the sources name: on a member's OUTBOX (read by the hub's FROM_<org>),
+# on FROM_<org> (read by ROUTER), on ROUTER (``to_<org>``, read by TO_<org>) and on TO_<org>
+# (read by the member's INBOX).
+OUTBOX_CONSUMER, ROUTER_CONSUMER, INBOX_CONSUMER = "hub", "router", "inbox"
+HEARTBEAT = 5.0
+
+
+def account(org: str) -> str:
+    """The hub's NATS account of a member organisation."""
+    return f"ORG_{org}"
+
+
+def account_api(org: str) -> str:
+    """Where the hub's own clients (the ``HUB`` account) reach an org account's JetStream API."""
+    return f"JS.{account(org)}.API"
+
+
+HUB_API = f"JS.{HUB_ACCOUNT}.API"  # where an org account reaches ROUTER's consumer reset
+
+
+def to_consumer(org: str) -> str:
+    return f"to_{org}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +71,16 @@ class Member:
 
     org: str
     domain: str
+
+
+@dataclass(frozen=True)
+class SourceConsumer:
+    """A durable consumer that a source names: on ``stream``, in the JetStream API ``api``
+    (``None``: the caller's own)."""
+
+    stream: str
+    config: ConsumerConfig
+    api: str | None = None
 
 
 def _stream(name: str, **kwargs: object) -> StreamConfig:
@@ -48,58 +93,102 @@ def _stream(name: str, **kwargs: object) -> StreamConfig:
     return StreamConfig(name=name, **{**settings, **kwargs})  # type: ignore[arg-type]
 
 
-def _from_hub_or_local(name: str, hub_domain: str, local: bool, deliver: str) -> StreamSource:
-    if local:
-        return StreamSource(name=name)
+def _consumer(name: str, deliver: str, filters: list[str]) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=name,
+        deliver_subject=deliver,
+        filter_subjects=filters or None,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.FLOW_CONTROL,
+        flow_control=True,
+        idle_heartbeat=HEARTBEAT,
+    )
+
+
+def _durable_source(name: str, api: str, consumer: str, deliver: str) -> StreamSource:
     return StreamSource(
-        name=name, external=ExternalStream(api=f"$JS.{hub_domain}.API", deliver=deliver)
+        name=name,
+        external=ExternalStream(api=api),
+        consumer=StreamConsumerSource(name=consumer, deliver_subject=deliver),
     )
 
 
 def node_streams(org: str, *, hub_domain: str, is_hub: bool) -> list[StreamConfig]:
     """The streams every node declares on its own JetStream domain."""
+    if is_hub:
+        inbox = StreamSource(name=f"TO_{org}")
+    else:
+        inbox = _durable_source(
+            f"TO_{org}", f"$JS.{hub_domain}.API", INBOX_CONSUMER, f"fed.to.{org}"
+        )
     return [
         _stream(OUTBOX, subjects=[f"relais.net.{org}.>"]),
-        _stream(
-            INBOX,
-            sources=[_from_hub_or_local(f"TO_{org}", hub_domain, is_hub, f"fed.to.{org}")],
-        ),
+        _stream(INBOX, sources=[inbox]),
         _stream(LOCAL, subjects=["relais.local.>"], max_age=7 * DAY),
         _stream(DEADLETTER, subjects=list(ADVISORIES), max_age=90 * DAY),
     ]
 
 
+def outbox_consumer(org: str) -> SourceConsumer:
+    """On a member node: the consumer of its OUTBOX that the hub's ``FROM_<org>`` names."""
+    filters = [f"relais.net.{org}.>"]
+    return SourceConsumer(OUTBOX, _consumer(OUTBOX_CONSUMER, f"fed.from.{org}", filters))
+
+
+def _addressed_to(org: str) -> list[str]:
+    return [f"relais.net.*.{org}.>", f"relais.net.*.{BROADCAST}.>"]
+
+
 def hub_member_streams(member: Member, *, hub_domain: str, replicas: int = 1) -> list[StreamConfig]:
-    """The hub's two streams for one member: what it sends, and what is addressed to it."""
+    """The hub's two streams for one organisation: what it sends, and what is addressed to it.
+
+    The secretariat's are in the ``HUB`` account beside ``ROUTER`` and source it directly; a
+    member's are in its own account and reach ``ROUTER`` through the account's imports."""
+    org = member.org
     if member.domain == hub_domain:
-        origin = StreamSource(name=OUTBOX, filter_subject=f"relais.net.{member.org}.>")
+        origin = StreamSource(name=OUTBOX, filter_subject=f"relais.net.{org}.>")
+        routed = [StreamSource(name=ROUTER, filter_subject=f) for f in _addressed_to(org)]
     else:
-        origin = StreamSource(
-            name=OUTBOX,
-            filter_subject=f"relais.net.{member.org}.>",
-            external=ExternalStream(
-                api=f"$JS.{member.domain}.API", deliver=f"fed.from.{member.org}"
-            ),
+        origin = _durable_source(
+            OUTBOX, f"$JS.{member.domain}.API", OUTBOX_CONSUMER, f"fed.from.{org}"
         )
+        routed = [_durable_source(ROUTER, HUB_API, to_consumer(org), f"hub.to.{org}")]
     return [
-        _stream(f"FROM_{member.org}", sources=[origin], num_replicas=replicas),
-        _stream(
-            f"TO_{member.org}",
-            num_replicas=replicas,
-            sources=[
-                StreamSource(name=ROUTER, filter_subject=f"relais.net.*.{member.org}.>"),
-                StreamSource(name=ROUTER, filter_subject=f"relais.net.*.{BROADCAST}.>"),
-            ],
-        ),
+        _stream(f"FROM_{org}", sources=[origin], num_replicas=replicas),
+        _stream(f"TO_{org}", sources=routed, num_replicas=replicas),
     ]
 
 
-def router_stream(members: list[Member], *, replicas: int = 1) -> StreamConfig:
-    return _stream(
-        ROUTER,
-        sources=[StreamSource(name=f"FROM_{m.org}") for m in sorted(members, key=_org)],
-        num_replicas=replicas,
-    )
+def hub_member_consumers(member: Member) -> tuple[list[SourceConsumer], list[SourceConsumer]]:
+    """A member's consumers on the hub: those to create before ``ROUTER`` (on ``FROM_<org>``)
+    and those after it (on ``ROUTER`` and on ``TO_<org>``)."""
+    org, api = member.org, account_api(member.org)
+    before = [
+        SourceConsumer(
+            f"FROM_{org}",
+            _consumer(ROUTER_CONSUMER, f"hub.from.{org}", [f"relais.net.{org}.>"]),
+            api,
+        )
+    ]
+    after = [
+        SourceConsumer(ROUTER, _consumer(to_consumer(org), f"hub.to.{org}", _addressed_to(org))),
+        SourceConsumer(f"TO_{org}", _consumer(INBOX_CONSUMER, f"fed.to.{org}", []), api),
+    ]
+    return before, after
+
+
+def router_stream(members: list[Member], *, hub_domain: str, replicas: int = 1) -> StreamConfig:
+    sources = []
+    for m in sorted(members, key=_org):
+        if m.domain == hub_domain:
+            sources.append(StreamSource(name=f"FROM_{m.org}"))
+        else:
+            sources.append(
+                _durable_source(
+                    f"FROM_{m.org}", account_api(m.org), ROUTER_CONSUMER, f"hub.from.{m.org}"
+                )
+            )
+    return _stream(ROUTER, sources=sources, num_replicas=replicas)
 
 
 def _org(member: Member) -> str:

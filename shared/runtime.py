@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from shared import db, telemetry
 from shared.bus import Bus, stop_tasks
 from shared.crypto import NodeKeys
-from shared.federation import node_streams
+from shared.federation import node_streams, outbox_consumer
 from shared.outbox import OutboxRelay
 from shared.service import Service, ServiceContext
 from shared.settings import NodeSettings
@@ -40,6 +40,8 @@ class NodeRuntime:
             settings.org, hub_domain=settings.hub_domain, is_hub=settings.is_hub
         ):
             await self.bus.ensure_stream(stream)
+        if not settings.is_hub:  # the hub's FROM_<org> sources the OUTBOX through it
+            await self.bus.ensure_consumer(outbox_consumer(settings.org))
         keys = NodeKeys.load_or_create(settings.key_dir)
         for service in self.services:
             pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)

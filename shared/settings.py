@@ -70,6 +70,23 @@ class NodeSettings(BaseSettings):
     key_dir: Path = Field(
         default=Path(".relais/keys"), description="the node's private keys, made there if absent"
     )
+    credentials_file: Path | None = Field(
+        default=None,
+        description="on a member node: the credentials the hub issued (relais hub admit); "
+        "checked at start against this node's organisation, hub and the time",
+    )
+    hub_address: str | None = Field(
+        default=None, description="on a member node: the hub it was configured for (node init)"
+    )
+    nats_accounts_file: Path | None = Field(
+        default=None,
+        description="on the hub: the nats-server accounts file the directory writes",
+    )
+    nats_system_url: str | None = Field(
+        default=None,
+        description="on the hub: the nats-server's system account, to reload its "
+        "configuration and cut a removed organisation's link",
+    )
     referral_deadlines: dict[Urgency, Deadlines] = Field(
         default_factory=lambda: dict(DEFAULT_DEADLINES),
         description='per urgency, as JSON: {"emergency": {"acknowledge_hours": 4, ...}}; '

@@ -20,6 +20,8 @@ from shared import audit_trail
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import CODE, ORG_ID, Capacity, OrganisationPublished
 from shared.errors import Forbidden, Invalid, NotFound
+from shared.federation import account
+from shared.joining import Application
 from shared.service import ServiceContext, context_of
 
 router = APIRouter()
@@ -89,6 +91,61 @@ async def change_membership(
 ) -> OrganisationPublished:
     return await handlers.change_membership(
         ctx, org_id, change.action, change.reason, audit_trail.actor_of(principal)
+    )
+
+
+class Admission(BaseModel):
+    application: Application
+    valid_days: float = Field(
+        default=365, gt=0, le=3650, description="how long the node's NATS credentials hold"
+    )
+
+
+class LeafCredential(BaseModel):
+    """What the hub holds of an organisation's NATS credentials (no secret: a public key)."""
+
+    org_id: str
+    account: str
+    nkey: str
+    hub_domain: str
+    hub_org: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+@router.post(
+    "/applications",
+    status_code=status.HTTP_201_CREATED,
+    summary="Record a new node's signed application: the organisation as an applicant (hub only)",
+    responses={
+        409: {"description": "the organisation is already in the directory"},
+        403: {"description": "the signature does not match the application's keys"},
+    },
+)
+async def apply(
+    admission: Admission, ctx: Context, principal: Coordinator
+) -> OrganisationPublished:
+    return await handlers.apply_for_membership(
+        ctx, admission.application, admission.valid_days, audit_trail.actor_of(principal)
+    )
+
+
+@router.get(
+    "/organisations/{org_id}/credentials",
+    summary="The organisation's NATS account and leaf key, to issue its credentials (hub only)",
+)
+async def get_credential(org_id: OrgId, ctx: Context, _: Coordinator) -> LeafCredential:
+    if not ctx.settings.is_hub:
+        raise Forbidden("only the hub issues credentials")
+    nkey, issued_at, expires_at = await handlers.leaf_credential(ctx, org_id)
+    return LeafCredential(
+        org_id=org_id,
+        account=account(org_id),
+        nkey=nkey,
+        hub_domain=ctx.settings.hub_domain,
+        hub_org=ctx.settings.hub_org,
+        issued_at=issued_at,
+        expires_at=expires_at,
     )
 
 

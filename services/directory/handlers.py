@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from services.directory import domain, matching, search, store
-from shared import audit_trail, crypto, processed
+from shared import audit_trail, crypto, hub_nats, processed
 from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.directory import (
@@ -15,6 +17,7 @@ from shared.contracts.directory import (
     DirectoryReplayRequested,
     LinkAnswered,
     LinkProbed,
+    MembershipStatus,
     OrganisationChangeRefused,
     OrganisationChangeRequested,
     OrganisationPublished,
@@ -22,10 +25,13 @@ from shared.contracts.directory import (
 from shared.db import Connection
 from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from shared.events import BROADCAST, CloudEvent, Payload
-from shared.federation import Member, hub_member_streams, router_stream
+from shared.federation import Member
+from shared.joining import Application, check_application
+from shared.nats_accounts import OrgAccount, render_accounts
 from shared.service import ServiceContext
 
 SCHEMA = store.SCHEMA
+log = logging.getLogger(__name__)
 
 
 async def publish_organisation(
@@ -62,6 +68,7 @@ async def _publish(
     event_id: str | None = None,
     actor: audit_trail.Actor | None = None,
     action: str = "organisation.published",
+    also: Callable[[Connection], Awaitable[None]] | None = None,
 ) -> OrganisationPublished:
     """Apply ``change`` to the hub's record, store it and broadcast it, and audit it, in one
     transaction; with ``event_id``, once however often that event is delivered."""
@@ -78,6 +85,8 @@ async def _publish(
             return current
         accepted = change(current)
         await store.save_organisation(conn, accepted)
+        if also is not None:
+            await also(conn)
         await ctx.send(conn, accepted, to=BROADCAST, about=accepted.org_id)
         await _audit(
             conn,
@@ -91,23 +100,112 @@ async def _publish(
 
 
 async def ensure_hub_topology(ctx: ServiceContext) -> None:
-    """On the hub: the FROM_/TO_ streams of every organisation in the directory, and ROUTER."""
+    """On the hub: every admitted organisation's NATS account (its user only while it is active
+    and its credentials hold), then the FROM_/TO_ streams in it, ROUTER, and the consumers
+    their sources name."""
     if not ctx.settings.is_hub:
         return
-    async with ctx.pool.acquire() as conn:
-        records = await store.list_organisations(conn)
-    # A member node's JetStream domain is its organisation's id (``relais node`` sets both).
-    members = {Member(ctx.settings.org, ctx.settings.hub_domain)}
-    members |= {Member(r.org_id, r.org_id) for r in records if r.org_id != ctx.settings.org}
-    replicas = ctx.settings.stream_replicas
-    for member in sorted(members, key=lambda m: m.org):
-        for stream in hub_member_streams(
-            member, hub_domain=ctx.settings.hub_domain, replicas=replicas
-        ):
-            await ctx.bus.ensure_stream(stream)
-    await ctx.bus.ensure_stream(
-        router_stream(sorted(members, key=lambda m: m.org), replicas=replicas)
+    settings = ctx.settings
+    async with _topology:
+        async with ctx.pool.acquire() as conn:
+            records = {r.org_id: r for r in await store.list_organisations(conn)}
+            credentials = await store.leaf_credentials(conn)
+        accounts = _accounts(records, credentials, settings.org)
+        if settings.nats_accounts_file is None or settings.nats_system_url is None:
+            if accounts:
+                log.error(
+                    "hub: RELAIS_NATS_ACCOUNTS_FILE and RELAIS_NATS_SYSTEM_URL are not set:"
+                    " members cannot be given their accounts"
+                )
+            accounts = []
+        else:
+            await hub_nats.apply_accounts(
+                render_accounts(accounts, hub_domain=settings.hub_domain),
+                accounts_file=settings.nats_accounts_file,
+                system_url=settings.nats_system_url,
+                hub=ctx.bus.nc,
+                connected=[a.org for a in accounts],
+                cut=[org for org in credentials if org not in _may_connect(accounts)],
+            )
+        await _ensure_streams(ctx, [Member(a.org, a.org) for a in accounts])
+
+
+_topology = asyncio.Lock()
+
+
+def _accounts(
+    records: dict[str, OrganisationPublished],
+    credentials: dict[str, tuple[str, datetime, datetime]],
+    hub_org: str,
+) -> list[OrgAccount]:
+    now = datetime.now(UTC)
+    accounts = []
+    for org, (nkey, _, expires_at) in sorted(credentials.items()):
+        record = records.get(org)
+        if org == hub_org or record is None or record.status not in _HAS_ACCOUNT:
+            continue
+        active = record.status is MembershipStatus.ACTIVE
+        if active and expires_at <= now:
+            log.warning(
+                "hub: the NATS credentials of %s expired at %s: its link is refused",
+                org,
+                expires_at.isoformat(),
+            )
+        accounts.append(OrgAccount(org, nkey if active and expires_at > now else None))
+    return accounts
+
+
+_HAS_ACCOUNT = {MembershipStatus.ACTIVE, MembershipStatus.SUSPENDED}
+
+
+def _may_connect(accounts: list[OrgAccount]) -> set[str]:
+    return {a.org for a in accounts if a.nkey is not None}
+
+
+async def _ensure_streams(ctx: ServiceContext, members: list[Member]) -> None:
+    settings = ctx.settings
+    await hub_nats.declare_hub_streams(
+        ctx.bus,
+        Member(settings.org, settings.hub_domain),
+        members,
+        hub_domain=settings.hub_domain,
+        replicas=settings.stream_replicas,
     )
+
+
+async def apply_for_membership(
+    ctx: ServiceContext,
+    application: Application,
+    valid_days: float,
+    actor: audit_trail.Actor | None = None,
+) -> OrganisationPublished:
+    """On the hub: record a checked application (the organisation as an applicant, and its
+    leaf's NATS key with its validity), refused if the organisation is already known."""
+    check_application(application)
+    org_id = application.org_id
+    issued = datetime.now(UTC)
+
+    def new(current: OrganisationPublished | None) -> OrganisationPublished:
+        if current is not None:
+            raise Conflict(f"{org_id} is already in the directory", field="org_id")
+        return domain.coordinator_edit(None, application.record)
+
+    async def credential(conn: Connection) -> None:
+        expires = issued + timedelta(days=valid_days)
+        await store.save_leaf_credential(conn, org_id, application.nkey, issued, expires)
+
+    return await _publish(
+        ctx, org_id, new, actor=actor, action="membership.applied", also=credential
+    )
+
+
+async def leaf_credential(ctx: ServiceContext, org_id: str) -> tuple[str, datetime, datetime]:
+    """On the hub: an organisation's NATS key and its validity, to issue its credentials."""
+    async with ctx.pool.acquire() as conn:
+        found = (await store.leaf_credentials(conn)).get(org_id)
+    if found is None:
+        raise NotFound(f"{org_id} has no NATS credentials: admit its application", field="org_id")
+    return found
 
 
 async def request_change(

@@ -3,16 +3,22 @@ federation streams of every organisation it knows."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 from services.directory import consumer, handlers, reference, store
 from services.directory.api import router
 from shared.service import Service, ServiceContext
 
+log = logging.getLogger(__name__)
+
 
 async def start(ctx: ServiceContext) -> None:
     reference.reference()  # a broken data file stops the node now, not at the first request
     await handlers.ensure_hub_topology(ctx)
+    if ctx.settings.is_hub:  # credentials that run out are refused without a roster change
+        ctx.background("credential expiry", _recheck(ctx))
     if not ctx.settings.is_hub:
         async with ctx.pool.acquire() as conn:
             empty = not await store.list_organisations(conn)
@@ -22,6 +28,15 @@ async def start(ctx: ServiceContext) -> None:
         await ctx.subscribe(subscription)
     for subject, responder in consumer.commands(ctx).items():
         await ctx.bus.serve(subject, responder, queue="directory")
+
+
+async def _recheck(ctx: ServiceContext, every: float = 30.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await handlers.ensure_hub_topology(ctx)
+        except Exception:  # the next round tries again; the log says why
+            log.exception("hub: checking the roster's NATS accounts failed")
 
 
 service = Service(

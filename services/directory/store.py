@@ -151,3 +151,25 @@ async def list_change_requests(conn: Connection, org_id: str) -> list[dict[str, 
         org_id,
     )
     return [dict(row) for row in rows]
+
+
+async def save_leaf_credential(
+    conn: Connection, org_id: str, nkey: str, issued_at: datetime, expires_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO directory.leaf_credential (org_id, nkey, issued_at, expires_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (org_id) DO UPDATE SET nkey = EXCLUDED.nkey,"
+        " issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at",
+        org_id,
+        nkey,
+        issued_at,
+        expires_at,
+    )
+
+
+async def leaf_credentials(conn: Connection) -> dict[str, tuple[str, datetime, datetime]]:
+    """Every organisation's NATS key: (nkey, issued at, expires at)."""
+    rows = await conn.fetch(
+        "SELECT org_id, nkey, issued_at, expires_at FROM directory.leaf_credential"
+    )
+    return {r["org_id"]: (r["nkey"], r["issued_at"], r["expires_at"]) for r in rows}

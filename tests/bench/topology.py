@@ -21,10 +21,13 @@ from pathlib import Path
 from nats.js.api import StreamConfig
 
 from deploy.network import HUB_DOMAIN, Network, NodePlan, on_free_ports
+from shared import hub_nats
 from shared.bus import Bus
 from shared.contracts.directory import LinkProbed
 from shared.events import make_event, registry
-from shared.federation import INBOX, Member, hub_member_streams, node_streams, router_stream
+from shared.federation import INBOX, Member, node_streams, outbox_consumer
+from shared.joining import load_or_create_nkey, nkey_public
+from shared.nats_accounts import OrgAccount, render_accounts
 from shared.settings import DEMO_SECRET
 
 HUB_ORG = "secretariat"
@@ -92,12 +95,28 @@ async def _declare_streams(fed: Federation) -> None:
                 inboxes.append((bus, config))
             else:
                 await bus.ensure_stream(config)
+        if not plan.is_hub:
+            await bus.ensure_consumer(outbox_consumer(plan.org))
     hub = fed.buses[HUB_ORG]
-    members = [Member(p.org, p.node_id) for p in fed.net.plans]
-    for member in members:
-        for config in hub_member_streams(member, hub_domain=HUB_DOMAIN):
-            await hub.ensure_stream(config)
-    await hub.ensure_stream(router_stream(members))
+    members = [Member(p.org, p.node_id) for p in fed.net.members]
+    material = fed.net.hub_material
+    await hub_nats.apply_accounts(
+        render_accounts(
+            [
+                OrgAccount(p.org, nkey_public(load_or_create_nkey(fed.net.key_dir(p))))
+                for p in fed.net.members
+            ],
+            hub_domain=HUB_DOMAIN,
+        ),
+        accounts_file=material.accounts_file,
+        system_url=material.system_url("127.0.0.1", fed.net.hub.nats_port),
+        hub=hub.nc,
+        connected=[m.org for m in members],
+        cut=[],
+    )
+    await fed.net.wait_for_leaf_links()
+    own = Member(HUB_ORG, HUB_DOMAIN)
+    await hub_nats.declare_hub_streams(hub, own, members, hub_domain=HUB_DOMAIN)
     for bus, config in inboxes:
         await bus.ensure_stream(config)
 

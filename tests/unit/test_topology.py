@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy.nats_config import NatsServerSpec
-from shared.federation import Member, hub_member_streams, node_streams, router_stream
+from shared.federation import (
+    Member,
+    hub_member_consumers,
+    hub_member_streams,
+    node_streams,
+    outbox_consumer,
+    router_stream,
+)
 
 
 def test_a_node_sends_only_as_itself_and_receives_from_the_hub() -> None:
@@ -14,22 +21,29 @@ def test_a_node_sends_only_as_itself_and_receives_from_the_hub() -> None:
     (source,) = streams["INBOX"].sources or []
     assert source.name == "TO_sanad"
     assert source.external is not None and source.external.api == "$JS.hub.API"
+    # durable sourcing: the hub made the consumer; the leaf only names it
+    assert source.consumer is not None and source.consumer.deliver_subject == "fed.to.sanad"
 
 
 def test_the_hub_filters_what_a_member_sends_on_its_own_sender_token() -> None:
     from_sanad, to_sanad = hub_member_streams(Member("sanad", "sanad"), hub_domain="hub")
     (origin,) = from_sanad.sources or []
-    assert origin.filter_subject == "relais.net.sanad.>"
     assert origin.external is not None and origin.external.api == "$JS.sanad.API"
-    assert sorted(s.filter_subject or "" for s in to_sanad.sources or []) == [
+    assert outbox_consumer("sanad").config.filter_subjects == ["relais.net.sanad.>"]
+    before, after = hub_member_consumers(Member("sanad", "sanad"))
+    assert before[0].config.filter_subjects == ["relais.net.sanad.>"]
+    assert after[0].stream == "ROUTER"
+    assert sorted(after[0].config.filter_subjects or []) == [
         "relais.net.*.all.>",
         "relais.net.*.sanad.>",
     ]
+    (routed,) = to_sanad.sources or []
+    assert routed.consumer is not None and routed.consumer.name == "to_sanad"
 
 
 def test_the_router_sources_every_member_once() -> None:
     members = [Member("sanad", "sanad"), Member("amal", "amal"), Member("secretariat", "hub")]
-    names = [s.name for s in router_stream(members).sources or []]
+    names = [s.name for s in router_stream(members, hub_domain="hub").sources or []]
     assert names == ["FROM_amal", "FROM_sanad", "FROM_secretariat"]
 
 

@@ -1,0 +1,143 @@
+"""The hub's nats-server as the directory drives it: its accounts file, reloaded in place.
+
+When the roster changes, the directory writes the accounts (shared/nats_accounts.py) and asks
+the server to reload through its system account, without restarting it. A reload does not drop
+the link of a user it removed, so the links of organisations that lost their user are kicked
+(their retries then fail authorisation); and since one reload was once seen not to be enough
+for a new account's imports, each admitted organisation's account is checked from the ``HUB``
+account afterwards and the reload repeated until it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from shared.bus import Bus
+from shared.federation import (
+    Member,
+    account,
+    account_api,
+    hub_member_consumers,
+    hub_member_streams,
+    router_stream,
+)
+
+log = logging.getLogger(__name__)
+
+
+class HubNatsError(RuntimeError):
+    """The hub's nats-server did not take its new accounts."""
+
+
+async def apply_accounts(
+    text: str,
+    *,
+    accounts_file: Path,
+    system_url: str,
+    hub: Client,
+    connected: Collection[str],
+    cut: Collection[str],
+    attempts: int = 4,
+) -> bool:
+    """Write ``text`` if it changed, reload, kick the leaf links of the orgs in ``cut``, and
+    wait until each org in ``connected`` answers through the ``HUB`` account. Returns whether
+    the file changed."""
+    changed = await asyncio.to_thread(_write_if_changed, accounts_file, text)
+    system = await nats.connect(system_url, name="relais-hub-directory", connect_timeout=2)
+    try:
+        server_id = await _server_id(system)
+        if changed:
+            # A new account's imports were once seen to take only at a second reload.
+            await _reload(system, server_id)
+            await _reload(system, server_id)
+        await _kick(system, server_id, {account(org) for org in cut})
+        for attempt in range(attempts):
+            missing = [org for org in connected if not await _answers(hub, org)]
+            if not missing:
+                break
+            if attempt == attempts - 1:
+                raise HubNatsError(f"accounts of {', '.join(missing)} not live after reloads")
+            log.warning("hub nats: accounts of %s not live yet; reloading again", missing)
+            await asyncio.sleep(0.2 * (attempt + 1))
+            await _reload(system, server_id)
+    finally:
+        await system.close()
+    return changed
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text() == text:
+        return False
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)  # the server never reads half a file
+    return True
+
+
+async def _server_id(system: Client) -> str:
+    reply = await system.request("$SYS.REQ.SERVER.PING.VARZ", b"{}", timeout=5)
+    return str(json.loads(reply.data)["server"]["id"])
+
+
+async def _reload(system: Client, server_id: str) -> None:
+    reply = await system.request(f"$SYS.REQ.SERVER.{server_id}.RELOAD", b"", timeout=10)
+    error = json.loads(reply.data).get("error")
+    if error:
+        raise HubNatsError(f"nats-server refused its new configuration: {error}")
+    log.info("hub nats: configuration reloaded")
+
+
+async def _kick(system: Client, server_id: str, accounts: set[str]) -> None:
+    if not accounts:
+        return
+    reply = await system.request(f"$SYS.REQ.SERVER.{server_id}.LEAFZ", b"{}", timeout=5)
+    for leaf in json.loads(reply.data).get("data", {}).get("leafs", []):
+        if leaf.get("account") in accounts:
+            request = json.dumps({"cid": leaf["id"]}).encode()
+            await system.request(f"$SYS.REQ.SERVER.{server_id}.KICK", request, timeout=5)
+            log.warning(
+                "hub nats: cut the leaf link of %s (%s): its credentials no longer hold",
+                leaf.get("account"),
+                leaf.get("name"),
+            )
+
+
+async def _answers(hub: Client, org: str) -> bool:
+    try:
+        await hub.request(f"{account_api(org)}.INFO", b"", timeout=1)
+    except (NoRespondersError, NatsTimeout):
+        return False
+    return True
+
+
+async def declare_hub_streams(
+    bus: Bus, own: Member, members: Sequence[Member], *, hub_domain: str, replicas: int = 1
+) -> None:
+    """The hub's streams and source consumers, in the order the sources need them: each
+    member's ``FROM_`` (in its account) and the consumer ``ROUTER`` names on it, ``ROUTER``,
+    then the consumers on ``ROUTER`` and each ``TO_`` (in the member's account)."""
+    after = []
+    for member in [own, *sorted(members, key=lambda m: m.org)]:
+        api = None if member == own else account_api(member.org)
+        for stream in hub_member_streams(member, hub_domain=hub_domain, replicas=replicas):
+            await bus.ensure_stream(stream, api=api)
+        if member != own:
+            before, later = hub_member_consumers(member)
+            for consumer in before:
+                await bus.ensure_consumer(consumer)
+            after += later
+    await bus.ensure_stream(
+        router_stream([own, *members], hub_domain=hub_domain, replicas=replicas)
+    )
+    for consumer in after:
+        await bus.ensure_consumer(consumer)
