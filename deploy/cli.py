@@ -15,6 +15,7 @@ import typer
 
 from deploy.cli_access import token_app, user_app
 from deploy.cli_audit import audit_app
+from deploy.cli_network import hub_app, node_init, node_join
 from deploy.demo import DemoPorts, demo_network, start_demo
 from deploy.processes import StartupFailed
 
@@ -27,6 +28,9 @@ app.add_typer(node_app, name="node")
 app.add_typer(user_app, name="user", help="Staff users of a node.")
 app.add_typer(token_app, name="token", help="API tokens for member systems.")
 app.add_typer(audit_app, name="audit", help="The node's tamper-evident audit log.")
+app.add_typer(hub_app, name="hub")
+node_app.command("init")(node_init)
+node_app.command("join")(node_join)
 
 DEMO_ROOT = Path(".relais/demo")
 
