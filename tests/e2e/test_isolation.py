@@ -55,7 +55,7 @@ class TestWithItsOwnCredentials:
     control; the hub refuses the rest."""
 
     async def test_it_cannot_consume_another_organisations_share_or_the_router(
-        self, sanad_leaf: RogueLeaf
+        self, sanad_leaf: SanadLeaf
     ) -> None:
         for subject in (
             "$JS.hub.API.CONSUMER.CREATE.TO_amal",
@@ -71,7 +71,7 @@ class TestWithItsOwnCredentials:
         assert await sanad_leaf.subscribe("fed.to.sanad") == "PONG"  # its own: taken
 
     async def test_it_cannot_call_the_jetstream_api_of_the_hub_or_another_node(
-        self, sanad_leaf: RogueLeaf
+        self, sanad_leaf: SanadLeaf
     ) -> None:
         for subject in (
             "$JS.hub.API.INFO",
@@ -90,7 +90,7 @@ class TestWithItsOwnCredentials:
         assert await sanad_leaf.publish("$JS.FC.TO_sanad.inbox.x", "") == "PONG"
 
     async def test_it_cannot_send_events_as_another_organisation(
-        self, sanad_leaf: RogueLeaf
+        self, sanad_leaf: SanadLeaf
     ) -> None:
         for subject in ("fed.from.amal", "relais.net.amal.sanad.link.probed", "hub.from.amal"):
             assert (await sanad_leaf.publish(subject)).startswith(VIOLATION), subject
