@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.directory import handlers, matching
+from services.directory import handlers, matching, reference
 from shared import asyncapi
 from shared.bus import Delivery, Handler, Responder, Subscription
 from shared.contracts.directory import (
@@ -58,6 +58,18 @@ asyncapi.command(
     OrganisationPublished,
     "This node's copy of one organisation's record (readable while the hub is away)",
 )
+
+
+class NoArguments(BaseModel):
+    pass
+
+
+asyncapi.command(
+    "relais.cmd.directory.categories",
+    NoArguments,
+    None,
+    "The service categories' names in French, Arabic and English: {code: {fr, ar, en}}",
+)
 asyncapi.command(
     "relais.cmd.directory.match",
     matching.MatchRequest,
@@ -81,7 +93,11 @@ def commands(ctx: ServiceContext) -> dict[str, Responder]:
         )
         return [suggestion.model_dump(mode="json") for suggestion in suggestions]
 
+    async def categories(_: dict[str, Any]) -> dict[str, dict[str, str]]:
+        return {code: dict(c.label) for code, c in reference.categories().items()}
+
     return {
+        "relais.cmd.directory.categories": categories,
         "relais.cmd.directory.organisation": organisation,
         "relais.cmd.directory.match": match,
     }
