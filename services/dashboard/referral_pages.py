@@ -16,11 +16,13 @@ from services.dashboard.node_api import ApiRefused, NodeApi
 from services.dashboard.rendering import PageRoute, language_of, render
 from shared import i18n
 from shared.auth import Principal, Role, require
+from shared.errors import Forbidden
 from shared.i18n import N_
 
 router = APIRouter(route_class=PageRoute)
 REFERRALS = "/api/v1/referrals"
 Reader = Annotated[Principal, Depends(require(Role.CASEWORKER, Role.FOCAL_POINT, Role.AUDITOR))]
+Anyone = Annotated[Principal, Depends(require())]
 Staff = Annotated[Principal, Depends(require(Role.CASEWORKER, Role.FOCAL_POINT))]
 ReferralId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$")]
 Box = Annotated[str, Query(pattern=r"^(inbox|outbox)$")]
@@ -119,8 +121,15 @@ def _row(
 
 @router.get("/referrals/{referral_id}")
 async def referral_page(
-    request: Request, referral_id: ReferralId, principal: Reader, done: int = 0
+    request: Request, referral_id: ReferralId, principal: Anyone, done: int = 0
 ) -> Response:
+    if not principal.has(Role.CASEWORKER, Role.FOCAL_POINT, Role.AUDITOR):
+        if principal.has(Role.COORDINATOR):
+            # The secretariat sees no case, only what crossed the network about it (the
+            # address its notifications link to).
+            query = urlencode({"log": "network", "object": f"referral:{referral_id}"})
+            return RedirectResponse(f"/audit?{query}", status_code=303)
+        raise Forbidden("this needs one of the roles: auditor, caseworker, focal_point")
     return await _referral(request, principal, referral_id, notice=ACTION_DONE if done else None)
 
 
