@@ -10,7 +10,9 @@ Starts the real servers (no nodes) and, on them:
    to amal after its nats-server was down, and ``--hub-backlog`` after the hub's was;
 5. referrals end to end (``tests.bench.referrals``), on a network of its own with node
    processes: sustained referrals/s from sanad to amal, and create → received latency at a
-   fixed offered load, beside scenario A's raw pipeline.
+   fixed offered load, beside scenario A's raw pipeline;
+6. web pages (``tests.bench.web``), on a network of its own: server render time of the inbox,
+   the coordinator's dashboard and the network log search with 100,000 referrals.
 Prints a table for each and writes them all to ``bench-results/<UTC time>-bench.json``. Exits
 with 1 if any part failed or did not finish in time (its row says why).
 """
@@ -27,7 +29,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.bench import audit, match, referrals, replica, report, store_forward
+from tests.bench import audit, match, referrals, replica, report, store_forward, web
 from tests.bench.measure import Arrivals, Figures, ScenarioFailed
 from tests.bench.scenarios import Scenario, scenarios
 from tests.bench.topology import SUBJECT, Federation, federation
@@ -148,6 +150,10 @@ async def bench(args: argparse.Namespace) -> int:
     )
     if "error" in referred:
         say(f"referrals: {referred['error']}")
+    say(f"web: page render times with {web.REFERRALS} referrals")
+    rendered = await web.run(say, args.timeout)
+    if "error" in rendered:
+        say(f"web: {rendered['error']}")
     raw = next((r.events_per_s for r in results if r.scenario == "A" and not r.error), None)
     if raw and "sustained" in referred:
         referred["ratio_to_raw_pipeline"] = round(referred["sustained"]["received_per_s"] / raw, 3)
@@ -158,6 +164,7 @@ async def bench(args: argparse.Namespace) -> int:
         referrals.table(referred, raw),
         audit.table(audited),
         store_forward.table(stored),
+        web.table(rendered),
     ):
         print()
         print(table)
@@ -188,6 +195,7 @@ async def bench(args: argparse.Namespace) -> int:
             "referrals": referred,
             "audit": audited,
             "store_and_forward": stored,
+            "web_pages": rendered,
             "server_log_problems": fed.log_problems,
         },
     )
@@ -199,6 +207,7 @@ async def bench(args: argparse.Namespace) -> int:
         or "error" in referred
         or "error" in audited
         or any("error" in stored[key] for key in ("node_outage", "hub_outage"))
+        or "error" in rendered
     )
     return 1 if failed else 0
 
