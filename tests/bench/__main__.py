@@ -8,10 +8,12 @@ Starts the real servers (no nodes) and, on them:
    ``INBOX`` while nothing consumes, then the directory's real consumer applies them;
 4. store-and-forward (``tests.bench.store_forward``): a backlog of ``--backlog`` events drains
    to amal after its nats-server was down, and ``--hub-backlog`` after the hub's was;
-5. referrals end to end (``tests.bench.referrals``), on a network of its own with node
+5. a hub of three servers with R3 streams (``tests.bench.hub_cluster``): ``--cluster-events``
+   sanad → amal with all three up, with one killed under load, and with one down;
+6. referrals end to end (``tests.bench.referrals``), on a network of its own with node
    processes: sustained referrals/s from sanad to amal, and create → received latency at a
    fixed offered load, beside scenario A's raw pipeline;
-6. web pages (``tests.bench.web``), on a network of its own: server render time of the inbox,
+7. web pages (``tests.bench.web``), on a network of its own: server render time of the inbox,
    the coordinator's dashboard and the network log search with 100,000 referrals.
 Prints a table for each and writes them all to ``bench-results/<UTC time>-bench.json``. Exits
 with 1 if any part failed or did not finish in time (its row says why).
@@ -29,7 +31,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.bench import audit, match, referrals, replica, report, store_forward, web
+from tests.bench import audit, hub_cluster, match, referrals, replica, report, store_forward, web
 from tests.bench.measure import Arrivals, Figures, ScenarioFailed
 from tests.bench.scenarios import Scenario, scenarios
 from tests.bench.topology import SUBJECT, Federation, federation
@@ -78,6 +80,9 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--hub-backlog", type=positive, default=2000, help="events waiting for the hub (2000)"
+    )
+    parser.add_argument(
+        "--cluster-events", type=positive, default=3000, help="events per hub-cluster run (3000)"
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds per scenario (120)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' folder and logs")
@@ -140,6 +145,8 @@ async def bench(args: argparse.Namespace) -> int:
         if "error" in audited:
             say(f"audit: {audited['error']}")
         stored = await store_forward.run(fed, args.backlog, args.hub_backlog, args.timeout, say)
+    say(f"hub cluster: three servers, R3 streams, {args.cluster_events} events per run")
+    clustered = await hub_cluster.run(say, args.cluster_events, args.timeout)
     referred = await referrals.run(
         say,
         count=args.referrals,
@@ -195,6 +202,7 @@ async def bench(args: argparse.Namespace) -> int:
             "referrals": referred,
             "audit": audited,
             "store_and_forward": stored,
+            "hub_cluster": clustered,
             "web_pages": rendered,
             "server_log_problems": fed.log_problems,
         },
