@@ -187,6 +187,15 @@ def render(report: Report) -> list[tuple[str, str | None]]:
     """The report as lines for people, each with a colour (or none)."""
     lines: list[tuple[str, str | None]] = []
     unknown = _("unknown")
+    label = {
+        "link": _("link to the hub"),
+        "outbound": _("outbound"),
+        "inbound": _("inbound"),
+        "consumers": _("consumers"),
+        "dead_letters": _("dead letters"),
+        "processes": _("processes"),
+        "cannot_reach": _("cannot reach"),
+    }
     for node_id, node in report["nodes"].items():
         state = _("ready") if node["ready"] else _("not ready")
         lines.append(
@@ -201,14 +210,14 @@ def render(report: Report) -> list[tuple[str, str | None]]:
                 }
             else:
                 text = {"up": _("up"), "down": _("down")}.get(link["state"], unknown)
-            lines.append((f"    {_('link to the hub'):<22} {text}", None))
+            lines.append((f"    {label['link']:<22} {text}", None))
         out = node["outbound"]
         unsent = out["outbox_unsent"]
         rows = unknown if unsent is None else str(sum(v or 0 for v in unsent.values()))
         at_hub = unknown if out["not_at_hub"] is None else str(out["not_at_hub"])
         lines.append(
             (
-                f"    {_('outbound'):<22} "
+                f"    {label['outbound']:<22} "
                 + _("%(rows)s unsent outbox rows, %(stream)s OUTBOX events not yet at the hub")
                 % {"rows": rows, "stream": at_hub},
                 None,
@@ -217,7 +226,7 @@ def render(report: Report) -> list[tuple[str, str | None]]:
         waiting = node["inbound"]["waiting_at_hub"]
         lines.append(
             (
-                f"    {_('inbound'):<22} "
+                f"    {label['inbound']:<22} "
                 + _("%(count)s events waiting at the hub")
                 % {"count": unknown if waiting is None else waiting},
                 "yellow" if waiting else None,
@@ -234,7 +243,7 @@ def render(report: Report) -> list[tuple[str, str | None]]:
                 "count": len(consumers),
                 "lagging": len(lagging),
             }
-        lines.append((f"    {_('consumers'):<22} {text}", "yellow" if lagging else None))
+        lines.append((f"    {label['consumers']:<22} {text}", "yellow" if lagging else None))
         for c in lagging:
             lines.append(
                 (
@@ -251,7 +260,7 @@ def render(report: Report) -> list[tuple[str, str | None]]:
         letters = node["dead_letters"]
         lines.append(
             (
-                f"    {_('dead letters'):<22} {unknown if letters is None else letters}",
+                f"    {label['dead_letters']:<22} {unknown if letters is None else letters}",
                 "yellow" if letters else None,
             )
         )
@@ -264,9 +273,9 @@ def render(report: Report) -> list[tuple[str, str | None]]:
             text = ", ".join(
                 f"{p['name']} {names.get(p['state'], p['state'])}" for p in node["processes"]
             )
-            lines.append((f"    {_('processes'):<22} {text}", None))
+            lines.append((f"    {label['processes']:<22} {text}", None))
         for where in node["unreachable"]:
-            lines.append((f"    {_('cannot reach'):<22} {where}", "red"))
+            lines.append((f"    {label['cannot_reach']:<22} {where}", "red"))
     if report["launcher"] != "reachable":
         lines.append(
             (
