@@ -171,6 +171,7 @@ async def bench(args: argparse.Namespace) -> int:
         referrals.table(referred, raw),
         audit.table(audited),
         store_forward.table(stored),
+        hub_cluster.table(clustered),
         web.table(rendered),
     ):
         print()
