@@ -216,6 +216,7 @@ async def bench(args: argparse.Namespace) -> int:
         or "error" in referred
         or "error" in audited
         or any("error" in stored[key] for key in ("node_outage", "hub_outage"))
+        or "error" in clustered
         or "error" in rendered
     )
     return 1 if failed else 0
