@@ -200,6 +200,11 @@ async def run(say: Say, events: int, limit: float) -> dict[str, Any]:
             }
             say(f"hub cluster: {events} events, {victim} down")
             result["one_down"] = await deliver(fed, events, within=limit)
+        short = [
+            k for k in ("all_up", "killed_under_load", "one_down") if result[k]["arrived"] != events
+        ]
+        if short:
+            result["error"] = f"not every event arrived exactly once in: {', '.join(short)}"
     except Exception as exc:  # a row of the table, and the rest still runs
         result["error"] = f"{type(exc).__name__}: {exc!r}"
         say(f"hub cluster: {result['error']}\n{traceback.format_exc()}")
