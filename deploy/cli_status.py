@@ -56,8 +56,8 @@ async def collect(credentials: Path, nodes: dict[str, Any]) -> Report:
             "ready": mine["ready"],
             "checks": mine["checks"],
             "link": mine["link"],
-            "outbound": _outbound(node, mine, hub, stopped.get(hub_id) if hub_id else None),
-            "inbound": _inbound(node, mine, hub, stopped.get(node_id)),
+            "outbound": outbound_backlog(node, mine, hub, stopped.get(hub_id) if hub_id else None),
+            "inbound": inbound_backlog(node, mine, hub, stopped.get(node_id)),
             "consumers": _consumers(mine["status"]),
             "dead_letters": mine["status"]["dead_letters"] if mine["status"] else None,
             "processes": [
@@ -123,13 +123,16 @@ def _stream(status: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
 
 
 def _sourced(stream: dict[str, Any] | None) -> int | None:
+    """How far ``stream`` has copied its origin; 0 if it holds nothing yet, ``None`` if unknown."""
     if stream is None:
         return None
     last = stream.get("last_sourced")
-    return int(last["seq"]) if last else 0
+    if last:
+        return int(last["seq"])
+    return 0 if stream["last_seq"] == 0 else None
 
 
-def _outbound(
+def outbound_backlog(
     node: dict[str, Any],
     mine: dict[str, Any],
     hub: dict[str, Any] | None,
@@ -151,7 +154,7 @@ def _outbound(
     return {"outbox_unsent": unsent, "not_at_hub": waiting, "counted_from": basis}
 
 
-def _inbound(
+def inbound_backlog(
     node: dict[str, Any],
     mine: dict[str, Any],
     hub: dict[str, Any] | None,

@@ -102,15 +102,20 @@ async def describe_streams(js: JetStreamContext) -> list[dict[str, Any]]:
     return found
 
 
-async def last_sourced(js: JetStreamContext, stream: str, last_seq: int) -> dict[str, Any] | None:
-    """The origin stream and sequence of ``stream``'s last message, if it was copied."""
-    if last_seq <= 0:
-        return None
-    try:
-        message = await js.get_msg(stream, last_seq)
-    except NotFoundError:
-        return None
-    return parse_source((message.headers or {}).get(SOURCE_HEADER))
+async def last_sourced(
+    js: JetStreamContext, stream: str, last_seq: int, *, look_back: int = 20
+) -> dict[str, Any] | None:
+    """The origin stream and sequence of ``stream``'s last message, if it was copied.
+
+    The last message may have been deleted (a purge by subject): the ones before it, up to
+    ``look_back`` of them, are tried in turn."""
+    for seq in range(last_seq, max(last_seq - look_back, 0), -1):
+        try:
+            message = await js.get_msg(stream, seq)
+        except NotFoundError:
+            continue
+        return parse_source((message.headers or {}).get(SOURCE_HEADER))
+    return None
 
 
 def parse_source(header: str | None) -> dict[str, Any] | None:
