@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from services.directory import handlers, matching, reference
 from shared import asyncapi
-from shared.bus import Delivery, Handler, Responder, Subscription
+from shared.bus import Responder, Subscription
 from shared.contracts.directory import (
     ORG_ID,
     DirectoryReplayRequested,
@@ -20,29 +20,22 @@ from shared.contracts.directory import (
     OrganisationPublished,
 )
 from shared.errors import Invalid
-from shared.events import CloudEvent, Payload
 from shared.federation import INBOX
 from shared.service import ServiceContext
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    def bound(handler: Any) -> Handler:
-        async def handle(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
-            await handler(ctx, event, payload, delivery)
-
-        return handle
-
     return [
         Subscription.routing(
             INBOX,
             "directory",
             {
-                OrganisationPublished: bound(handlers.replicate_organisation),
-                LinkProbed: bound(handlers.answer_probe),
-                LinkAnswered: bound(handlers.record_answer),
-                OrganisationChangeRequested: bound(handlers.apply_change_request),
-                OrganisationChangeRefused: bound(handlers.record_refusal),
-                DirectoryReplayRequested: bound(handlers.replay_directory),
+                OrganisationPublished: ctx.bound(handlers.replicate_organisation),
+                LinkProbed: ctx.bound(handlers.answer_probe),
+                LinkAnswered: ctx.bound(handlers.record_answer),
+                OrganisationChangeRequested: ctx.bound(handlers.apply_change_request),
+                OrganisationChangeRefused: ctx.bound(handlers.record_refusal),
+                DirectoryReplayRequested: ctx.bound(handlers.replay_directory),
             },
         )
     ]
