@@ -218,14 +218,14 @@ def render(report: Report) -> list[tuple[str, str | None]]:
         unsent = out["outbox_unsent"]
         rows = unknown if unsent is None else str(sum(v or 0 for v in unsent.values()))
         at_hub = unknown if out["not_at_hub"] is None else str(out["not_at_hub"])
-        lines.append(
-            (
-                f"    {label['outbound']:<22} "
-                + _("%(rows)s unsent outbox rows, %(stream)s OUTBOX events not yet at the hub")
-                % {"rows": rows, "stream": at_hub},
-                None,
-            )
-        )
+        if unsent is None and out["not_at_hub"] is None:
+            text = unknown
+        else:
+            text = _("%(rows)s unsent outbox rows, %(stream)s OUTBOX events not yet at the hub") % {
+                "rows": rows,
+                "stream": at_hub,
+            }
+        lines.append((f"    {label['outbound']:<22} {text}", None))
         waiting = node["inbound"]["waiting_at_hub"]
         lines.append(
             (
