@@ -23,15 +23,22 @@ async def read_payload(
 ) -> dict[str, Any]:
     """Decrypt a referral's payload (and its notes) for an authorised person; audited."""
     check_caller(ctx, principal)
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn:
         referral = await load(conn, referral_id)
         try:
             key = data_key(ctx, referral)
-        except Conflict:
-            await audit(
-                ctx, conn, actor_of(principal), "payload_read", referral_id, outcome=Outcome.REFUSED
-            )
+        except Conflict:  # erased: the attempt is recorded all the same
+            async with conn.transaction():
+                await audit(
+                    ctx,
+                    conn,
+                    actor_of(principal),
+                    "payload_read",
+                    referral_id,
+                    outcome=Outcome.REFUSED,
+                )
             raise
+    async with ctx.pool.acquire() as conn, conn.transaction():
         assert referral.nonce is not None and referral.ciphertext is not None
         payload = envelope.open_payload(referral.header, referral.nonce, referral.ciphertext, key)
         notes = []
