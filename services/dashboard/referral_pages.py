@@ -50,12 +50,14 @@ async def referral_list(
     status: Code = "",
     urgency: Code = "",
     category: Code = "",
+    after: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
     api = NodeApi(request)
     lang = language_of(request)
     lookups = Lookups(api, lang)
     filters = {"status": status, "urgency": urgency, "category": category}
-    rows = await _rows(api, lookups, lang, box, filters)
+    rows, older = await _rows(api, lookups, lang, box, filters, after)
+    chosen = {"box": box, **{k: v for k, v in filters.items() if v}}
     return render(
         request,
         "referrals.html",
@@ -66,8 +68,10 @@ async def referral_list(
         statuses=[(c, labels.word(labels.STATUS, c, lang)) for c in labels.STATUS],
         urgencies=[(c, labels.word(labels.URGENCY, c, lang)) for c in labels.URGENCY],
         categories=await lookups.categories(),
-        live_url="/referrals/rows?"
-        + urlencode({"box": box, **{k: v for k, v in filters.items() if v}}),
+        # Only the newest page keeps itself up to date; an older one stays as it was read.
+        live_url=None if after else "/referrals/rows?" + urlencode(chosen),
+        older_url=None if older is None else "/referrals?" + urlencode({**chosen, "after": older}),
+        newest_url="/referrals?" + urlencode(chosen) if after else None,
         can_send=principal.has(Role.CASEWORKER, Role.FOCAL_POINT),
     )
 
@@ -85,18 +89,25 @@ async def referral_rows(
     api = NodeApi(request)
     lang = language_of(request)
     filters = {"status": status, "urgency": urgency, "category": category}
-    rows = await _rows(api, Lookups(api, lang), lang, box, filters)
+    rows, _ = await _rows(api, Lookups(api, lang), lang, box, filters)
     return render(request, "referral_rows.html", principal=principal, box=box, rows=rows)
 
 
 async def _rows(
-    api: NodeApi, lookups: Lookups, lang: str, box: str, filters: dict[str, str]
-) -> list[dict[str, Any]]:
-    found = await api.get(REFERRALS, box=box, **filters)
+    api: NodeApi,
+    lookups: Lookups,
+    lang: str,
+    box: str,
+    filters: dict[str, str],
+    after: str = "",
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of a box's rows, and the cursor of the next (older) page if there is one."""
+    found = await api.get(REFERRALS, box=box, after=after, **filters)
     orgs = await lookups.org_names()
     categories = dict(await lookups.categories())
-    items = found.get("referrals", found.get("items", [])) if isinstance(found, dict) else found
-    return [_row(item, orgs, categories, lang) for item in items or []]
+    items = found.get("items", []) if isinstance(found, dict) else found
+    older = found.get("next") if isinstance(found, dict) else None
+    return [_row(item, orgs, categories, lang) for item in items or []], older
 
 
 def _row(
