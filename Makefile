@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format bench clean setup
+.PHONY: run test check lint format bench clean setup browser
 
 setup: $(STAMP)
 
@@ -19,8 +19,14 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP)
 	$(BIN)/relais demo
 
-test: check
+test: check browser
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's Chromium; as root on Debian it is installed here when missing.
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	  || echo "note: no /usr/bin/chromium; the browser tests will say how to install it"
 
 check: $(STAMP)
 	$(BIN)/ruff format --check .

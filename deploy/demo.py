@@ -196,6 +196,7 @@ def credentials(network: Network, users: dict[str, list[dict[str, str]]]) -> dic
                 "url": plan.url,
                 "database_url": network.database_url(plan),
                 "nats_url": plan.nats_url,
+                "monitor_url": f"http://127.0.0.1:{plan.monitor_port}",
                 "users": users[plan.node_id],
             }
             for plan in network.plans

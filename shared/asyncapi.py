@@ -126,6 +126,9 @@ def document(*, title: str = "Relais events", version: str = "1") -> dict[str, A
                 "sender": {"description": "the sending organisation's id"},
                 "recipient": {"description": "the receiving organisation's id, or 'all'"},
             }
+        elif event_type.service is not None:
+            address = f"relais.local.{event_type.service}.{event_type.event}"
+            parameters = {}
         else:
             address = f"relais.local.{{service}}.{event_type.event}"
             parameters = {"service": {"description": "the service that emits it"}}

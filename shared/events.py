@@ -74,6 +74,7 @@ class EventType:
     payload: type[Payload]
     scope: Scope
     summary: str
+    service: str | None = None  # a local event's one emitting service; None: any service
 
     @property
     def aggregate(self) -> str:
@@ -96,13 +97,15 @@ class EventType:
             return f"relais.net.{sender}.{recipient}.{self.aggregate}.{self.event}"
         if not TOKEN.match(service):
             raise Invalid("a local event needs the service that emits it", field="service")
+        if self.service is not None and service != self.service:
+            raise Invalid(f"{self.name} is emitted by {self.service} only", field="service")
         return f"relais.local.{service}.{self.event}"
 
     def subject_pattern(self) -> str:
         """A wildcard subject matching every instance of this type, for consumers and docs."""
         if self.scope is Scope.NET:
             return f"relais.net.*.*.{self.aggregate}.{self.event}"
-        return f"relais.local.*.{self.event}"
+        return f"relais.local.{self.service or '*'}.{self.event}"
 
 
 def _parse_type(name: str) -> tuple[str, str, str]:
@@ -119,14 +122,18 @@ class Registry:
         self._types: dict[str, EventType] = {}
 
     def register(
-        self, name: str, *, scope: Scope, summary: str
+        self, name: str, *, scope: Scope, summary: str, service: str | None = None
     ) -> Any:  # a class decorator keeping the class's own type
+        """Register a type; a local event emitted by one service only names it, so that its
+        consumers subscribe to exactly its subject."""
         _parse_type(name)
 
         def decorate(model: type[P]) -> type[P]:
             if name in self._types:
                 raise ValueError(f"event type {name} is registered twice")
-            self._types[name] = EventType(name=name, payload=model, scope=scope, summary=summary)
+            self._types[name] = EventType(
+                name=name, payload=model, scope=scope, summary=summary, service=service
+            )
             return model
 
         return decorate

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from shared import outbox
-from shared.bus import Bus, Subscription
+from shared.bus import Bus, Delivery, Handler, Subscription
 from shared.crypto import NodeKeys
 from shared.db import Connection, Pool
 from shared.events import CloudEvent, Payload, make_event, registry
@@ -62,6 +62,15 @@ class ServiceContext:
         await outbox.add(
             conn, self.schema, subject, make_event(payload, source=self.source, subject=about)
         )
+
+    def bound(self, handler: Callable[..., Awaitable[None]]) -> Handler:
+        """An event handler of this service, ``handler(ctx, event, payload, delivery)``, as the
+        bus calls it."""
+
+        async def handle(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            await handler(self, event, payload, delivery)
+
+        return handle
 
     async def subscribe(self, subscription: Subscription) -> None:
         await self.bus.subscribe(subscription)

@@ -254,3 +254,35 @@ def reason_text(
             "populations": names("population", reason.get("populations")),
         }
     return text
+
+
+# The notifications: what each kind is about, and the channels a person is told on.
+NOTIFICATION_KIND = {
+    "referral_received": N_("A referral arrives in the inbox"),
+    "referral_outcome": N_("An answer to a referral we sent"),
+    "referral_closed": N_("A referral in the inbox is withdrawn or expires"),
+    "consent_revoked": N_("Consent withdrawn for a referral"),
+    "data_erased": N_("The receiver erased a referral's data"),
+    "deadline_reminder": N_("A deadline comes near"),
+    "deadline_breach": N_("A deadline passed"),
+    "referral_escalated": N_("A referral passed its deadline somewhere in the network"),
+    "membership_changed": N_("The organisation's membership changed"),
+    "keys_changed": N_("The organisation's public keys changed"),
+    "webhook_disabled": N_("A webhook was disabled"),
+}
+CHANNEL = {
+    "in_app": N_("In Relais"),
+    "email": N_("E-mail"),
+    "sms": N_("SMS"),
+}
+DELIVERY_CHANNEL = {**CHANNEL, "webhook": N_("Webhook")}
+DELIVERY_KIND = {**NOTIFICATION_KIND, "digest": N_("Daily digest")}
+DELIVERY_STATE = {
+    "pending": N_("Waiting to be sent"),
+    "held": N_("Held for the daily digest"),
+    "sent": N_("Sent"),
+    "failed": N_("Failed"),
+    "digested": N_("Sent in a digest"),
+    "cancelled": N_("Cancelled"),
+    "gave_up": N_("Given up"),
+}

@@ -6,6 +6,8 @@ shaded matrix) that mirror themselves in Arabic and read well to a screen reader
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import httpx
@@ -27,6 +29,11 @@ OrgId = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,30}$")]
 FIGURES = "/api/v1/audit/figures"
 REASON_NEEDED = N_("Say why: the organisation is told.")
 MEMBERSHIP_DONE = N_("Done: the directory publishes the change to every node.")
+# What "at a glance" covers: the flows, overdue referrals and times to answer of the recent
+# weeks (the work of now, and a bounded query however long the network's history), and the
+# volumes of the last twelve months.
+RECENT = timedelta(days=90)
+VOLUME_MONTHS = 11  # and the current one
 
 
 def _count(value: Any) -> float:
@@ -49,7 +56,7 @@ def _pairs(params: dict[str, Any]) -> list[tuple[str, str | int | float | bool |
     pairs: list[tuple[str, str | int | float | bool | None]] = []
     for name, value in params.items():
         for item in value if isinstance(value, list) else [value]:
-            pairs.append((name, str(item)))
+            pairs.append((name, item.isoformat() if isinstance(item, datetime) else str(item)))
     return pairs
 
 
@@ -112,6 +119,15 @@ async def _page(
         for o in organisations
         if o.get("status") != "applicant"
     ]
+    # The figures, side by side: each is one query at the hub over the referrals' facts.
+    now = datetime.now(UTC)
+    recent = now - RECENT
+    year = (now.replace(day=1) - timedelta(days=VOLUME_MONTHS * 31)).replace(day=1)
+    flows, volumes, overdue = await asyncio.gather(
+        _flows(api, names, since=recent),
+        _volumes(api, names, lang, since=year),
+        _overdue(api, names, since=recent),
+    )
     gaps = [
         {
             "region": names["region"].get(gap.region, gap.region),
@@ -133,9 +149,10 @@ async def _page(
         members=members,
         gaps=gaps,
         category_total=len(categories),
-        flows=await _flows(api, names),
-        volumes=await _volumes(api, names, lang),
-        overdue=await _overdue(api, names),
+        flows=flows,
+        volumes=volumes,
+        overdue=overdue,
+        recent_days=RECENT.days,
         notice=notice,
         errors=errors or {},
         failed_org=failed_org,
@@ -143,9 +160,11 @@ async def _page(
     )
 
 
-async def _flows(api: NodeApi, names: dict[str, dict[str, str]]) -> dict[str, Any] | None:
+async def _flows(
+    api: NodeApi, names: dict[str, dict[str, str]], *, since: datetime
+) -> dict[str, Any] | None:
     """Referrals between organisations, as a matrix: senders in rows, receivers in columns."""
-    rows = await _figures(api, "referrals", by=["from_org", "to_org"])
+    rows = await _figures(api, "referrals", by=["from_org", "to_org"], **{"from": since})
     if rows is None:
         return None
     senders = sorted({str(r.get("from_org")) for r in rows})
@@ -173,10 +192,10 @@ async def _flows(api: NodeApi, names: dict[str, dict[str, str]]) -> dict[str, An
 
 
 async def _volumes(
-    api: NodeApi, names: dict[str, dict[str, str]], lang: str
+    api: NodeApi, names: dict[str, dict[str, str]], lang: str, *, since: datetime
 ) -> list[dict[str, Any]] | None:
     """Referrals by month, each month's bar split by category in a list beneath."""
-    rows = await _figures(api, "referrals", by=["month", "category"])
+    rows = await _figures(api, "referrals", by=["month", "category"], **{"from": since})
     if rows is None:
         return None
     months: dict[str, list[tuple[str, Any]]] = {}
@@ -210,15 +229,17 @@ def _total_label(values: list[Any]) -> str:
     return "<5" if known == 0 and suppressed == 1 else f"{known}+"
 
 
-async def _overdue(api: NodeApi, names: dict[str, dict[str, str]]) -> list[dict[str, Any]] | None:
+async def _overdue(
+    api: NodeApi, names: dict[str, dict[str, str]], *, since: datetime
+) -> list[dict[str, Any]] | None:
     """Per receiving organisation: received, overdue, the rate, and the median time to answer."""
-    rows = await _figures(api, "overdue")
+    rows, times = await asyncio.gather(
+        _figures(api, "overdue", **{"from": since}),
+        _figures(api, "response-times", by=["to_org"], **{"from": since}),
+    )
     if rows is None:
         return None
-    medians = {
-        str(r.get("to_org")): r.get("median_hours_to_answer")
-        for r in await _figures(api, "response-times", by=["to_org"]) or []
-    }
+    medians = {str(r.get("to_org")): r.get("median_hours_to_answer") for r in times or []}
     largest = max((_count(r.get("overdue")) for r in rows), default=0)
     return [
         {

@@ -15,8 +15,11 @@ from fastapi.staticfiles import StaticFiles
 
 from services.dashboard import (
     admin_pages,
+    audit_pages,
     login_token,
     network_pages,
+    notification_admin_pages,
+    notification_pages,
     profile_pages,
     referral_pages,
     wizard,
@@ -68,7 +71,16 @@ FORM_EXPIRED = N_("This form had expired. Please log in again.")
 pages = APIRouter(route_class=PageRoute)
 pages.mount("/static", StaticFiles(directory=STATIC), name="static")
 # The wizard's /referrals/new before the referral pages' /referrals/{referral_id}.
-for section in (wizard, referral_pages, profile_pages, admin_pages, network_pages):
+for section in (
+    wizard,
+    referral_pages,
+    profile_pages,
+    admin_pages,
+    network_pages,
+    notification_pages,
+    notification_admin_pages,
+    audit_pages,
+):
     pages.include_router(section.router)
 Anyone = Annotated[Principal, Depends(require())]
 

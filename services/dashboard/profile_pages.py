@@ -21,6 +21,7 @@ router = APIRouter(route_class=PageRoute)
 Anyone = Annotated[Principal, Depends(require())]
 OwnStaff = Annotated[Principal, Depends(require(Role.FOCAL_POINT, Role.ADMIN))]
 ServiceId = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
+OrgId = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,30}$")]
 CAPACITY_ASKED = N_(
     "Asked: the hub publishes the new capacity to the whole network in a few seconds."
 )
@@ -32,10 +33,20 @@ async def organisation_page(request: Request, principal: Anyone, asked: int = 0)
     return await _page(request, principal, notice=CAPACITY_ASKED if asked else None)
 
 
+@router.get("/directory/{org_id}")
+async def directory_page(request: Request, org_id: OrgId, principal: Anyone) -> Response:
+    """Another organisation's record, as the directory publishes it (the address the
+    notifications link to); one's own is the organisation page."""
+    if org_id == principal.org:
+        return RedirectResponse("/organisation", status_code=303)
+    return await _page(request, principal, org_id=org_id)
+
+
 async def _page(
     request: Request,
     principal: Principal,
     *,
+    org_id: str | None = None,
     notice: str | None = None,
     error: labels.FieldError | None = None,
     status_code: int = 200,
@@ -45,10 +56,16 @@ async def _page(
     lookups = Lookups(api, lang)
     names = await lookups.namer()
     try:
-        record = await api.get(f"{DIRECTORY}/organisations/{principal.org}")
+        record = await api.get(f"{DIRECTORY}/organisations/{org_id or principal.org}")
     except (NotFound, ApiRefused):
+        if org_id is not None:
+            raise NotFound("no such organisation in the directory") from None
         record = None
-    can_edit = principal.has(Role.FOCAL_POINT, Role.ADMIN) and principal.org == record_org(record)
+    can_edit = (
+        org_id is None
+        and principal.has(Role.FOCAL_POINT, Role.ADMIN)
+        and principal.org == record_org(record)
+    )
     changes = []
     if can_edit:
         try:

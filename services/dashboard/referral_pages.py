@@ -16,11 +16,13 @@ from services.dashboard.node_api import ApiRefused, NodeApi
 from services.dashboard.rendering import PageRoute, language_of, render
 from shared import i18n
 from shared.auth import Principal, Role, require
+from shared.errors import Forbidden
 from shared.i18n import N_
 
 router = APIRouter(route_class=PageRoute)
 REFERRALS = "/api/v1/referrals"
 Reader = Annotated[Principal, Depends(require(Role.CASEWORKER, Role.FOCAL_POINT, Role.AUDITOR))]
+Anyone = Annotated[Principal, Depends(require())]
 Staff = Annotated[Principal, Depends(require(Role.CASEWORKER, Role.FOCAL_POINT))]
 ReferralId = Annotated[str, Path(pattern=r"^[0-9a-fA-F-]{36}$")]
 Box = Annotated[str, Query(pattern=r"^(inbox|outbox)$")]
@@ -48,12 +50,14 @@ async def referral_list(
     status: Code = "",
     urgency: Code = "",
     category: Code = "",
+    after: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
     api = NodeApi(request)
     lang = language_of(request)
     lookups = Lookups(api, lang)
     filters = {"status": status, "urgency": urgency, "category": category}
-    rows = await _rows(api, lookups, lang, box, filters)
+    rows, older = await _rows(api, lookups, lang, box, filters, after)
+    chosen = {"box": box, **{k: v for k, v in filters.items() if v}}
     return render(
         request,
         "referrals.html",
@@ -64,8 +68,10 @@ async def referral_list(
         statuses=[(c, labels.word(labels.STATUS, c, lang)) for c in labels.STATUS],
         urgencies=[(c, labels.word(labels.URGENCY, c, lang)) for c in labels.URGENCY],
         categories=await lookups.categories(),
-        live_url="/referrals/rows?"
-        + urlencode({"box": box, **{k: v for k, v in filters.items() if v}}),
+        # Only the newest page keeps itself up to date; an older one stays as it was read.
+        live_url=None if after else "/referrals/rows?" + urlencode(chosen),
+        older_url=None if older is None else "/referrals?" + urlencode({**chosen, "after": older}),
+        newest_url="/referrals?" + urlencode(chosen) if after else None,
         can_send=principal.has(Role.CASEWORKER, Role.FOCAL_POINT),
     )
 
@@ -83,18 +89,25 @@ async def referral_rows(
     api = NodeApi(request)
     lang = language_of(request)
     filters = {"status": status, "urgency": urgency, "category": category}
-    rows = await _rows(api, Lookups(api, lang), lang, box, filters)
+    rows, _ = await _rows(api, Lookups(api, lang), lang, box, filters)
     return render(request, "referral_rows.html", principal=principal, box=box, rows=rows)
 
 
 async def _rows(
-    api: NodeApi, lookups: Lookups, lang: str, box: str, filters: dict[str, str]
-) -> list[dict[str, Any]]:
-    found = await api.get(REFERRALS, box=box, **filters)
+    api: NodeApi,
+    lookups: Lookups,
+    lang: str,
+    box: str,
+    filters: dict[str, str],
+    after: str = "",
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of a box's rows, and the cursor of the next (older) page if there is one."""
+    found = await api.get(REFERRALS, box=box, after=after, **filters)
     orgs = await lookups.org_names()
     categories = dict(await lookups.categories())
-    items = found.get("referrals", found.get("items", [])) if isinstance(found, dict) else found
-    return [_row(item, orgs, categories, lang) for item in items or []]
+    items = found.get("items", []) if isinstance(found, dict) else found
+    older = found.get("next") if isinstance(found, dict) else None
+    return [_row(item, orgs, categories, lang) for item in items or []], older
 
 
 def _row(
@@ -119,8 +132,15 @@ def _row(
 
 @router.get("/referrals/{referral_id}")
 async def referral_page(
-    request: Request, referral_id: ReferralId, principal: Reader, done: int = 0
+    request: Request, referral_id: ReferralId, principal: Anyone, done: int = 0
 ) -> Response:
+    if not principal.has(Role.CASEWORKER, Role.FOCAL_POINT, Role.AUDITOR):
+        if principal.has(Role.COORDINATOR):
+            # The secretariat sees no case, only what crossed the network about it (the
+            # address its notifications link to).
+            query = urlencode({"log": "network", "object": f"referral:{referral_id}"})
+            return RedirectResponse(f"/audit?{query}", status_code=303)
+        raise Forbidden("this needs one of the roles: auditor, caseworker, focal_point")
     return await _referral(request, principal, referral_id, notice=ACTION_DONE if done else None)
 
 

@@ -126,8 +126,11 @@ NAV_ITEMS: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ),
     ("/referrals/new", N_("New referral"), frozenset({Role.CASEWORKER, Role.FOCAL_POINT})),
     ("/organisation", N_("Organisation"), frozenset(Role)),
+    ("/audit", N_("Audit log"), frozenset({Role.COORDINATOR, Role.AUDITOR, Role.ADMIN})),
     ("/admin/users", N_("Users"), frozenset({Role.ADMIN})),
     ("/admin/tokens", N_("API tokens"), frozenset({Role.ADMIN})),
+    ("/admin/notifications", N_("Notification rules"), frozenset({Role.ADMIN})),
+    ("/notifications", N_("Notifications"), frozenset(Role)),
 )
 HUB_ONLY = frozenset({"/network"})
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.directory import handlers, matching
+from services.directory import handlers, matching, reference
 from shared import asyncapi
-from shared.bus import Delivery, Handler, Responder, Subscription
+from shared.bus import Responder, Subscription
 from shared.contracts.directory import (
     ORG_ID,
     DirectoryReplayRequested,
@@ -20,29 +20,22 @@ from shared.contracts.directory import (
     OrganisationPublished,
 )
 from shared.errors import Invalid
-from shared.events import CloudEvent, Payload
 from shared.federation import INBOX
 from shared.service import ServiceContext
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    def bound(handler: Any) -> Handler:
-        async def handle(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
-            await handler(ctx, event, payload, delivery)
-
-        return handle
-
     return [
         Subscription.routing(
             INBOX,
             "directory",
             {
-                OrganisationPublished: bound(handlers.replicate_organisation),
-                LinkProbed: bound(handlers.answer_probe),
-                LinkAnswered: bound(handlers.record_answer),
-                OrganisationChangeRequested: bound(handlers.apply_change_request),
-                OrganisationChangeRefused: bound(handlers.record_refusal),
-                DirectoryReplayRequested: bound(handlers.replay_directory),
+                OrganisationPublished: ctx.bound(handlers.replicate_organisation),
+                LinkProbed: ctx.bound(handlers.answer_probe),
+                LinkAnswered: ctx.bound(handlers.record_answer),
+                OrganisationChangeRequested: ctx.bound(handlers.apply_change_request),
+                OrganisationChangeRefused: ctx.bound(handlers.record_refusal),
+                DirectoryReplayRequested: ctx.bound(handlers.replay_directory),
             },
         )
     ]
@@ -57,6 +50,18 @@ asyncapi.command(
     OrganisationRequest,
     OrganisationPublished,
     "This node's copy of one organisation's record (readable while the hub is away)",
+)
+
+
+class NoArguments(BaseModel):
+    pass
+
+
+asyncapi.command(
+    "relais.cmd.directory.categories",
+    NoArguments,
+    None,
+    "The service categories' names in French, Arabic and English: {code: {fr, ar, en}}",
 )
 asyncapi.command(
     "relais.cmd.directory.match",
@@ -81,7 +86,11 @@ def commands(ctx: ServiceContext) -> dict[str, Responder]:
         )
         return [suggestion.model_dump(mode="json") for suggestion in suggestions]
 
+    async def categories(_: dict[str, Any]) -> dict[str, dict[str, str]]:
+        return {code: dict(c.label) for code, c in reference.categories().items()}
+
     return {
+        "relais.cmd.directory.categories": categories,
         "relais.cmd.directory.organisation": organisation,
         "relais.cmd.directory.match": match,
     }

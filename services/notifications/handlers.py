@@ -43,7 +43,7 @@ from shared.contracts.referrals import (
     ReferralView,
 )
 from shared.db import Connection
-from shared.errors import NotFound
+from shared.errors import DomainError, NotFound
 from shared.events import CloudEvent, new_event_id
 from shared.service import ServiceContext
 
@@ -67,6 +67,8 @@ class Notifier:
     clock: Callable[[], datetime] = utc_now
     jitter: Callable[[], float] = random.random
     sms: SmsGateway | None = None
+    # The directory's category labels ({code: {fr, ar, en}}), asked once it answers.
+    categories: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.sms is None:
@@ -84,7 +86,22 @@ class Notifier:
         return frozenset(channels)
 
     def writer(self, lang: str) -> Writer:
-        return Writer(lang, base_url=self.ctx.settings.base_url, timezone=self.settings.timezone)
+        return Writer(
+            lang,
+            base_url=self.ctx.settings.base_url,
+            timezone=self.settings.timezone,
+            categories=self.categories,
+        )
+
+    async def learn_categories(self, retry_every: float = 5.0) -> None:
+        """Ask the node's directory for the categories' labels, until it answers."""
+        while not self.categories:
+            try:
+                found = await self.ctx.bus.request("relais.cmd.directory.categories", {})
+                self.categories = {str(code): dict(labels) for code, labels in found.items()}
+            except DomainError as exc:
+                log.info("notifications: category labels not available yet (%s)", exc.detail)
+                await asyncio.sleep(retry_every)
 
 
 _running: dict[int, Notifier] = {}

@@ -16,6 +16,7 @@ async def start(ctx: ServiceContext) -> None:
     handlers.register(notifier)
     ctx.background("live updates", notifier.live.run(ctx.settings.database_url))
     ctx.background("delivery worker", handlers.run_worker(notifier))
+    ctx.background("category labels", notifier.learn_categories())
     for subscription in consumer.subscriptions(notifier):
         await ctx.subscribe(subscription)
 

@@ -7,7 +7,7 @@ gettext catalogues (``shared/locales``); the mail's HTML from ``templates/``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -98,9 +98,17 @@ class Item:
 class Writer:
     """Writes notifications in one language, with times in the node's time zone."""
 
-    def __init__(self, lang: str, *, base_url: str, timezone: str) -> None:
+    def __init__(
+        self,
+        lang: str,
+        *,
+        base_url: str,
+        timezone: str,
+        categories: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         self.lang = lang if lang in i18n.SUPPORTED else i18n.DEFAULT
         self.base_url = base_url
+        self.categories = categories or {}
         try:
             self.zone = ZoneInfo(timezone)
         except (KeyError, ValueError):
@@ -117,6 +125,11 @@ class Writer:
             return ""
         known = LABELS.get(code)
         return self._p(known) if known else code.replace("_", " ")
+
+    def category(self, code: str) -> str:
+        """The category's name in the reader's language (the code until the directory said)."""
+        labels = self.categories.get(code, {})
+        return labels.get(self.lang) or labels.get(i18n.DEFAULT) or code
 
     def when(self, moment: datetime | None) -> str:
         if moment is None:
@@ -139,7 +152,7 @@ class Writer:
         }
         details = []
         if facts.category:
-            details.append((self._p(CATEGORY), facts.category))
+            details.append((self._p(CATEGORY), self.category(facts.category)))
         if facts.urgency:
             details.append((self._p(URGENCY), self.label(facts.urgency)))
         if facts.due_at:

@@ -3,10 +3,8 @@ the node's INBOX, one durable consumer applying each once."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.referrals import handlers
-from shared.bus import Delivery, Handler, Subscription
+from shared.bus import Subscription
 from shared.contracts.referrals import (
     ConsentRevoked,
     KeyDestroyed,
@@ -14,28 +12,21 @@ from shared.contracts.referrals import (
     ReferralRefused,
     ReferralTransitioned,
 )
-from shared.events import CloudEvent, Payload
 from shared.federation import INBOX
 from shared.service import ServiceContext
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    def bound(handler: Any) -> Handler:
-        async def handle(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
-            await handler(ctx, event, payload, delivery)
-
-        return handle
-
     return [
         Subscription.routing(
             INBOX,
             "referrals",
             {
-                ReferralOffered: bound(handlers.receive_offer),
-                ReferralTransitioned: bound(handlers.apply_step),
-                ReferralRefused: bound(handlers.record_refusal),
-                ConsentRevoked: bound(handlers.destroy_key),
-                KeyDestroyed: bound(handlers.confirm_key_destroyed),
+                ReferralOffered: ctx.bound(handlers.receive_offer),
+                ReferralTransitioned: ctx.bound(handlers.apply_step),
+                ReferralRefused: ctx.bound(handlers.record_refusal),
+                ConsentRevoked: ctx.bound(handlers.destroy_key),
+                KeyDestroyed: ctx.bound(handlers.confirm_key_destroyed),
             },
             # An envelope can arrive before its sender's record reached this replica, or a
             # step before its envelope was retried: retry for about an hour before parking.

@@ -191,6 +191,7 @@ class ReferralView(Payload):
 @registry.register(
     "relais.referral.changed.v1",
     scope=Scope.LOCAL,
+    service="referrals",
     summary="A referral this node holds changed (new, a status, consent): for the node's "
     "notifications and audit.",
 )
@@ -208,6 +209,7 @@ class ReferralChanged(Payload):
 @registry.register(
     "relais.referral.deadline.v1",
     scope=Scope.LOCAL,
+    service="referrals",
     summary="A referral's deadline is near (reminder) or passed (breach), on this node's clock.",
 )
 class ReferralDeadline(Payload):

@@ -6,9 +6,15 @@ Starts the real servers (no nodes) and, on them:
 2. the directory's match query and search (``tests.bench.match``) on the servers' PostgreSQL;
 3. a replica's catch-up (``tests.bench.replica``): the hub's broadcasts pile up in amal's
    ``INBOX`` while nothing consumes, then the directory's real consumer applies them;
-4. referrals end to end (``tests.bench.referrals``), on a network of its own with node
+4. store-and-forward (``tests.bench.store_forward``): a backlog of ``--backlog`` events drains
+   to amal after its nats-server was down, and ``--hub-backlog`` after the hub's was;
+5. a hub of three servers with R3 streams (``tests.bench.hub_cluster``): ``--cluster-events``
+   sanad → amal with all three up, with one killed under load, and with one down;
+6. referrals end to end (``tests.bench.referrals``), on a network of its own with node
    processes: sustained referrals/s from sanad to amal, and create → received latency at a
-   fixed offered load, beside scenario A's raw pipeline.
+   fixed offered load, beside scenario A's raw pipeline;
+7. web pages (``tests.bench.web``), on a network of its own: server render time of the inbox,
+   the coordinator's dashboard and the network log search with 100,000 referrals.
 Prints a table for each and writes them all to ``bench-results/<UTC time>-bench.json``. Exits
 with 1 if any part failed or did not finish in time (its row says why).
 """
@@ -25,7 +31,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.bench import audit, match, referrals, replica, report
+from tests.bench import audit, hub_cluster, match, referrals, replica, report, store_forward, web
 from tests.bench.measure import Arrivals, Figures, ScenarioFailed
 from tests.bench.scenarios import Scenario, scenarios
 from tests.bench.topology import SUBJECT, Federation, federation
@@ -68,6 +74,15 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--seconds", type=float, default=30.0, help="length of the fixed-load run (30)"
+    )
+    parser.add_argument(
+        "--backlog", type=positive, default=10_000, help="events waiting for amal (10000)"
+    )
+    parser.add_argument(
+        "--hub-backlog", type=positive, default=2000, help="events waiting for the hub (2000)"
+    )
+    parser.add_argument(
+        "--cluster-events", type=positive, default=3000, help="events per hub-cluster run (3000)"
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds per scenario (120)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' folder and logs")
@@ -129,6 +144,9 @@ async def bench(args: argparse.Namespace) -> int:
         audited = await audit.run(say, fed.net.postgres)
         if "error" in audited:
             say(f"audit: {audited['error']}")
+        stored = await store_forward.run(fed, args.backlog, args.hub_backlog, args.timeout, say)
+    say(f"hub cluster: three servers, R3 streams, {args.cluster_events} events per run")
+    clustered = await hub_cluster.run(say, args.cluster_events, args.timeout)
     referred = await referrals.run(
         say,
         count=args.referrals,
@@ -139,6 +157,10 @@ async def bench(args: argparse.Namespace) -> int:
     )
     if "error" in referred:
         say(f"referrals: {referred['error']}")
+    say(f"web: page render times with {web.REFERRALS} referrals")
+    rendered = await web.run(say, args.timeout)
+    if "error" in rendered:
+        say(f"web: {rendered['error']}")
     raw = next((r.events_per_s for r in results if r.scenario == "A" and not r.error), None)
     if raw and "sustained" in referred:
         referred["ratio_to_raw_pipeline"] = round(referred["sustained"]["received_per_s"] / raw, 3)
@@ -148,6 +170,9 @@ async def bench(args: argparse.Namespace) -> int:
         report.replica_table(caught_up),
         referrals.table(referred, raw),
         audit.table(audited),
+        store_forward.table(stored),
+        hub_cluster.table(clustered),
+        web.table(rendered),
     ):
         print()
         print(table)
@@ -177,6 +202,9 @@ async def bench(args: argparse.Namespace) -> int:
             "replica_catch_up": replica.as_json(caught_up),
             "referrals": referred,
             "audit": audited,
+            "store_and_forward": stored,
+            "hub_cluster": clustered,
+            "web_pages": rendered,
             "server_log_problems": fed.log_problems,
         },
     )
@@ -187,6 +215,9 @@ async def bench(args: argparse.Namespace) -> int:
         or caught_up.error is not None
         or "error" in referred
         or "error" in audited
+        or any("error" in stored[key] for key in ("node_outage", "hub_outage"))
+        or "error" in clustered
+        or "error" in rendered
     )
     return 1 if failed else 0
 

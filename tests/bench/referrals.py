@@ -8,15 +8,23 @@ On a network of its own (real servers and real node processes, seeded like the d
 ``received`` means amal's node verified the signature against the directory, decrypted the
 payload, checked it against the category's form and wrote it, with its history, alarms,
 audit record and the reply to sanad, in one transaction.
+
+Notifications ride along: the nodes send their mail to a real SMTP server (aiosmtpd) in this
+process, and each received referral tells amal's focal point by mail. Measured: mails
+accepted by the SMTP server per second, and the time from amal's ``received`` to the mail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import json
+import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,10 +34,12 @@ from typing import Any
 
 import httpx
 import nats
+from aiosmtpd.controller import Controller
 from nats.aio.msg import Msg
 
-from deploy.demo import bring_up, credentials
+from deploy.demo import bring_up, credentials, seed_contacts
 from deploy.network import on_free_ports
+from deploy.ports import free_ports
 from shared.settings import DEMO_SECRET
 from tests.bench.measure import percentile
 
@@ -70,18 +80,46 @@ class Receipts:
                 await asyncio.wait_for(self.more.wait(), deadline - time.monotonic())
 
 
+@dataclass
+class Mailbox:
+    """An SMTP server's handler: when a mail about each referral was accepted. aiosmtpd runs
+    it on its own thread, hence a thread's event."""
+
+    at: dict[str, float] = field(default_factory=dict)
+    more: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        body = message.get_body(("plain",))
+        found = REFERRAL_LINK.search(body.get_content() if body is not None else "")
+        if found:
+            self.at.setdefault(found[1], time.monotonic())
+            self.more.set()
+        return "250 OK"
+
+
+REFERRAL_LINK = re.compile(r"/referrals/([0-9a-f-]{36})")
+
+
 @asynccontextmanager
-async def _nodes(say: Say) -> AsyncIterator[dict[str, Any]]:
+async def _nodes(say: Say, mailbox: Mailbox) -> AsyncIterator[dict[str, Any]]:
     root = Path(tempfile.mkdtemp(prefix="relais-bench-ref-"))
     net = on_free_ports(root, ("sanad", "amal"), hub_org="secretariat", secret_key=DEMO_SECRET)
+    (port,) = free_ports(1)
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    net.extra_env.update({"RELAIS_SMTP_HOST": "127.0.0.1", "RELAIS_SMTP_PORT": str(port)})
     try:
         started = time.monotonic()
         await net.start_servers()
         users = await bring_up(net, {})
+        creds = credentials(net, users)
+        await seed_contacts(creds)
         say(f"referrals: hub, sanad and amal nodes up in {time.monotonic() - started:.1f}s")
-        yield credentials(net, users)
+        yield creds
     finally:
         await net.stop()
+        smtp.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -155,8 +193,9 @@ async def run(
     say: Say, *, count: int, posters: int, rate: float, seconds: float, limit: float
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"benchmark": "referrals"}
+    mailbox = Mailbox()
     try:
-        async with _nodes(say) as creds:
+        async with _nodes(say, mailbox) as creds:
             receipts = Receipts()
             nc = await nats.connect(creds["nodes"]["amal"]["nats_url"])
             await nc.subscribe("relais.local.referrals.changed", cb=receipts.on_message)
@@ -169,16 +208,37 @@ async def run(
                 result["sustained"] = await _sustained(sanad, receipts, count, posters, limit)
                 say(f"referrals: fixed load, {rate}/s for {seconds:.0f}s")
                 result["fixed_load"] = await _fixed_load(sanad, receipts, rate, seconds, limit)
+            result["notifications"] = await _mails(receipts, mailbox, limit)
             await nc.close()
     except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
     return result
 
 
+async def _mails(receipts: Receipts, mailbox: Mailbox, limit: float) -> dict[str, Any]:
+    """Each received referral's mail to amal's focal point, once they have all come."""
+    deadline = time.monotonic() + limit
+    while any(r not in mailbox.at for r in receipts.at) and time.monotonic() < deadline:
+        mailbox.more.clear()
+        await asyncio.to_thread(mailbox.more.wait, min(1.0, deadline - time.monotonic()))
+    latencies = sorted(
+        (mailbox.at[r] - received) * 1000 for r, received in receipts.at.items() if r in mailbox.at
+    )
+    if len(latencies) < len(receipts.at):
+        raise RuntimeError(f"only {len(latencies)}/{len(receipts.at)} mails within {limit:.0f}s")
+    times = sorted(mailbox.at.values())
+    return {
+        "mails": len(times),
+        "mails_per_s": round(len(times) / (times[-1] - min(receipts.at.values())), 1),
+        "received_to_mail_p50_ms": round(percentile(latencies, 50), 1),
+        "received_to_mail_p99_ms": round(percentile(latencies, 99), 1),
+    }
+
+
 def table(result: dict[str, Any], raw_per_s: float | None) -> str:
     if "error" in result:
         return f"referrals sanad → amal  FAILED: {result['error']}"
-    sustained, fixed = result["sustained"], result["fixed_load"]
+    sustained, fixed, mails = result["sustained"], result["fixed_load"], result["notifications"]
     ratio = (
         f"{sustained['received_per_s'] / raw_per_s:.2f} of the raw pipeline (A)"
         if raw_per_s
@@ -192,5 +252,8 @@ def table(result: dict[str, Any], raw_per_s: float | None) -> str:
             f" accepted by the API), {ratio}",
             f"  fixed load  {fixed['offered_per_s']}/s, {fixed['referrals']} referrals:"
             f" p50 {fixed['p50_ms']} ms, p99 {fixed['p99_ms']} ms, max {fixed['max_ms']} ms",
+            f"  mails       {mails['mails']} to amal's focal point: {mails['mails_per_s']}/s,"
+            f" received → accepted by SMTP p50 {mails['received_to_mail_p50_ms']} ms,"
+            f" p99 {mails['received_to_mail_p99_ms']} ms",
         ]
     )

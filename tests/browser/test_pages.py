@@ -8,7 +8,8 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, expect
 
-from tests.browser.conftest import log_in, open_page, screenshot, url_of
+from tests.browser.conftest import log_in, open_page, pattern, screenshot, url_of
+from tests.e2e.test_referrals import send
 
 
 async def test_arabic_mirrors_the_whole_layout_and_translates_it(
@@ -101,3 +102,26 @@ async def test_capacity_changes_in_one_click(
     await expect(service.locator('button[aria-pressed="true"]')).to_have_text("Liste d'attente")
     await screenshot(page, "organisation-phone")
     await service.get_by_role("button", name="Ouvert").click()
+
+
+async def test_a_long_outbox_pages_back_to_older_referrals(
+    running_network: dict[str, Any], browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    for _ in range(51):  # more than a page holds
+        await send(running_network)
+    page = await open_page(contexts, browser)
+    await log_in(page, running_network, "sanad", "caseworker")
+    await page.goto(url_of(running_network, "sanad", "/referrals?box=outbox"))
+    newest = page.locator("tr.referral-row")
+    await expect(newest).to_have_count(50)
+    first_page = set(await newest.evaluate_all("rows => rows.map(r => r.dataset.referral)"))
+
+    await page.get_by_role("link", name="Orientations plus anciennes").click()
+    older = page.locator("tr.referral-row")
+    await expect(older.first).to_be_visible()
+    older_ids = set(await older.evaluate_all("rows => rows.map(r => r.dataset.referral)"))
+    assert older_ids and not older_ids & first_page
+    # An older page stays as it was read: it does not refresh itself over the newest rows.
+    await expect(page.locator("#referral-rows")).not_to_have_attribute("data-live", pattern("/"))
+    await page.get_by_role("link", name="Revenir aux orientations les plus récentes").click()
+    await expect(page.locator("tr.referral-row")).to_have_count(50)

@@ -48,6 +48,8 @@ def credentials_file(creds: dict[str, Any], tmp_path: Path) -> Path:
 async def checkpoint_now(creds: dict[str, Any], node: str) -> int:
     """Sign a checkpoint of the node's chain now; the sequence number it covers."""
     async with client(creds, node, "admin") as admin:
+        # A verification is itself recorded, straight into the chain: there is a new head.
+        assert (await admin.get("/api/v1/audit/verification")).json()["ok"]
         made = await admin.post("/api/v1/audit/checkpoints")
         assert made.status_code == 201, made.text
         own = await admin.get("/api/v1/audit/checkpoints")

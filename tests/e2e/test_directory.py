@@ -196,6 +196,8 @@ async def test_other_services_ask_the_directory_over_the_nodes_nats(
         assert wrong["error"]["field"] == "category"
         missing = await ask("relais.cmd.directory.organisation", {"org_id": "nowhere"})
         assert missing["error"]["status"] == 404
+        names = (await ask("relais.cmd.directory.categories", {}))["result"]
+        assert names["primary_health"]["fr"] == "Soins de santé primaires"
     finally:
         await bus.close()
 

@@ -156,6 +156,18 @@ async def test_revoking_consent_destroys_the_recipients_copy_of_the_key(
         unreadable = await amal.get(f"/api/v1/referrals/{referral_id}/payload")
         assert unreadable.status_code == 409
         assert "erased" in unreadable.json()["detail"]
+    # Both reads are in amal's audit log: the one that showed the data, and the refused one.
+    async with client(running_network, "amal", "admin") as auditor:
+
+        async def reads_logged() -> bool:
+            page = await auditor.get(
+                "/api/v1/audit/records",
+                params={"object": f"referral:{referral_id}", "action": "referral.payload_read"},
+            )
+            outcomes = [r["outcome"] for r in page.json()["items"]]
+            return outcomes == ["ok", "refused"]
+
+        await eventually(reads_logged, within=30, what="both reads in amal's audit log")
 
 
 async def test_a_retried_create_with_the_same_key_makes_one_referral(

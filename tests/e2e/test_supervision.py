@@ -43,11 +43,12 @@ async def test_a_crashed_node_process_is_restarted_and_ready_again(
         assert (await amal.get("/api/v1/directory/organisations/sanad")).status_code == 200
 
 
-def _free_block(start: int, width: int) -> int:
-    """A base port such that base..base+width-1 are all free on loopback."""
+def _free_block(start: int, width: int, offsets: tuple[int, ...] = (0,)) -> int:
+    """A base port such that base+offset..base+offset+width-1 are all free on loopback, for
+    every offset (other programs on this machine hold ports too)."""
     for base in range(start, start + 5000, width):
         try:
-            for port in range(base, base + width):
+            for port in (base + o + i for o in offsets for i in range(width)):
                 with socket.socket() as sock:
                     sock.bind(("127.0.0.1", port))
         except OSError:
@@ -57,9 +58,8 @@ def _free_block(start: int, width: int) -> int:
 
 
 async def test_the_demo_starts_writes_its_credentials_and_stops_cleanly_on_ctrl_c() -> None:
-    http, nats = _free_block(21000, 4), _free_block(31000, 4)
-    for offset in (3200, 4000):  # the leaf and monitoring ports follow the NATS port
-        assert _free_block(nats + offset, 4) == nats + offset
+    # The leaf and monitoring ports follow the NATS port, 3200 and 4000 above it.
+    http, nats = _free_block(21000, 4), _free_block(31000, 4, offsets=(0, 3200, 4000))
     root = Path(tempfile.gettempdir()) / f"relais-demo-{os.getpid()}"  # short: a socket lives there
     demo = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -10,7 +10,9 @@ import pytest
 
 import shared.contracts  # noqa: F401 - registers every event type
 from shared.asyncapi import document
+from shared.contracts.audit import AuditRecorded
 from shared.contracts.directory import LinkProbed, OrganisationPublished
+from shared.contracts.referrals import ReferralChanged
 from shared.errors import Invalid
 from shared.events import CloudEvent, Scope, make_event, parse_payload, registry
 
@@ -78,6 +80,15 @@ class TestRegistry:
     def test_a_network_subject_needs_both_ends(self) -> None:
         with pytest.raises(Invalid, match="recipient"):
             registry.for_payload(LinkProbed).subject(sender="sanad", recipient="")
+
+    def test_a_local_event_of_one_service_travels_on_that_services_subject_only(self) -> None:
+        changed = registry.for_payload(ReferralChanged)
+        assert changed.subject_pattern() == "relais.local.referrals.changed"
+        assert changed.subject(service="referrals") == "relais.local.referrals.changed"
+        with pytest.raises(Invalid):
+            changed.subject(service="directory")
+        # A record any service writes keeps the wildcard.
+        assert registry.for_payload(AuditRecorded).subject_pattern() == "relais.local.*.recorded"
 
     def test_a_type_cannot_be_registered_twice(self) -> None:
         with pytest.raises(ValueError, match="twice"):

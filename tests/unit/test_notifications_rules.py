@@ -22,6 +22,7 @@ from services.notifications.domain import (
     Webhook,
 )
 from services.notifications.handlers import digest_cutoff
+from services.notifications.messages import Writer
 from shared.errors import Invalid
 
 STAFF = [
@@ -199,3 +200,27 @@ class TestWebhookEdges:
         with pytest.raises(Invalid) as error:
             check_url(url)
         assert error.value.field == "url"
+
+
+LABELS = {"primary_health": {"fr": "Soins de santé primaires", "ar": "الرعاية الصحية الأولية"}}
+
+
+class TestCategoryNames:
+    """A mail names the category in the reader's language once the directory told it."""
+
+    def test_the_label_in_the_readers_language(self) -> None:
+        facts = domain.Facts(category="primary_health", urgency="routine")
+        for lang, expected in (
+            ("ar", "الرعاية الصحية الأولية"),
+            ("fr", "Soins de santé primaires"),
+        ):
+            writer = Writer(lang, base_url="http://n", timezone="UTC", categories=LABELS)
+            item = writer.item(domain.Kind.REFERRAL_RECEIVED, facts)
+            assert (item.details[0][1]) == expected
+
+    def test_french_when_the_language_has_no_label_and_the_code_when_nothing_is_known(
+        self,
+    ) -> None:
+        writer = Writer("en", base_url="http://n", timezone="UTC", categories=LABELS)
+        assert writer.category("primary_health") == "Soins de santé primaires"
+        assert writer.category("shelter") == "shelter"

@@ -1,0 +1,152 @@
+"""The audit log, searched: the node's own log (its admin and auditor) and, at the hub, the
+network log (coordinators and auditors); filters by time, organisation, actor, action and
+object, a page at a time (the API's keyset cursor), and exports that the browser downloads
+straight from the audit API (which records each export before sending a byte)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from services.dashboard import labels
+from services.dashboard.labels import FieldError
+from services.dashboard.lookups import Lookups
+from services.dashboard.node_api import ApiRefused, NodeApi
+from services.dashboard.rendering import PageRoute, language_of, render, settings_of
+from shared import i18n
+from shared.auth import Principal, Role, require
+from shared.errors import Forbidden
+from shared.i18n import N_
+
+router = APIRouter(route_class=PageRoute)
+Reader = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.AUDITOR, Role.ADMIN))]
+AUDIT = "/api/v1/audit"
+PAGE = 50
+FILTERS = ("from", "to", "org", "actor", "action", "object")
+Text = Annotated[str, Query(max_length=200)]
+Log = Annotated[str, Query(pattern=r"^(own|network|)$")]
+Cursor = Annotated[str, Query(pattern=r"^[0-9]{0,19}$")]
+NOT_A_DAY = N_("Enter a date (year-month-day).")
+OWN_LOG = N_("This node's log")
+NETWORK_LOG = N_("The network log")
+LOG_NAMES = {"own": OWN_LOG, "network": NETWORK_LOG}
+
+
+def _logs(principal: Principal, is_hub: bool) -> list[str]:
+    """The logs the visitor may search, the first one by default."""
+    logs = []
+    if is_hub and principal.has(Role.COORDINATOR, Role.AUDITOR):
+        logs.append("network")
+    if principal.has(Role.ADMIN, Role.AUDITOR):
+        logs.append("own")
+    return logs
+
+
+def _day(value: str, *, end: bool) -> datetime:
+    """The start of a day (UTC), or the start of the next one for the end of a range."""
+    day = date.fromisoformat(value)
+    return datetime.combine(day + timedelta(days=1 if end else 0), time(), tzinfo=UTC)
+
+
+def api_filters(typed: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The API's query for what the form says, and the fields it cannot read (name: message).
+
+    Days are whole: "to" includes its day. Codes are sent as typed, trimmed; the API names
+    what it refuses."""
+    query: dict[str, str] = {}
+    bad: dict[str, str] = {}
+    for name in ("from", "to"):
+        if typed.get(name):
+            try:
+                query[name] = _day(typed[name], end=name == "to").isoformat()
+            except ValueError:
+                bad[name] = NOT_A_DAY
+    for name in ("org", "actor", "action", "object"):
+        if typed.get(name):
+            query[name] = typed[name]
+    return query, bad
+
+
+@router.get("/audit")
+async def audit_search(
+    request: Request,
+    principal: Reader,
+    log: Log = "",
+    cursor: Cursor = "",
+    from_: Annotated[str, Query(alias="from", max_length=40)] = "",
+    to: Annotated[str, Query(max_length=40)] = "",
+    org: Text = "",
+    actor: Text = "",
+    action: Text = "",
+    object_: Annotated[str, Query(alias="object", max_length=200)] = "",
+) -> Response:
+    settings = settings_of(request)
+    logs = _logs(principal, settings.is_hub)
+    if not logs:
+        raise Forbidden("no audit log for this role on this node")
+    log = log or logs[0]
+    if log not in logs:
+        raise Forbidden("this log is not for this role", field="log")
+    lang = language_of(request)
+    gettext = i18n.translations(lang).gettext
+    typed = {
+        "from": from_.strip(),
+        "to": to.strip(),
+        "org": org.strip(),
+        "actor": actor.strip(),
+        "action": action.strip(),
+        "object": object_.strip(),
+    }
+    query, bad = api_filters(typed)
+    errors = {name: FieldError(gettext(message)) for name, message in bad.items()}
+    api = NodeApi(request)
+    path = f"{AUDIT}/network" if log == "network" else f"{AUDIT}/records"
+    items: list[dict[str, Any]] = []
+    next_cursor = None
+    status_code = 200
+    if not errors:
+        try:
+            found = await api.get(path, **query, order="desc", limit=PAGE, cursor=cursor)
+            items, next_cursor = found.get("items", []), found.get("next_cursor")
+        except ApiRefused as refused:
+            status_code = refused.status
+            for name, detail in refused.errors or [("form", refused.detail)]:
+                field = name if name in FILTERS else "form"
+                errors.setdefault(field, labels.field_error(lang, detail))
+    else:
+        status_code = 422
+    names = await Lookups(api, lang).org_names()
+    here = {"log": log, **{k: v for k, v in typed.items() if v}}
+    return render(
+        request,
+        "audit.html",
+        status_code=status_code,
+        principal=principal,
+        log=log,
+        logs=[(code, gettext(LOG_NAMES[code])) for code in logs],
+        typed=typed,
+        errors=errors,
+        rows=[_row(item, names, lang) for item in items],
+        next_page="/audit?" + urlencode({**here, "cursor": next_cursor}) if next_cursor else None,
+        first_page=None if not cursor else "/audit?" + urlencode(here),
+        exports=None
+        if errors
+        else [
+            (fmt.upper(), f"{path}/export?" + urlencode({**query, "format": fmt}))
+            for fmt in ("csv", "ndjson")
+        ],
+        organisations=sorted(names.items(), key=lambda pair: pair[1]),
+    )
+
+
+def _row(item: dict[str, Any], names: dict[str, str], lang: str) -> dict[str, Any]:
+    return {
+        **item,
+        "when": labels.moment(item.get("at"), lang),
+        "from_name": names.get(str(item.get("from_org")), item.get("from_org")),
+        "to_name": names.get(str(item.get("to_org")), item.get("to_org")),
+        "actor_org_name": names.get(str(item.get("actor_org")), item.get("actor_org")),
+    }

@@ -1,0 +1,115 @@
+"""What every referrals use case shares: who may act, loading a referral, and the two
+records every change leaves (the local ``ReferralChanged`` event and the audit record)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from services.referrals import domain, envelope, store
+from shared import audit_trail
+from shared.audit_trail import Actor
+from shared.auth import Principal, Role
+from shared.bus import Delivery
+from shared.contracts.audit import Outcome
+from shared.contracts.referrals import (
+    Box,
+    Header,
+    ReferralChanged,
+)
+from shared.db import Connection
+from shared.errors import Conflict, Forbidden, NotFound, PermanentFailure
+from shared.service import ServiceContext
+
+log = logging.getLogger(__name__)
+SERVICE = "referrals"
+CASE_ROLES = (Role.CASEWORKER, Role.FOCAL_POINT)  # who may send, act and read a person's data
+INBOX_CONSUMER = "referrals.inbox"
+
+
+def actor_of(principal: Principal) -> Actor:
+    return audit_trail.actor_of(principal)
+
+
+def system(ctx: ServiceContext) -> Actor:
+    return audit_trail.system(ctx.settings.org, SERVICE)
+
+
+async def audit(
+    ctx: ServiceContext,
+    conn: Connection,
+    actor: Actor,
+    action: str,
+    referral_id: str,
+    content: Any = None,
+    outcome: Outcome = Outcome.OK,
+) -> None:
+    await audit_trail.record(
+        conn,
+        SERVICE,
+        actor=actor,
+        action=f"referral.{action}",
+        object=f"referral:{referral_id}",
+        content=content,
+        outcome=outcome,
+    )
+
+
+async def changed(
+    ctx: ServiceContext, conn: Connection, referral: store.Referral, change: str, by_org: str
+) -> None:
+    at = await store.now(conn)
+    await ctx.emit(
+        conn,
+        ReferralChanged(referral=referral.view(), change=change, by_org=by_org, at=at),
+        about=referral.referral_id,
+    )
+
+
+def check_caller(ctx: ServiceContext, principal: Principal) -> None:
+    if principal.org != ctx.settings.org:
+        raise Forbidden("this node holds the referrals of its own organisation only")
+
+
+async def load(conn: Connection, referral_id: str, *, for_update: bool = False) -> store.Referral:
+    referral = await store.get(conn, referral_id, for_update=for_update)
+    if referral is None:
+        # Also the answer for a referral of other organisations: a node holds only its own.
+        raise NotFound("no such referral", field="referral_id")
+    return referral
+
+
+async def own_referral(
+    conn: Connection, referral_id: str, delivery: Delivery, box: Box | None = None
+) -> store.Referral | None:
+    """The referral a remote event is about, if the event comes from its other party;
+    ``None`` for a referral whose envelope this node refused (nothing to apply)."""
+    referral = await store.get(conn, referral_id, for_update=True)
+    if referral is None:
+        if await store.was_refused(conn, referral_id):
+            return None
+        # The envelope may still be on its way or retried: not yet, rather than never.
+        raise LookupError(f"referral {referral_id} is not here yet")
+    if delivery.sender != referral.other_org or (box is not None and referral.box is not box):
+        raise PermanentFailure(f"{delivery.sender} is not the other party of {referral_id}")
+    return referral
+
+
+def data_key(ctx: ServiceContext, referral: store.Referral) -> bytes:
+    if referral.sealed_key is None:
+        raise Conflict(
+            "the personal data of this referral was erased (consent revoked or retention)"
+        )
+    assert ctx.keys is not None
+    return envelope.data_key(referral.sealed_key, ctx.keys.encryption)
+
+
+def alarms_of(ctx: ServiceContext, header: Header, side: domain.Side) -> list[domain.Alarm]:
+    return domain.alarms(
+        header.created_at,
+        domain.DueDates(header.acknowledge_by, header.answer_by),
+        side=side,
+        reminder_share=ctx.settings.referral_reminder_share,
+        grace=timedelta(hours=ctx.settings.referral_expiry_grace_hours),
+    )

@@ -1,0 +1,172 @@
+"""Sending a referral: checked against its category's form and its legal basis, sealed for
+the recipient (and the sender), signed, and put in the outbox with its history and alarms."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.referrals import domain, envelope, forms, roster, store
+from services.referrals.handlers.common import (
+    actor_of,
+    alarms_of,
+    audit,
+    changed,
+    check_caller,
+    load,
+)
+from shared.auth import Principal
+from shared.contracts.directory import CODE, ORG_ID, KeyUse
+from shared.contracts.referrals import (
+    Box,
+    Consent,
+    Header,
+    LegalBasis,
+    Status,
+    Urgency,
+)
+from shared.crypto import key_id
+from shared.errors import Conflict, Invalid
+from shared.events import new_event_id
+from shared.service import ServiceContext
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expires_at: datetime | None = Field(default=None, description="when the consent ends")
+
+
+class NewReferral(BaseModel):
+    """What a sender gives; the payload's fields depend on the category (see /categories)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_org: str = Field(pattern=ORG_ID)
+    category: str = Field(pattern=CODE)
+    urgency: Urgency
+    region: str | None = Field(default=None, pattern=CODE)
+    legal_basis: LegalBasis | None = Field(
+        default=None, description="required: no legal basis, no referral"
+    )
+    consent: ConsentIn | None = None
+    payload: dict[str, Any]
+
+
+def _request_digest(new: NewReferral) -> str:
+    return hashlib.sha256(new.model_dump_json().encode()).hexdigest()
+
+
+async def create(
+    ctx: ServiceContext, principal: Principal, new: NewReferral, idempotency_key: str | None
+) -> str:
+    """Seal, sign and send a new referral; returns its id (the same one for a retried key)."""
+    check_caller(ctx, principal)
+    caller = f"{principal.org}/{principal.subject}"
+    digest = _request_digest(new)
+    if idempotency_key is not None:
+        async with ctx.pool.acquire() as conn:
+            earlier = await store.remembered(conn, caller, idempotency_key)
+        if earlier is not None:
+            return _same_request(earlier, digest)
+    form = forms.form_of(new.category)
+    payload = form.check(new.payload)
+    if new.legal_basis is None:
+        raise Invalid("a referral needs its legal basis", field="legal_basis")
+    if new.legal_basis is LegalBasis.CONSENT and new.consent is None:
+        raise Invalid("the legal basis is consent: record the consent", field="consent")
+    if new.legal_basis is not LegalBasis.CONSENT and new.consent is not None:
+        raise Invalid("consent is recorded only when it is the legal basis", field="consent")
+    recipient = await roster.recipient(ctx, new.to_org, new.category)
+    assert ctx.keys is not None, "the referrals service needs the node's keys"
+    keys = ctx.keys
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if idempotency_key is not None:
+            # Two concurrent retries: the second waits here for the first to commit.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))", f"{caller}/{idempotency_key}"
+            )
+            earlier = await store.remembered(conn, caller, idempotency_key)
+            if earlier is not None:
+                return _same_request(earlier, digest)
+        now = await store.now(conn)
+        if new.consent and new.consent.expires_at and new.consent.expires_at <= now:
+            raise Invalid("the consent has already expired", field="consent.expires_at")
+        recipient_key = roster.current_key(recipient, KeyUse.ENCRYPTION, now)
+        due = domain.due_dates(now, new.urgency, ctx.settings.referral_deadlines)
+        referral_id = new_event_id()
+        header = Header(
+            referral_id=referral_id,
+            from_org=ctx.settings.org,
+            to_org=new.to_org,
+            category=new.category,
+            urgency=new.urgency,
+            region=new.region,
+            legal_basis=new.legal_basis,
+            consent=None
+            if new.consent is None
+            else Consent(
+                given_at=now,
+                expires_at=new.consent.expires_at,
+                scope_org=new.to_org,
+                scope_category=new.category,
+                recorded_by=principal.subject,
+            ),
+            created_at=now,
+            acknowledge_by=due.acknowledge_by,
+            answer_by=due.answer_by,
+            sender_key_id=key_id(keys.signing_public),
+            recipient_key_id=recipient_key.key_id,
+            sender_encryption_key_id=key_id(keys.encryption_public),
+        )
+        offer = envelope.seal(
+            header,
+            payload,
+            keys=keys,
+            recipient_public=recipient_key.public_key,
+            sender_public=envelope.b64(keys.encryption_public),
+        )
+        await store.insert(
+            conn,
+            header=header,
+            box=Box.OUTBOX,
+            status=Status.SENT,
+            status_at=now,
+            status_by=ctx.settings.org,
+            created_by=principal.subject,
+            signature=offer.signature,
+            nonce=offer.sealed.nonce,
+            ciphertext=offer.sealed.ciphertext,
+            sealed_key=offer.sealed.key_for_sender,
+        )
+        await store.add_history(
+            conn,
+            referral_id,
+            change=Status.SENT.value,
+            status=Status.SENT,
+            at=now,
+            by_org=ctx.settings.org,
+            by_actor=principal.subject,
+        )
+        await store.set_alarms(conn, referral_id, alarms_of(ctx, header, domain.Side.SENDER))
+        if idempotency_key is not None:
+            await store.remember(conn, caller, idempotency_key, digest, referral_id)
+        await ctx.send(conn, offer, to=new.to_org, about=referral_id)
+        referral = await load(conn, referral_id)
+        await changed(ctx, conn, referral, Status.SENT.value, ctx.settings.org)
+        await audit(
+            ctx, conn, actor_of(principal), "sent", referral_id, offer.model_dump(mode="json")
+        )
+    return referral_id
+
+
+def _same_request(earlier: tuple[str, str], digest: str) -> str:
+    referral_id, request = earlier
+    if request != digest:
+        raise Conflict(
+            "this Idempotency-Key was already used for a different referral",
+            field="idempotency_key",
+        )
+    return referral_id

@@ -1,0 +1,136 @@
+"""The steps of a referral's life: made by a person on this node, or told by the other
+organisation's node and applied by the rules that keep both nodes in the same state."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.referrals import domain, envelope, forms, store
+from services.referrals.handlers.common import (
+    INBOX_CONSUMER,
+    SERVICE,
+    actor_of,
+    audit,
+    changed,
+    check_caller,
+    data_key,
+    load,
+    own_referral,
+)
+from shared import audit_trail, processed
+from shared.auth import Principal
+from shared.bus import Delivery
+from shared.contracts.directory import CODE
+from shared.contracts.referrals import (
+    ReferralTransitioned,
+)
+from shared.errors import PermanentFailure
+from shared.events import CloudEvent
+from shared.service import ServiceContext
+
+
+class StepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, pattern=CODE)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+async def act(
+    ctx: ServiceContext,
+    principal: Principal,
+    referral_id: str,
+    action: domain.Action,
+    step_in: StepIn,
+) -> None:
+    """A person's step on a referral of their organisation, told to the other organisation."""
+    check_caller(ctx, principal)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        referral = await load(conn, referral_id, for_update=True)
+        status = domain.local_move(referral.status, referral.side, action, step_in.reason)
+        forms.check_reason(domain.MOVES[action].reason, step_in.reason)
+        now = await store.now(conn)
+        org = ctx.settings.org
+        sealed_note = None
+        if step_in.note:
+            sealed_note = envelope.seal_note(
+                data_key(ctx, referral),
+                step_in.note,
+                referral_id=referral_id,
+                status=status.value,
+                by_org=org,
+            )
+        step = domain.Step(status, now, org)
+        await store.set_status(conn, referral_id, step)
+        await store.add_history(
+            conn,
+            referral_id,
+            change=status.value,
+            status=status,
+            at=now,
+            by_org=org,
+            by_actor=principal.subject,
+            reason=step_in.reason,
+            sealed_note=sealed_note,
+        )
+        told = ReferralTransitioned(
+            referral_id=referral_id,
+            status=status,
+            at=now,
+            by_org=org,
+            reason=step_in.reason,
+            sealed_note=sealed_note,
+        )
+        await ctx.send(conn, told, to=referral.other_org, about=referral_id)
+        updated = await load(conn, referral_id)
+        await changed(ctx, conn, updated, status.value, org)
+        await audit(
+            ctx, conn, actor_of(principal), status.value, referral_id, told.model_dump(mode="json")
+        )
+
+
+async def apply_step(
+    ctx: ServiceContext, event: CloudEvent, step: ReferralTransitioned, delivery: Delivery
+) -> None:
+    """A step the other organisation's node made: applied by the rules that keep both nodes
+    in the same state (``domain``), or kept in the history as arriving late."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+            return
+        referral = await own_referral(conn, step.referral_id, delivery)
+        if referral is None:
+            return
+        their_side = (
+            domain.Side.RECIPIENT if referral.side is domain.Side.SENDER else domain.Side.SENDER
+        )
+        if step.by_org != delivery.sender or not domain.remote_status_is_plausible(
+            step.status, their_side
+        ):
+            raise PermanentFailure(
+                f"{delivery.sender} cannot make a referral {step.status.value} as the {their_side}"
+            )
+        incoming = domain.Step(step.status, step.at, step.by_org)
+        applies = domain.remote_step_applies(referral.step, incoming, their_side)
+        if applies:
+            await store.set_status(conn, referral.referral_id, incoming)
+        await store.add_history(
+            conn,
+            referral.referral_id,
+            change=step.status.value,
+            status=step.status,
+            at=step.at,
+            by_org=step.by_org,
+            reason=step.reason,
+            sealed_note=step.sealed_note,
+            applied=applies,
+        )
+        if applies:
+            updated = await load(conn, referral.referral_id)
+            await changed(ctx, conn, updated, step.status.value, step.by_org)
+        await audit(
+            ctx,
+            conn,
+            audit_trail.Actor(step.by_org, "system:referrals"),
+            step.status.value if applies else f"{step.status.value}_late",
+            referral.referral_id,
+            step.model_dump(mode="json"),
+        )
