@@ -2,6 +2,12 @@
 leaves linked to all three, on this machine: what tests and benchmarks need to kill a hub
 server under load. The single-hub templates are untouched; this one is
 ``deploy/nats/hub-cluster.conf.tmpl``.
+
+It is the production hub scaled out: the hub's material from ``init_hub`` (the network CA, one
+leaf-port certificate for 127.0.0.1 that all three servers show, the ``HUB`` and ``SYS``
+passwords), the same accounts file on every server (``render_accounts``: one account per
+member, its leaf's nkey as its only user), and leaves that check the hub against the CA and
+log in with their nkey seed.
 """
 
 from __future__ import annotations
@@ -13,16 +19,19 @@ from string import Template
 import httpx
 
 from deploy import nats_server
+from deploy.joining import Hub, init_hub
 from deploy.nats_config import TEMPLATES, NatsServerSpec
 from deploy.ports import free_ports
 from deploy.processes import ProcessSpec, Supervisor
+from shared.joining import load_or_create_nkey, nkey_public
+from shared.nats_accounts import OrgAccount, render_accounts
 
 CLUSTER_NAME = "relais-hub"
 
 
 @dataclass(frozen=True)
 class HubServer:
-    """One server of the hub cluster: its own ports, the shared domain."""
+    """One server of the hub cluster: its own ports, the shared domain, TLS and accounts."""
 
     spec: NatsServerSpec
     cluster_port: int
@@ -31,7 +40,14 @@ class HubServer:
     def route(self) -> str:
         return f"nats-route://{self.spec.host}:{self.cluster_port}"
 
-    def render(self, routes: list[str]) -> str:
+    @property
+    def leaf_url(self) -> str:
+        """Where a member's leaf reaches this server: TLS, as on the single hub."""
+        return f"tls://{self.spec.host}:{self.spec.leaf_port}"
+
+    def render(self, routes: list[str], config_dir: Path) -> str:
+        """The configuration, for a file in ``config_dir`` (the accounts file is included by a
+        path relative to it); the leaf port's TLS and the include are the single hub's."""
         spec = self.spec
         return Template((TEMPLATES / "hub-cluster.conf.tmpl").read_text()).substitute(
             server_name=spec.name,
@@ -41,6 +57,8 @@ class HubServer:
             store_dir=str(spec.store_dir),
             domain=spec.domain,
             leaf_port=spec.leaf_port or "",
+            leaf_tls=spec._leaf_tls(),
+            accounts=spec._accounts(config_dir),
             cluster_name=CLUSTER_NAME,
             cluster_port=self.cluster_port,
             routes=", ".join(f'"{route}"' for route in routes),
@@ -58,25 +76,42 @@ class HubCluster:
     supervisor: Supervisor = field(default_factory=Supervisor)
     servers: list[HubServer] = field(init=False)
     leaves: list[NatsServerSpec] = field(init=False)
+    material: Hub = field(init=False)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
         ports = iter(free_ports(4 * self.size + 2 * len(self.members)))
+        hub_ports = [(next(ports), next(ports), next(ports), next(ports)) for _ in range(self.size)]
+        # The CA, the leaf-port certificate (for 127.0.0.1: the three servers share it, a
+        # certificate names a host, not a port) and the HUB and SYS users, as `relais hub init`.
+        self.material = init_hub(self.root / "hub", f"127.0.0.1:{hub_ports[0][2]}")
+        self.material.accounts_file.write_text(
+            render_accounts(
+                [
+                    OrgAccount(org, nkey_public(load_or_create_nkey(self.key_dir(org))))
+                    for org in self.members
+                ],
+                hub_domain=self.domain,
+            )
+        )
         self.servers = [
             HubServer(
                 NatsServerSpec(
                     name=f"hub-{i}",
                     domain=self.domain,
-                    client_port=next(ports),
-                    monitor_port=next(ports),
+                    client_port=client,
+                    monitor_port=monitor,
                     store_dir=self.root / "nats" / f"hub-{i}",
-                    leaf_port=next(ports),
+                    leaf_port=leaf,
+                    tls_cert=self.material.tls_cert,
+                    tls_key=self.material.tls_key,
+                    accounts_file=self.material.accounts_file,
                 ),
-                cluster_port=next(ports),
+                cluster_port=cluster,
             )
-            for i in range(1, self.size + 1)
+            for i, (client, monitor, leaf, cluster) in enumerate(hub_ports, start=1)
         ]
-        leaf_urls = tuple(s.spec.leaf_url for s in self.servers)
+        leaf_urls = tuple(s.leaf_url for s in self.servers)
         self.leaves = [
             NatsServerSpec(
                 name=org,
@@ -85,13 +120,19 @@ class HubCluster:
                 monitor_port=next(ports),
                 store_dir=self.root / "nats" / org,
                 hub_leaf_urls=leaf_urls,
+                ca_file=self.material.ca_file,
+                nkey_seed=bytes(load_or_create_nkey(self.key_dir(org)).seed).decode(),
             )
             for org in self.members
         ]
 
+    def key_dir(self, org: str) -> Path:
+        return self.root / "keys" / org
+
     @property
     def hub_urls(self) -> list[str]:
-        return [s.spec.client_url for s in self.servers]
+        """The three servers, logged in as the ``HUB`` account (the hub's services' user)."""
+        return [self.material.client_url(s.spec.host, s.spec.client_port) for s in self.servers]
 
     def leaf(self, org: str) -> NatsServerSpec:
         return next(leaf for leaf in self.leaves if leaf.name == org)
@@ -100,7 +141,8 @@ class HubCluster:
         spec = server.spec
         config = self.root / "nats" / f"{spec.name}-cluster.conf"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(server.render([s.route for s in self.servers if s is not server]))
+        routes = [s.route for s in self.servers if s is not server]
+        config.write_text(server.render(routes, config.parent))
 
         async def ready() -> bool:
             async with httpx.AsyncClient(timeout=1) as client:

@@ -1,11 +1,14 @@
 """A hub of three nats-servers with R3 streams: throughput with all three up and with one
 down, and what a server killed under load costs. Also the setup the cluster test uses.
 
-Two member leaves (sanad, amal), each linked to all three hub servers; the hub's ``FROM_*``,
-``ROUTER`` and ``TO_*`` with three replicas (``shared.federation``, as ``RELAIS_STREAM_
-REPLICAS=3`` makes them); sanad publishes ``publish_async`` into its ``OUTBOX``; the clock
-stops when amal's ``INBOX`` holds every event. Each run has its own subject, which no consumer
-reads, and each event its own ``Nats-Msg-Id``: the count that arrives is exact.
+Two member leaves (sanad, amal), each linked over TLS to all three hub servers and logged in
+with its nkey into its own account (``deploy.hub_cluster``: the production hub, scaled out);
+the hub's streams and source consumers declared as the hub's directory declares them
+(``shared.hub_nats.declare_hub_streams``, with three replicas as ``RELAIS_STREAM_REPLICAS=3``
+makes them) and the members' side as their nodes do; sanad publishes ``publish_async`` into
+its ``OUTBOX``; the clock stops when amal's ``INBOX`` holds every event. Each run has its own
+subject, which no consumer reads, and each event its own ``Nats-Msg-Id``: the count that
+arrives is exact.
 """
 
 from __future__ import annotations
@@ -28,11 +31,15 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
 
 from deploy.hub_cluster import HubCluster
-from shared.federation import INBOX, Member, hub_member_streams, node_streams, router_stream
+from shared.bus import Bus
+from shared.federation import INBOX, Member, node_streams, outbox_consumer
+from shared.hub_nats import declare_hub_streams
 
 Say = Callable[[str], None]
+HUB_ORG = "secretariat"  # the hub's own organisation (its node's streams are in HUB)
 MEMBERS = ("sanad", "amal")
 REPLICAS = 3
 POLL = 0.05
@@ -97,18 +104,35 @@ async def _leaf_links(cluster: HubCluster, within: float = 30.0) -> None:
 
 
 async def _declare(fed: ClusterFederation) -> None:
-    inboxes = []
+    """As production declares them, in the order the sources need: each member's node streams
+    and the consumer of its ``OUTBOX`` that the hub's ``FROM_<org>`` names; the hub's own node
+    streams and, in each member's account, its ``FROM_``/``TO_``, with ``ROUTER`` and their
+    consumers (``declare_hub_streams``, R3); then each ``INBOX``, which sources ``TO_<org>``."""
+    domain = fed.cluster.domain
+    inboxes: list[tuple[str, StreamConfig]] = []
     for org in MEMBERS:
-        for config in node_streams(org, hub_domain=fed.cluster.domain, is_hub=False):
+        for config in node_streams(org, hub_domain=domain, is_hub=False):
             if config.name == INBOX:
                 inboxes.append((org, config))
             else:
                 await fed.js(org).add_stream(config)
+        consumer = outbox_consumer(org)
+        await fed.js(org).add_consumer(consumer.stream, consumer.config)
+    hub = Bus(nc=fed.hub, js=fed.hub_js, org=HUB_ORG)
+    # The secretariat's own node streams, as its node declares them (one replica: the
+    # node's, not the hub's topology).
+    hub_inbox = []
+    for config in node_streams(HUB_ORG, hub_domain=domain, is_hub=True):
+        if config.name == INBOX:
+            hub_inbox.append(config)
+        else:
+            await hub.ensure_stream(config)
     members = [Member(org, org) for org in MEMBERS]
-    for member in members:
-        for config in hub_member_streams(member, hub_domain=fed.cluster.domain, replicas=REPLICAS):
-            await fed.hub_js.add_stream(config)
-    await fed.hub_js.add_stream(router_stream(members, replicas=REPLICAS))
+    await declare_hub_streams(
+        hub, Member(HUB_ORG, domain), members, hub_domain=domain, replicas=REPLICAS
+    )
+    for config in hub_inbox:
+        await hub.ensure_stream(config)
     for org, config in inboxes:
         await fed.js(org).add_stream(config)
 
