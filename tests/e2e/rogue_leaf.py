@@ -17,6 +17,9 @@ from pathlib import Path
 import nkeys
 
 
+MESSAGES = ("LMSG", "HMSG")  # what the hub sends a leaf: ``HMSG`` when it has headers
+
+
 @dataclass
 class RogueLeaf:
     reader: asyncio.StreamReader
@@ -59,9 +62,10 @@ class RogueLeaf:
                 if line == "PING":
                     self.writer.write(b"PONG\r\n")
                     continue
-                if line.startswith(("INFO", "LS+", "LS-", "LMSG", "HLMSG")):
-                    if line.startswith(("LMSG", "HLMSG")):
-                        await self.reader.readline()  # its payload
+                if line.startswith(MESSAGES):
+                    await self._skip_payload(line)
+                    continue
+                if line.startswith(("INFO", "LS+", "LS-")):
                     continue
                 return line
 
@@ -74,6 +78,23 @@ class RogueLeaf:
     async def subscribe(self, subject: str) -> str:
         self.writer.write(f"LS+ {subject}\r\nPING\r\n".encode())
         return await self.answer()
+
+    async def received(self, seconds: float) -> set[str]:
+        """The subjects of the messages the hub sends this leaf within ``seconds``."""
+        subjects: set[str] = set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while line := (await self.reader.readline()).decode().strip():
+                    if line == "PING":
+                        self.writer.write(b"PONG\r\n")
+                    elif line.startswith(MESSAGES):
+                        subjects.add(line.split()[1])
+                        await self._skip_payload(line)
+        return subjects
+
+    async def _skip_payload(self, line: str) -> None:
+        """A message's headers and payload: its line ends with their size in bytes."""
+        await self.reader.readexactly(int(line.split()[-1]) + 2)
 
     async def close(self) -> None:
         self.writer.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -27,17 +27,37 @@ from tests.waiting import eventually
 VIOLATION = "-ERR 'Permissions Violation for"
 
 
+class SanadLeaf:
+    """Leaf links logged in to the hub with sanad's own credentials, sending what sanad likes.
+
+    The hub answers a leaf's first violation with ``-ERR`` and then closes its link (a real
+    leaf would reconnect), so each attempt gets a link of its own."""
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+
+    async def _attempt(self, act: Callable[[RogueLeaf], Awaitable[str]]) -> str:
+        leaf, answer = await RogueLeaf.connect(
+            self.network.hub.leaf_port or 0,
+            seed=self.network.nkey_seed(self.network.plan("sanad")),
+            ca_file=self.network.hub_material.ca_file,
+        )
+        try:
+            assert answer == "PONG", answer
+            return await act(leaf)
+        finally:
+            await leaf.close()
+
+    async def publish(self, subject: str, reply: str = "") -> str:
+        return await self._attempt(lambda leaf: leaf.publish(subject, reply))
+
+    async def subscribe(self, subject: str) -> str:
+        return await self._attempt(lambda leaf: leaf.subscribe(subject))
+
+
 @pytest.fixture
-async def sanad_leaf(network: Network, running_network: dict[str, Any]) -> AsyncIterator[RogueLeaf]:
-    """A leaf logged in to the hub with sanad's own credentials, sending what sanad likes."""
-    leaf, answer = await RogueLeaf.connect(
-        network.hub.leaf_port or 0,
-        seed=network.nkey_seed(network.plan("sanad")),
-        ca_file=network.hub_material.ca_file,
-    )
-    assert answer == "PONG", answer
-    yield leaf
-    await leaf.close()
+async def sanad_leaf(network: Network, running_network: dict[str, Any]) -> SanadLeaf:
+    return SanadLeaf(network)
 
 
 async def stream_messages(network: Network, org: str | None, stream: str) -> int:
@@ -66,9 +86,31 @@ class TestWithItsOwnCredentials:
             "$JS.hub.API.DIRECT.GET.TO_amal",
         ):
             assert (await sanad_leaf.publish(subject, "$JSC.R.x")).startswith(VIOLATION), subject
-        for subject in ("fed.to.amal", "hub.to.amal", "hub.from.amal", "relais.net.>", ">"):
+        for subject in ("fed.to.amal", "hub.to.amal", "hub.from.amal", "fed.from.sanad"):
             assert (await sanad_leaf.subscribe(subject)).startswith(VIOLATION), subject
         assert await sanad_leaf.subscribe("fed.to.sanad") == "PONG"  # its own: taken
+
+    async def test_a_wildcard_subscription_receives_only_its_own_deliveries(
+        self, network: Network, running_network: dict[str, Any]
+    ) -> None:
+        """The hub takes a wildcard interest (it checks only literal subjects at subscription)
+        but sends the leaf only what its permissions allow, while events cross both ways."""
+        leaf, answer = await RogueLeaf.connect(
+            network.hub.leaf_port or 0,
+            seed=network.nkey_seed(network.plan("sanad")),
+            ca_file=network.hub_material.ca_file,
+        )
+        try:
+            assert answer == "PONG", answer
+            assert await leaf.subscribe(">") == "PONG"
+            await probe_answered(running_network, "amal", "sanad", within=60)
+            await probe_answered(running_network, "sanad", "amal", within=60)
+            subjects = await leaf.received(seconds=2)
+        finally:
+            await leaf.close()
+        assert "fed.to.sanad" in subjects  # sanad's own share reaches it (a copy of its own)
+        allowed = ("fed.to.sanad", "$JSC.R.", "$JS.FC.OUTBOX.hub.", "$JS.sanad.API.")
+        assert all(s.startswith(allowed) for s in subjects), subjects
 
     async def test_it_cannot_call_the_jetstream_api_of_the_hub_or_another_node(
         self, sanad_leaf: SanadLeaf
