@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 from deploy.cli_language import _
 from deploy.network import Network, NodePlan
 from deploy.processes import StartupFailed
-from shared.federation import INBOX, OUTBOX
+from shared.federation import INBOX, OUTBOX, account_api
 from shared.ops import last_sourced
 
 SOCKET = "control.sock"
@@ -166,9 +166,14 @@ class DemoControl:
         ``TO_<org>``; the hub's ``FROM_<org>`` in each member's ``OUTBOX``."""
         positions: dict[str, int] = {}
         with contextlib.suppress(Exception):  # a position we cannot read is simply not known
-            async with _jetstream(plan.nats_url) as js:
-                names = [f"FROM_{m.org}" for m in self.network.members] if plan.is_hub else [INBOX]
-                for name in names:
+            # On the hub, each member's FROM_ is in the member's own account.
+            names = (
+                [(f"FROM_{m.org}", account_api(m.org)) for m in self.network.members]
+                if plan.is_hub
+                else [(INBOX, None)]
+            )
+            for name, api in names:
+                async with _jetstream(plan.nats_url, api) as js:
                     info = await js.stream_info(name)
                     source = await last_sourced(js, name, info.state.last_seq)
                     positions[name] = source["seq"] if source else 0
@@ -214,9 +219,10 @@ class DemoControl:
                     async with _jetstream(member.nats_url) as js:
                         last = (await js.stream_info(OUTBOX)).state.last_seq
                     label = f"{member.node_id} OUTBOX → FROM_{member.org}"
-                    flows.append(Flow(label, plan.nats_url, f"FROM_{member.org}", known, last))
+                    stream, api = f"FROM_{member.org}", account_api(member.org)
+                    flows.append(Flow(label, plan.nats_url, stream, known, last, api=api))
             elif self.network.hub.node_id not in self.stopped and INBOX in stopped.positions:
-                async with _jetstream(self.network.hub.nats_url) as js:
+                async with _jetstream(self.network.hub.nats_url, account_api(plan.org)) as js:
                     last = (await js.stream_info(f"TO_{plan.org}")).state.last_seq
                 label = f"TO_{plan.org} → {plan.node_id} INBOX"
                 flows.append(Flow(label, plan.nats_url, INBOX, stopped.positions[INBOX], last))
@@ -230,8 +236,11 @@ class DemoControl:
             return None
         name = f"FROM_{plan.org}"
         label = f"{plan.node_id} OUTBOX → {name}"
-        start = await Flow(label, hub.nats_url, name, 0, 0).reached()
-        return None if start is None else Flow(label, hub.nats_url, name, start, start + 1, True)
+        api = account_api(plan.org)
+        start = await Flow(label, hub.nats_url, name, 0, 0, api=api).reached()
+        if start is None:
+            return None
+        return Flow(label, hub.nats_url, name, start, start + 1, first_only=True, api=api)
 
     def _watch(self, plan: NodePlan, flows: list[Flow], since: float) -> None:
         if flows:
@@ -293,6 +302,7 @@ class Flow:
     goal: int
     first_only: bool = False  # tell when the first crosses, not how many: nobody knows
     first_told: bool = False
+    api: str | None = None  # on the hub, a member's stream is reached in its account's API
 
     @property
     def waiting(self) -> int:
@@ -301,7 +311,7 @@ class Flow:
     async def reached(self) -> int | None:
         """The origin sequence copied so far; ``None`` while the server does not answer."""
         try:
-            async with _jetstream(self.server) as js:
+            async with _jetstream(self.server, self.api) as js:
                 info = await js.stream_info(self.stream)
                 source = await last_sourced(js, self.stream, info.state.last_seq)
         except Exception:
@@ -310,7 +320,7 @@ class Flow:
 
 
 @contextlib.asynccontextmanager
-async def _jetstream(url: str) -> AsyncIterator[JetStreamContext]:
+async def _jetstream(url: str, api: str | None = None) -> AsyncIterator[JetStreamContext]:
     async def quiet(_: Exception) -> None:  # a server that is away is an answer, not an error
         return None
 
@@ -318,7 +328,7 @@ async def _jetstream(url: str) -> AsyncIterator[JetStreamContext]:
         url, connect_timeout=1, allow_reconnect=False, max_reconnect_attempts=0, error_cb=quiet
     )
     try:
-        yield nc.jetstream(timeout=2)
+        yield nc.jetstream(timeout=2) if api is None else nc.jetstream(prefix=api, timeout=2)
     finally:
         await nc.close()
 

@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from shared.auth import Principal, Role, require
-from shared.federation import DEADLETTER, INBOX, LOCAL, OUTBOX
+from shared.federation import DEADLETTER, INBOX, LOCAL, OUTBOX, ROUTER
 from shared.runtime import NodeRuntime
 
 router = APIRouter()
@@ -51,14 +51,35 @@ async def dead_letters(
 )
 async def streams(runtime: Runtime, _: Admin) -> list[dict[str, Any]]:
     assert runtime.bus is not None
-    return await describe_streams(runtime.bus.js)
+    return await all_streams(runtime)
+
+
+async def all_streams(runtime: NodeRuntime) -> list[dict[str, Any]]:
+    """The node's streams; on the hub also each member's ``FROM_``/``TO_``, which live in the
+    member's own NATS account (found from ``ROUTER``'s sources, which name every member)."""
+    assert runtime.bus is not None
+    found = await describe_streams(runtime.bus.js)
+    if runtime.settings.is_hub:
+        for api in await member_apis(runtime.bus.js):
+            found += await describe_streams(runtime.bus.nc.jetstream(prefix=api, timeout=5))
+    return found
+
+
+async def member_apis(js: JetStreamContext) -> list[str]:
+    """The JetStream APIs of the members' accounts that ``ROUTER`` sources from."""
+    try:
+        router = await js.stream_info(ROUTER)
+    except NotFoundError:  # a hub that has not admitted anyone yet
+        return []
+    apis = {s.external.api for s in router.config.sources or [] if s.external and s.external.api}
+    return sorted(apis)
 
 
 @router.get("/status", summary="What this node knows of its own flow, for `relais status`")
 async def status(runtime: Runtime, _: Admin) -> dict[str, Any]:
     assert runtime.bus is not None
     settings = runtime.settings
-    described = await describe_streams(runtime.bus.js)
+    described = await all_streams(runtime)
     letters = next((s["messages"] for s in described if s["name"] == DEADLETTER), 0)
     return {
         "node": settings.node_id,

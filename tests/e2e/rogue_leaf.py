@@ -16,7 +16,6 @@ from pathlib import Path
 
 import nkeys
 
-
 MESSAGES = ("LMSG", "HMSG")  # what the hub sends a leaf: ``HMSG`` when it has headers
 
 
