@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from deploy.joining import (
     APPLICATION_FILE,
+    Hub,
     init_hub,
     init_node,
     install_credentials,
@@ -99,15 +100,50 @@ def hub_admit(
             if response.status_code >= 400:
                 detail = response.json().get("detail", response.text)
                 raise _fail(_("relais hub admit: the hub refused: %(detail)s") % {"detail": detail})
-    issued = response.json()
-    credentials = issue_credentials(hub, issued, hub_org=issued["hub_org"])
-    target = out or Path(f"{checked.org_id}-credentials.json")
-    target.write_text(credentials.model_dump_json(indent=2))
-    target.chmod(0o600)
+    target, credentials = _write_credentials(hub, response.json(), out)
     typer.echo(
         _("%(org)s admitted. Send %(file)s to its operator (valid until %(until)s).")
         % {"org": checked.org_id, "file": target, "until": credentials.expires_at.date()}
     )
+
+
+@hub_app.command("renew")
+def hub_renew(
+    org: Annotated[str, typer.Argument(help="the organisation whose credentials to renew")],
+    hub_url: Annotated[str, typer.Option(help="the hub's Relais, e.g. http://127.0.0.1:8000")],
+    token: Annotated[str, typer.Option(envvar="RELAIS_TOKEN", help="a coordinator's token")],
+    folder: Annotated[Path, typer.Option("--dir", help="the hub's material")] = HUB_DIR,
+    valid_days: Annotated[float, typer.Option(help="how long the credentials hold")] = 365,
+    out: Annotated[Path | None, typer.Option(help="where to write the credentials")] = None,
+) -> None:
+    """Renew an admitted organisation's credentials from today (the same key) and write the
+    file to send back to it; a node refused for expired credentials links again at once."""
+    hub = load_hub(folder)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=hub_url, headers=headers, timeout=30) as client:
+        response = client.post(
+            f"/api/v1/directory/organisations/{org}/credentials", json={"valid_days": valid_days}
+        )
+    if response.status_code >= 400:
+        detail = response.json().get("detail", response.text)
+        raise _fail(_("relais hub renew: the hub refused: %(detail)s") % {"detail": detail})
+    target, credentials = _write_credentials(hub, response.json(), out)
+    typer.echo(
+        _("%(org)s: credentials renewed until %(until)s. Send %(file)s to its operator.")
+        % {"org": org, "file": target, "until": credentials.expires_at.date()}
+    )
+
+
+def _write_credentials(
+    hub: Hub, issued: dict[str, Any], out: Path | None
+) -> tuple[Path, Credentials]:
+    """The credentials file for the organisation the hub's answer names (readable by its
+    owner only: it is sent to the node, which keeps it beside its keys)."""
+    credentials = issue_credentials(hub, issued, hub_org=issued["hub_org"])
+    target = out or Path(f"{issued['org_id']}-credentials.json")
+    target.write_text(credentials.model_dump_json(indent=2))
+    target.chmod(0o600)
+    return target, credentials
 
 
 def node_init(

@@ -138,6 +138,34 @@ async def get_credential(org_id: OrgId, ctx: Context, _: Coordinator) -> LeafCre
     if not ctx.settings.is_hub:
         raise Forbidden("only the hub issues credentials")
     nkey, issued_at, expires_at = await handlers.leaf_credential(ctx, org_id)
+    return _credential(ctx, org_id, nkey, issued_at, expires_at)
+
+
+class Renewal(BaseModel):
+    valid_days: float = Field(
+        default=365, gt=0, le=3650, description="how long the renewed credentials hold"
+    )
+
+
+@router.post(
+    "/organisations/{org_id}/credentials",
+    summary="Renew the organisation's NATS credentials from now (hub only); its same key",
+    responses={404: {"description": "the organisation was never admitted"}},
+)
+async def renew_credential(
+    org_id: OrgId, renewal: Renewal, ctx: Context, principal: Coordinator
+) -> LeafCredential:
+    if not ctx.settings.is_hub:
+        raise Forbidden("only the hub issues credentials")
+    nkey, issued_at, expires_at = await handlers.renew_leaf_credential(
+        ctx, org_id, renewal.valid_days, audit_trail.actor_of(principal)
+    )
+    return _credential(ctx, org_id, nkey, issued_at, expires_at)
+
+
+def _credential(
+    ctx: ServiceContext, org_id: str, nkey: str, issued_at: datetime, expires_at: datetime
+) -> LeafCredential:
     return LeafCredential(
         org_id=org_id,
         account=account(org_id),

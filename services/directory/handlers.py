@@ -208,6 +208,41 @@ async def leaf_credential(ctx: ServiceContext, org_id: str) -> tuple[str, dateti
     return found
 
 
+async def renew_leaf_credential(
+    ctx: ServiceContext, org_id: str, valid_days: float, actor: audit_trail.Actor
+) -> tuple[str, datetime, datetime]:
+    """On the hub: an admitted organisation's same NATS key, valid ``valid_days`` from now;
+    its leaf links again at once if it was refused for expired credentials."""
+    issued = datetime.now(UTC)
+    expires = issued + timedelta(days=valid_days)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        found = (await store.leaf_credentials(conn)).get(org_id)
+        if found is None:
+            raise NotFound(
+                f"{org_id} has no NATS credentials: admit its application", field="org_id"
+            )
+        await store.save_leaf_credential(conn, org_id, found[0], issued, expires)
+        await audit_trail.record(
+            conn,
+            SCHEMA,
+            actor=actor,
+            action="credentials.renewed",
+            object=f"organisation:{org_id}",
+            content={"expires_at": expires.isoformat()},
+        )
+    await ensure_hub_topology(ctx)
+    return found[0], issued, expires
+
+
+async def next_credential_expiry(ctx: ServiceContext) -> datetime | None:
+    """On the hub: the soonest expiry still to come among the organisations' NATS keys."""
+    async with ctx.pool.acquire() as conn:
+        credentials = await store.leaf_credentials(conn)
+    now = datetime.now(UTC)
+    coming = [expires for _, _, expires in credentials.values() if expires > now]
+    return min(coming, default=None)
+
+
 async def request_change(
     ctx: ServiceContext, principal: Principal, proposed: OrganisationPublished
 ) -> OrganisationPublished:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 from services.directory import consumer, handlers, reference, store
@@ -31,12 +32,19 @@ async def start(ctx: ServiceContext) -> None:
 
 
 async def _recheck(ctx: ServiceContext, every: float = 30.0) -> None:
+    """Apply the roster's accounts again at the next credential's expiry (or every ``every``
+    seconds), so that credentials that run out are refused at once."""
     while True:
-        await asyncio.sleep(every)
         try:
+            expiry = await handlers.next_credential_expiry(ctx)
+            wait = every
+            if expiry is not None:
+                wait = min(every, max((expiry - datetime.now(UTC)).total_seconds(), 0) + 0.1)
+            await asyncio.sleep(wait)
             await handlers.ensure_hub_topology(ctx)
         except Exception:  # the next round tries again; the log says why
             log.exception("hub: checking the roster's NATS accounts failed")
+            await asyncio.sleep(every)
 
 
 service = Service(

@@ -256,6 +256,47 @@ async def test_suspension_cuts_an_organisation_off_at_once_and_reinstatement_res
         await eventually(answered, within=60, what="the probe amal sent while suspended flows")
 
 
+async def test_expired_credentials_are_refused_at_both_ends_until_renewed(
+    network: Network, running_network: dict[str, Any]
+) -> None:
+    """Credentials that run out cut the link without any roster change, with a line in the
+    hub's log and in the node's nats-server log; renewing them (the same key) restores it."""
+    logs = network.root / "logs"
+    amal_nats = logs / "nats-amal.log"
+    before = amal_nats.read_text().count("Authorization Violation")
+    async with client(running_network, "hub", "coordinator") as hub:
+        short = await hub.post(
+            "/api/v1/directory/organisations/amal/credentials", json={"valid_days": 3 / 86400}
+        )
+        assert short.status_code == 200, short.text
+        try:
+
+            async def cut() -> bool:
+                return "ORG_amal" not in await _leaf_accounts(network)
+
+            await eventually(cut, within=15, what="amal's link is cut when its credentials expire")
+
+            async def refused_at_both_ends() -> bool:
+                hub_log = (logs / "node-hub.log").read_text()
+                return "the NATS credentials of amal expired" in hub_log and (
+                    amal_nats.read_text().count("Authorization Violation") > before
+                )
+
+            await eventually(refused_at_both_ends, within=15, what="a log line at both ends")
+        finally:
+            renewed = await hub.post(
+                "/api/v1/directory/organisations/amal/credentials", json={"valid_days": 365}
+            )
+            assert renewed.status_code == 200, renewed.text
+        assert renewed.json()["expires_at"] > short.json()["expires_at"]
+
+    async def linked() -> bool:
+        return "ORG_amal" in await _leaf_accounts(network)
+
+    await eventually(linked, within=20, what="amal's leaf links again once renewed")
+    await probe_answered(running_network, "sanad", "amal", within=60)
+
+
 class TestAdmission:
     async def test_a_malformed_application_is_refused_naming_the_problem(
         self, running_network: dict[str, Any]
