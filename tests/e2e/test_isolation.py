@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import nats
+import nkeys
 import pytest
+from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
 from deploy.network import Network
-from shared.federation import account_api
+from shared.federation import OUTBOX, OUTBOX_CONSUMER, account_api
 from tests.e2e.conftest import client
 from tests.e2e.rogue_leaf import RogueLeaf
 from tests.e2e.test_federation_flows import probe_answered
@@ -36,14 +40,18 @@ class SanadLeaf:
     def __init__(self, network: Network) -> None:
         self.network = network
 
-    async def _attempt(self, act: Callable[[RogueLeaf], Awaitable[str]]) -> str:
+    async def open(self) -> RogueLeaf:
         leaf, answer = await RogueLeaf.connect(
             self.network.hub.leaf_port or 0,
             seed=self.network.nkey_seed(self.network.plan("sanad")),
             ca_file=self.network.hub_material.ca_file,
         )
+        assert answer == "PONG", answer
+        return leaf
+
+    async def _attempt(self, act: Callable[[RogueLeaf], Awaitable[str]]) -> str:
+        leaf = await self.open()
         try:
-            assert answer == "PONG", answer
             return await act(leaf)
         finally:
             await leaf.close()
@@ -138,21 +146,19 @@ class TestWithItsOwnCredentials:
             assert (await sanad_leaf.publish(subject)).startswith(VIOLATION), subject
 
     async def test_its_credentials_do_not_log_in_as_a_client(self, network: Network) -> None:
+        refused = NATS()
         with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-            await nats.connect(
+            await refused.connect(
                 f"nats://127.0.0.1:{network.hub.nats_port}",
                 nkeys_seed_str=network.nkey_seed(network.plan("sanad")),
                 allow_reconnect=False,
                 max_reconnect_attempts=0,
                 connect_timeout=2,
             )
+        await refused.close()  # the socket it opened
 
     async def test_a_stranger_key_is_refused(self, network: Network) -> None:
-        import os
-
-        import nkeys as nk
-
-        stranger = nk.encode_seed(os.urandom(32), nk.PREFIX_BYTE_USER).decode()
+        stranger = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER).decode()
         leaf, answer = await RogueLeaf.connect(
             network.hub.leaf_port or 0, seed=stranger, ca_file=network.hub_material.ca_file
         )
@@ -200,6 +206,7 @@ async def test_a_forged_heartbeat_and_flow_control_touch_only_the_attackers_stre
     await writer.drain()
     assert (await reader.readline()).strip() == b"PONG"
     writer.close()
+    await writer.wait_closed()
 
     async def own_share_purged() -> bool:  # the attack did reach the hub's streams...
         return await stream_messages(network, "sanad", "TO_sanad") == 0
@@ -209,6 +216,60 @@ async def test_a_forged_heartbeat_and_flow_control_touch_only_the_attackers_stre
     assert await stream_messages(network, None, "ROUTER") >= before["ROUTER"]
     assert await stream_messages(network, "amal", "TO_amal") >= before["TO_amal"]
     await probe_answered(running_network, "amal", "sanad", within=60)  # and all still flows
+
+
+async def test_an_event_forged_in_another_senders_name_stops_in_the_forgers_account(
+    network: Network, running_network: dict[str, Any]
+) -> None:
+    """sanad's leaf may send on its own link (``fed.from.sanad``), and what it sends there
+    lands in its ``FROM_sanad``; an event in amal's name sent that way goes no further:
+    ``ROUTER`` takes only ``relais.net.sanad.>`` from sanad's account.
+
+    Forged deliveries take the stream sequences of sanad's next real events, which the hub
+    then skips as copies it has: the forger loses its own events. So sanad's node is stopped
+    meanwhile (nothing else numbered), and two fillers take those sequences."""
+    await probe_answered(running_network, "sanad", "amal", within=60)
+    forged = f"relais.net.amal.sanad.isolation.{uuid.uuid4().hex[:8]}"
+    own = f"relais.net.sanad.amal.isolation.{uuid.uuid4().hex[:8]}"
+    await network.supervisor.stop("node-sanad")
+    try:
+        sanad = await nats.connect(network.plan("sanad").nats_url)
+        try:
+            js = sanad.jetstream()
+            delivered = (await js.consumer_info(OUTBOX, OUTBOX_CONSUMER)).delivered
+            leaf = await SanadLeaf(network).open()
+            try:
+                for offset, subject in enumerate((forged, own), start=1):
+                    sseq, dseq = delivered.stream_seq + offset, delivered.consumer_seq + offset
+                    reply = f"$JS.ACK.OUTBOX.hub.1.{sseq}.{dseq}.0.0@{subject}"
+                    assert await leaf.publish("fed.from.sanad", reply) == "PONG"
+            finally:
+                await leaf.close()
+            for _ in range(2):
+                await js.publish(f"{own}.filler", b"{}")
+        finally:
+            await sanad.close()
+    finally:
+        await network.start_nodes([network.plan("sanad")])
+
+    async def held(org: str | None, stream: str, subject: str) -> int:
+        hub = await nats.connect(network.hub.nats_url)
+        try:
+            js = hub.jetstream() if org is None else hub.jetstream(prefix=account_api(org))
+            info = await js.stream_info(stream, subjects_filter=subject)
+            return int((info.state.subjects or {}).get(subject, 0))
+        finally:
+            await hub.close()
+
+    async def routed() -> bool:  # sent after the forged one: ROUTER has looked past it
+        return await held(None, "ROUTER", own) == 1
+
+    await eventually(routed, within=20, what="sanad's own event, sent its own way, is routed")
+    assert await held("sanad", "FROM_sanad", forged) == 1  # the forgery did reach the hub...
+    assert await held(None, "ROUTER", forged) == 0  # ...and stopped in sanad's account
+    assert await held("sanad", "TO_sanad", forged) == 0
+    assert await held("amal", "TO_amal", forged) == 0
+    await probe_answered(running_network, "sanad", "amal", within=60)  # the real link recovers
 
 
 async def _leaf_accounts(network: Network) -> set[str]:

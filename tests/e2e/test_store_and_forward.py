@@ -13,7 +13,7 @@ import httpx
 import nats
 
 from deploy.network import Network
-from shared.federation import INBOX, OUTBOX
+from shared.federation import INBOX, OUTBOX, account_api
 from tests.e2e.conftest import client
 from tests.e2e.test_referrals import send, status_at
 from tests.waiting import eventually
@@ -144,7 +144,7 @@ async def test_a_backlog_of_ten_thousand_events_drains_completely_once_after_an_
             await sanad.close()
         hub = await nats.connect(network.hub.nats_url)
         try:
-            hub_js = hub.jetstream(timeout=10)
+            hub_js = hub.jetstream(prefix=account_api("amal"), timeout=10)  # amal's account
 
             async def at_the_hub() -> bool:
                 info = await hub_js.stream_info("TO_amal", subjects_filter=subject)
