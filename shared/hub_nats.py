@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
@@ -55,12 +56,12 @@ async def apply_accounts(
     changed = await asyncio.to_thread(_write_if_changed, accounts_file, text)
     system = await nats.connect(system_url, name="relais-hub-directory", connect_timeout=2)
     try:
-        server_id = await _server_id(system)
+        servers = await _server_ids(system)
         if changed:
             # A new account's imports were once seen to take only at a second reload.
-            await _reload(system, server_id)
-            await _reload(system, server_id)
-        await _kick(system, server_id, {account(org) for org in cut})
+            await _reload(system, servers)
+            await _reload(system, servers)
+        await _kick(system, servers, {account(org) for org in cut})
         for attempt in range(attempts):
             missing = [org for org in connected if not await _answers(hub, org)]
             if not missing:
@@ -69,7 +70,7 @@ async def apply_accounts(
                 raise HubNatsError(f"accounts of {', '.join(missing)} not live after reloads")
             log.warning("hub nats: accounts of %s not live yet; reloading again", missing)
             await asyncio.sleep(0.2 * (attempt + 1))
-            await _reload(system, server_id)
+            await _reload(system, servers)
     finally:
         await system.close()
     return changed
@@ -84,32 +85,50 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-async def _server_id(system: Client) -> str:
-    reply = await system.request("$SYS.REQ.SERVER.PING.VARZ", b"{}", timeout=5)
-    return str(json.loads(reply.data)["server"]["id"])
+async def _server_ids(system: Client, *, within: float = 0.5) -> list[str]:
+    """Every server of the hub (one, or each of a cluster's): each answers the ping once.
+    Each reads its own copy of the accounts file (a cluster on several machines needs the file
+    copied to each: deploy/README.md)."""
+    answers: list[str] = []
+    inbox = system.new_inbox()
+
+    async def collect(msg: Msg) -> None:
+        answers.append(str(json.loads(msg.data)["server"]["id"]))
+
+    subscription = await system.subscribe(inbox, cb=collect)
+    try:
+        await system.publish("$SYS.REQ.SERVER.PING.VARZ", b"", reply=inbox)
+        await asyncio.sleep(within)  # answers come from each server; none says it is the last
+    finally:
+        await subscription.unsubscribe()
+    if not answers:
+        raise HubNatsError("no hub nats-server answered through the system account")
+    return sorted(set(answers))
 
 
-async def _reload(system: Client, server_id: str) -> None:
-    reply = await system.request(f"$SYS.REQ.SERVER.{server_id}.RELOAD", b"", timeout=10)
-    error = json.loads(reply.data).get("error")
-    if error:
-        raise HubNatsError(f"nats-server refused its new configuration: {error}")
-    log.info("hub nats: configuration reloaded")
+async def _reload(system: Client, servers: list[str]) -> None:
+    for server_id in servers:
+        reply = await system.request(f"$SYS.REQ.SERVER.{server_id}.RELOAD", b"", timeout=10)
+        error = json.loads(reply.data).get("error")
+        if error:
+            raise HubNatsError(f"nats-server {server_id} refused its new configuration: {error}")
+    log.info("hub nats: configuration reloaded on %d server(s)", len(servers))
 
 
-async def _kick(system: Client, server_id: str, accounts: set[str]) -> None:
+async def _kick(system: Client, servers: list[str], accounts: set[str]) -> None:
     if not accounts:
         return
-    reply = await system.request(f"$SYS.REQ.SERVER.{server_id}.LEAFZ", b"{}", timeout=5)
-    for leaf in json.loads(reply.data).get("data", {}).get("leafs", []):
-        if leaf.get("account") in accounts:
-            request = json.dumps({"cid": leaf["id"]}).encode()
-            await system.request(f"$SYS.REQ.SERVER.{server_id}.KICK", request, timeout=5)
-            log.warning(
-                "hub nats: cut the leaf link of %s (%s): its credentials no longer hold",
-                leaf.get("account"),
-                leaf.get("name"),
-            )
+    for server_id in servers:
+        reply = await system.request(f"$SYS.REQ.SERVER.{server_id}.LEAFZ", b"{}", timeout=5)
+        for leaf in json.loads(reply.data).get("data", {}).get("leafs", []):
+            if leaf.get("account") in accounts:
+                request = json.dumps({"cid": leaf["id"]}).encode()
+                await system.request(f"$SYS.REQ.SERVER.{server_id}.KICK", request, timeout=5)
+                log.warning(
+                    "hub nats: cut the leaf link of %s (%s): its credentials no longer hold",
+                    leaf.get("account"),
+                    leaf.get("name"),
+                )
 
 
 async def _answers(hub: Client, org: str) -> bool:
