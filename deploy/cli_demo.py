@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from deploy.cli_language import _
-from deploy.demo import DemoPorts, demo_network, start_demo
-from deploy.demo_control import DemoControl, ask
+from deploy.demo import DemoPorts, demo_network, retire_earlier_data, start_demo
+from deploy.demo_control import DemoControl, ask, is_running
 from deploy.processes import StartupFailed
 
 DEMO_ROOT = Path(".relais/demo")
@@ -38,6 +38,14 @@ def demo(
     ports = DemoPorts(
         http=http_port, nats=nats_port, monitor=nats_port + 4000, leaf=nats_port + 3200
     )
+    if not is_running(root) and (aside := retire_earlier_data(root)) is not None:
+        typer.echo(
+            _(
+                "The demo data in %(root)s was made by an earlier release of Relais, which"
+                " cannot reuse it: moved to %(aside)s. Starting a new demo."
+            )
+            % {"root": root, "aside": aside}
+        )
     asyncio.run(_run_demo(root, ports))
 
 

@@ -43,6 +43,26 @@ class DemoPorts:
     leaf: int = 7422
 
 
+# The demo folder's layout: 2 since each organisation has its own NATS account on the hub (the
+# streams of an earlier demo, all in one account, cannot be taken over).
+LAYOUT, LAYOUT_FILE = "2", "layout"
+
+
+def retire_earlier_data(root: Path) -> Path | None:
+    """Move aside a demo folder made by an earlier release that this one cannot reuse (its data
+    is the demo's own: nothing real is lost), and return where it went; then mark ``root``."""
+    aside = None
+    marker = root / LAYOUT_FILE
+    if root.exists() and any(root.iterdir()):
+        if marker.exists() and marker.read_text().strip() == LAYOUT:
+            return None
+        aside = root.with_name(f"{root.name}.before-{time.strftime('%Y%m%dT%H%M%S')}")
+        root.rename(aside)
+    root.mkdir(parents=True, exist_ok=True)
+    marker.write_text(LAYOUT + "\n")
+    return aside
+
+
 def demo_network(
     root: Path, ports: DemoPorts = DemoPorts(), orgs: tuple[DemoOrg, ...] = MEMBERS
 ) -> Network:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,16 @@ WATCH_LIMIT = 120.0  # seconds the story waits for a backlog to cross before giv
 
 def socket_path(root: Path) -> Path:
     return root / SOCKET
+
+
+def is_running(root: Path) -> bool:
+    """Whether a demo answers on ``root``'s control socket (a killed one leaves the file)."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(socket_path(root)))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
