@@ -9,7 +9,7 @@ import typer
 from deploy.cli_access import token_app, user_app
 from deploy.cli_audit import audit_app
 from deploy.cli_demo import demo_app
-from deploy.cli_network import hub_app, node_init, node_join
+from deploy.cli_network import hub_app, node_init, node_join, node_rekey
 from deploy.cli_status import status
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(audit_app, name="audit", help="The node's tamper-evident audit log
 app.add_typer(hub_app, name="hub")
 node_app.command("init")(node_init)
 node_app.command("join")(node_join)
+node_app.command("rekey")(node_rekey)
 app.add_typer(demo_app, name="demo")
 
 

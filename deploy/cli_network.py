@@ -10,6 +10,7 @@ it, and ``relais node run`` checks it at every start.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,12 +29,24 @@ from deploy.joining import (
     load_hub,
 )
 from shared.contracts.directory import LocalisedText, MembershipStatus, OrganisationPublished
+from shared.crypto import NodeKeys
 from shared.errors import DomainError
-from shared.joining import Application, Credentials, read_application
+from shared.joining import (
+    NEW_NKEY_SEED_FILE,
+    NKEY_SEED_FILE,
+    Application,
+    Credentials,
+    KeyChange,
+    load_or_create_nkey,
+    make_key_change,
+    nkey_public,
+    read_application,
+)
 from shared.text import gettext as _
 
 hub_app = typer.Typer(help="The secretariat's hub: its CA, and admitting new nodes.")
 HUB_DIR, NODE_DIR = Path(".relais/hub"), Path(".relais/node")
+KEY_CHANGE_FILE = "nkey-change.json"
 
 
 def _fail(message: str) -> typer.Exit:
@@ -115,15 +128,29 @@ def hub_renew(
     folder: Annotated[Path, typer.Option("--dir", help="the hub's material")] = HUB_DIR,
     valid_days: Annotated[float, typer.Option(help="how long the credentials hold")] = 365,
     out: Annotated[Path | None, typer.Option(help="where to write the credentials")] = None,
+    key_change: Annotated[
+        Path | None,
+        typer.Option(help="the node's key change file (relais node rekey): a new NATS key"),
+    ] = None,
 ) -> None:
-    """Renew an admitted organisation's credentials from today (the same key) and write the
-    file to send back to it; a node refused for expired credentials links again at once."""
+    """Renew an admitted organisation's credentials from today and write the file to send
+    back to it: the same key (a node refused for expired credentials links again at once), or
+    with --key-change its new one (the old key's link is cut at once)."""
+    body: dict[str, Any] = {"valid_days": valid_days}
+    if key_change is not None:
+        try:
+            body["key_change"] = KeyChange.model_validate_json(key_change.read_bytes()).model_dump(
+                mode="json"
+            )
+        except (OSError, ValidationError) as exc:
+            raise _fail(
+                _("relais hub renew: cannot read %(path)s: %(error)s")
+                % {"path": key_change, "error": exc}
+            ) from None
     hub = load_hub(folder)
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=hub_url, headers=headers, timeout=30) as client:
-        response = client.post(
-            f"/api/v1/directory/organisations/{org}/credentials", json={"valid_days": valid_days}
-        )
+        response = client.post(f"/api/v1/directory/organisations/{org}/credentials", json=body)
     if response.status_code >= 400:
         detail = response.json().get("detail", response.text)
         raise _fail(_("relais hub renew: the hub refused: %(detail)s") % {"detail": detail})
@@ -204,7 +231,12 @@ def node_join(
         applied = Application.model_validate_json((folder / APPLICATION_FILE).read_bytes())
     except (OSError, ValidationError) as exc:
         raise _fail(_("relais node join: %(error)s") % {"error": exc}) from None
-    if issued.org_id != applied.org_id or issued.nkey != applied.nkey:
+    current = nkey_public(load_or_create_nkey(folder))
+    pending = folder / NEW_NKEY_SEED_FILE
+    replacing = pending.exists() and issued.nkey == nkey_public(
+        load_or_create_nkey(folder, NEW_NKEY_SEED_FILE)
+    )
+    if issued.org_id != applied.org_id or (issued.nkey != current and not replacing):
         raise _fail(
             _("relais node join: these credentials are not for this node (%(org)s)")
             % {"org": applied.org_id}
@@ -217,8 +249,10 @@ def node_join(
             )
             % {"ours": applied.hub, "theirs": issued.hub}
         )
+    if replacing:  # the hub took the new key: the old one is worthless from now on
+        os.replace(pending, folder / NKEY_SEED_FILE)
     path, ca = install_credentials(folder, issued)
-    seed = (folder / "nats.nkey").read_text().strip()
+    seed = (folder / NKEY_SEED_FILE).read_text().strip()
     remote = {
         "urls": issued.hub_leaf_urls,
         "nkey": seed,
@@ -235,4 +269,27 @@ def node_join(
             " (include it in the leafnodes block of the node's nats-server)."
         )
         % {"file": path, "conf": conf}
+    )
+
+
+def node_rekey(
+    folder: Annotated[Path, typer.Option("--dir", help="the node's folder")] = NODE_DIR,
+) -> None:
+    """Make a new NATS key for this node and the signed request to send to the secretariat
+    (its seed believed stolen, or routine rotation); the current key works until then."""
+    try:
+        applied = Application.model_validate_json((folder / APPLICATION_FILE).read_bytes())
+    except (OSError, ValidationError) as exc:
+        raise _fail(_("relais node rekey: %(error)s") % {"error": exc}) from None
+    new = nkey_public(load_or_create_nkey(folder, NEW_NKEY_SEED_FILE))
+    change = make_key_change(NodeKeys.load_or_create(folder), applied.org_id, new)
+    target = folder / KEY_CHANGE_FILE
+    target.write_text(change.model_dump_json(indent=2))
+    typer.echo(
+        _(
+            "New NATS key made. Send %(file)s to the secretariat (relais hub renew"
+            " --key-change); install the credentials it sends back with relais node join, then"
+            " restart this node's nats-server."
+        )
+        % {"file": target}
     )

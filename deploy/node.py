@@ -21,7 +21,7 @@ from services.directory.main import service as directory
 from services.notifications.main import service as notifications
 from services.referrals.main import service as referrals
 from shared.auth import service as auth
-from shared.joining import Credentials
+from shared.joining import NKEY_SEED_FILE, Credentials, load_or_create_nkey, nkey_public
 from shared.service import Service
 from shared.settings import NodeSettings
 from shared.text import gettext as _
@@ -80,6 +80,12 @@ def credentials_problem(settings: NodeSettings) -> str | None:
             "theirs": issued.hub_domain,
             "ours": settings.hub_domain,
         }
+    seed = settings.key_dir / NKEY_SEED_FILE
+    if seed.exists() and nkey_public(load_or_create_nkey(settings.key_dir)) != issued.nkey:
+        return _(
+            "the credentials are for another NATS key than this node's (%(path)s): install"
+            " the ones issued for it (relais node join)"
+        ) % {"path": seed}
     if issued.expired():
         return _("the credentials expired on %(when)s: ask the secretariat for new ones") % {
             "when": issued.expires_at.isoformat(timespec="minutes")

@@ -27,6 +27,7 @@ from shared.contracts.directory import ORG_ID, KeyUse, MembershipStatus, Organis
 from shared.errors import Forbidden, Invalid
 
 NKEY_SEED_FILE = "nats.nkey"
+NEW_NKEY_SEED_FILE = "nats.nkey.new"  # made by ``relais node rekey``, until the hub takes it
 NKEY_PATTERN = r"^U[A-Z2-7]{55}$"
 
 
@@ -64,10 +65,53 @@ class Credentials(BaseModel):
         return (now or datetime.now(UTC)) >= self.expires_at
 
 
-def load_or_create_nkey(folder: Path) -> nkeys.KeyPair:
+class KeyChange(BaseModel):
+    """A node's request for a new NATS key (its seed believed stolen, or routine rotation),
+    signed by the organisation's signing key that the directory holds."""
+
+    org_id: str = Field(pattern=ORG_ID)
+    nkey: str = Field(pattern=NKEY_PATTERN, description="public half of the new NATS key")
+    requested_at: datetime
+    key_id: str = Field(min_length=4, max_length=64)
+    signature: str = Field(min_length=10, max_length=200)
+
+    def signed_part(self) -> dict[str, object]:
+        return self.model_dump(mode="json", exclude={"key_id", "signature"})
+
+
+def make_key_change(keys: crypto.NodeKeys, org_id: str, nkey: str) -> KeyChange:
+    draft = {"org_id": org_id, "nkey": nkey, "requested_at": datetime.now(UTC)}
+    unsigned = KeyChange(**draft, key_id="unsigned", signature="-" * 10)
+    key_id, signature = keys.sign(unsigned.signed_part())
+    return unsigned.model_copy(update={"key_id": key_id, "signature": signature})
+
+
+def check_key_change(change: KeyChange, record: OrganisationPublished) -> None:
+    """``Forbidden`` unless ``change`` is signed by a signing key of ``record``."""
+    if change.org_id != record.org_id:
+        raise Invalid("the key change is for another organisation", field="key_change.org_id")
+    _check_nkey(change.nkey)
+    key = next(
+        (k for k in record.keys if k.use is KeyUse.SIGNING and k.key_id == change.key_id), None
+    )
+    if key is None:
+        raise Forbidden(
+            "the key change is not signed with a key the directory holds for the organisation",
+            field="key_change.key_id",
+        )
+    try:
+        crypto.verify(change.signed_part(), change.signature, key.public_key)
+    except Forbidden:
+        raise Forbidden(
+            "the key change's signature does not match the organisation's key",
+            field="key_change.signature",
+        ) from None
+
+
+def load_or_create_nkey(folder: Path, name: str = NKEY_SEED_FILE) -> nkeys.KeyPair:
     """The node's NATS user key from ``folder``, made there (readable by this user only)."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / NKEY_SEED_FILE
+    path = folder / name
     if not path.exists():
         seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -21,7 +21,7 @@ from shared.auth import Principal, Role, require
 from shared.contracts.directory import CODE, ORG_ID, Capacity, OrganisationPublished
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.federation import account
-from shared.joining import Application
+from shared.joining import Application, KeyChange
 from shared.service import ServiceContext, context_of
 
 router = APIRouter()
@@ -145,12 +145,19 @@ class Renewal(BaseModel):
     valid_days: float = Field(
         default=365, gt=0, le=3650, description="how long the renewed credentials hold"
     )
+    key_change: KeyChange | None = Field(
+        default=None, description="the node's signed request for a new NATS key (relais node rekey)"
+    )
 
 
 @router.post(
     "/organisations/{org_id}/credentials",
-    summary="Renew the organisation's NATS credentials from now (hub only); its same key",
-    responses={404: {"description": "the organisation was never admitted"}},
+    summary="Renew the organisation's NATS credentials from now (hub only): the same key, or"
+    " the new one of its signed key change",
+    responses={
+        404: {"description": "the organisation was never admitted"},
+        403: {"description": "the key change is not signed by the organisation's key"},
+    },
 )
 async def renew_credential(
     org_id: OrgId, renewal: Renewal, ctx: Context, principal: Coordinator
@@ -158,7 +165,7 @@ async def renew_credential(
     if not ctx.settings.is_hub:
         raise Forbidden("only the hub issues credentials")
     nkey, issued_at, expires_at = await handlers.renew_leaf_credential(
-        ctx, org_id, renewal.valid_days, audit_trail.actor_of(principal)
+        ctx, org_id, renewal.valid_days, audit_trail.actor_of(principal), renewal.key_change
     )
     return _credential(ctx, org_id, nkey, issued_at, expires_at)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime, timedelta
 
 from services.directory import domain, matching, search, store
@@ -26,7 +26,7 @@ from shared.db import Connection
 from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from shared.events import BROADCAST, CloudEvent, Payload
 from shared.federation import Member
-from shared.joining import Application, check_application
+from shared.joining import Application, KeyChange, check_application, check_key_change
 from shared.nats_accounts import OrgAccount, render_accounts
 from shared.service import ServiceContext
 
@@ -99,10 +99,11 @@ async def _publish(
     return accepted
 
 
-async def ensure_hub_topology(ctx: ServiceContext) -> None:
+async def ensure_hub_topology(ctx: ServiceContext, cut: Collection[str] = ()) -> None:
     """On the hub: every admitted organisation's NATS account (its user only while it is active
     and its credentials hold), then the FROM_/TO_ streams in it, ROUTER, and the consumers
-    their sources name."""
+    their sources name. The links of the orgs in ``cut`` are dropped even if they may connect
+    (a replaced key: a reload does not end a link made with the old one)."""
     if not ctx.settings.is_hub:
         return
     settings = ctx.settings
@@ -125,7 +126,7 @@ async def ensure_hub_topology(ctx: ServiceContext) -> None:
                 system_url=settings.nats_system_url,
                 hub=ctx.bus.nc,
                 connected=[a.org for a in accounts],
-                cut=[org for org in credentials if org not in _may_connect(accounts)],
+                cut=[org for org in credentials if org in cut or org not in _may_connect(accounts)],
             )
         await _ensure_streams(ctx, [Member(a.org, a.org) for a in accounts])
 
@@ -209,29 +210,39 @@ async def leaf_credential(ctx: ServiceContext, org_id: str) -> tuple[str, dateti
 
 
 async def renew_leaf_credential(
-    ctx: ServiceContext, org_id: str, valid_days: float, actor: audit_trail.Actor
+    ctx: ServiceContext,
+    org_id: str,
+    valid_days: float,
+    actor: audit_trail.Actor,
+    key_change: KeyChange | None = None,
 ) -> tuple[str, datetime, datetime]:
-    """On the hub: an admitted organisation's same NATS key, valid ``valid_days`` from now;
-    its leaf links again at once if it was refused for expired credentials."""
+    """On the hub: an admitted organisation's NATS credentials, valid ``valid_days`` from now,
+    for the same key or, with ``key_change`` signed by the organisation, for its new one (the
+    old key's link is cut at once). A node refused for expired credentials links again."""
     issued = datetime.now(UTC)
     expires = issued + timedelta(days=valid_days)
     async with ctx.pool.acquire() as conn, conn.transaction():
         found = (await store.leaf_credentials(conn)).get(org_id)
-        if found is None:
+        record = await store.get_organisation(conn, org_id)
+        if found is None or record is None:
             raise NotFound(
                 f"{org_id} has no NATS credentials: admit its application", field="org_id"
             )
-        await store.save_leaf_credential(conn, org_id, found[0], issued, expires)
+        nkey = found[0]
+        if key_change is not None:
+            check_key_change(key_change, record)
+            nkey = key_change.nkey
+        await store.save_leaf_credential(conn, org_id, nkey, issued, expires)
         await audit_trail.record(
             conn,
             SCHEMA,
             actor=actor,
-            action="credentials.renewed",
+            action="credentials.renewed" if key_change is None else "credentials.rekeyed",
             object=f"organisation:{org_id}",
-            content={"expires_at": expires.isoformat()},
+            content={"expires_at": expires.isoformat(), "nkey": nkey},
         )
-    await ensure_hub_topology(ctx)
-    return found[0], issued, expires
+    await ensure_hub_topology(ctx, cut=[org_id] if nkey != found[0] else [])
+    return nkey, issued, expires
 
 
 async def next_credential_expiry(ctx: ServiceContext) -> datetime | None:
