@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from deploy.cli_language import _
 from deploy.demo import DemoPorts, demo_network, retire_earlier_data, start_demo
 from deploy.demo_control import DemoControl, ask, is_running
 from deploy.processes import StartupFailed
+from shared.text import gettext as _
 
 DEMO_ROOT = Path(".relais/demo")
 demo_app = typer.Typer(

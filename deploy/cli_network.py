@@ -47,6 +47,12 @@ from shared.text import gettext as _
 hub_app = typer.Typer(help="The secretariat's hub: its CA, and admitting new nodes.")
 HUB_DIR, NODE_DIR = Path(".relais/hub"), Path(".relais/node")
 KEY_CHANGE_FILE = "nkey-change.json"
+# The options ``hub admit`` and ``hub renew`` share.
+HubUrl = Annotated[str, typer.Option(help="the hub's Relais, e.g. http://127.0.0.1:8000")]
+Token = Annotated[str, typer.Option(envvar="RELAIS_TOKEN", help="a coordinator's token")]
+HubFolder = Annotated[Path, typer.Option("--dir", help="the hub's material")]
+ValidDays = Annotated[float, typer.Option(help="how long the credentials hold")]
+Out = Annotated[Path | None, typer.Option(help="where to write the credentials")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -78,11 +84,11 @@ def hub_init(
 @hub_app.command("admit")
 def hub_admit(
     application: Annotated[Path, typer.Argument(help="the application file a node sent")],
-    hub_url: Annotated[str, typer.Option(help="the hub's Relais, e.g. http://127.0.0.1:8000")],
-    token: Annotated[str, typer.Option(envvar="RELAIS_TOKEN", help="a coordinator's token")],
-    folder: Annotated[Path, typer.Option("--dir", help="the hub's material")] = HUB_DIR,
-    valid_days: Annotated[float, typer.Option(help="how long the credentials hold")] = 365,
-    out: Annotated[Path | None, typer.Option(help="where to write the credentials")] = None,
+    hub_url: HubUrl,
+    token: Token,
+    folder: HubFolder = HUB_DIR,
+    valid_days: ValidDays = 365,
+    out: Out = None,
 ) -> None:
     """Admit a node's organisation and write the credentials to send back to it."""
     try:
@@ -123,11 +129,11 @@ def hub_admit(
 @hub_app.command("renew")
 def hub_renew(
     org: Annotated[str, typer.Argument(help="the organisation whose credentials to renew")],
-    hub_url: Annotated[str, typer.Option(help="the hub's Relais, e.g. http://127.0.0.1:8000")],
-    token: Annotated[str, typer.Option(envvar="RELAIS_TOKEN", help="a coordinator's token")],
-    folder: Annotated[Path, typer.Option("--dir", help="the hub's material")] = HUB_DIR,
-    valid_days: Annotated[float, typer.Option(help="how long the credentials hold")] = 365,
-    out: Annotated[Path | None, typer.Option(help="where to write the credentials")] = None,
+    hub_url: HubUrl,
+    token: Token,
+    folder: HubFolder = HUB_DIR,
+    valid_days: ValidDays = 365,
+    out: Out = None,
     key_change: Annotated[
         Path | None,
         typer.Option(help="the node's key change file (relais node rekey): a new NATS key"),

@@ -24,8 +24,8 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from deploy.cli_language import _
 from deploy.demo_control import ask
+from shared.text import gettext as _
 
 Report = dict[str, Any]
 

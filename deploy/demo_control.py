@@ -25,11 +25,11 @@ from typing import Any
 import nats
 from nats.js import JetStreamContext
 
-from deploy.cli_language import _
 from deploy.network import Network, NodePlan
 from deploy.processes import StartupFailed
 from shared.federation import INBOX, OUTBOX, account_api
 from shared.ops import last_sourced
+from shared.text import gettext as _
 
 SOCKET = "control.sock"
 WATCH_LIMIT = 120.0  # seconds the story waits for a backlog to cross before giving up on it
