@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy import tls
-from shared.contracts.directory import OrganisationPublished
+from shared.contracts.directory import OrganisationPublished, PublicKey
 from shared.crypto import NodeKeys
 from shared.federation import HUB_ACCOUNT
 from shared.joining import (
@@ -123,6 +123,9 @@ def init_node(folder: Path, record: OrganisationPublished, hub: str) -> Applicat
     ``folder/application.json``."""
     keys = NodeKeys.load_or_create(folder)
     nkey = nkey_public(load_or_create_nkey(folder))
+    # The record carries the node's own public keys: the hub checks the signature with them.
+    public = [PublicKey.model_validate(key) for key in keys.public_keys()]
+    record = record.model_copy(update={"keys": public})
     application = make_application(keys, nkey, record, hub)
     (folder / APPLICATION_FILE).write_text(application.model_dump_json(indent=2))
     return application
