@@ -29,6 +29,9 @@ OrgId = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,30}$")]
 FIGURES = "/api/v1/audit/figures"
 REASON_NEEDED = N_("Say why: the organisation is told.")
 MEMBERSHIP_DONE = N_("Done: the directory publishes the change to every node.")
+APPLICATION_RECORDED = N_(
+    "The application is recorded: the organisation waits below for you to admit or reject it."
+)
 # What "at a glance" covers: the flows, overdue referrals and times to answer of the recent
 # weeks (the work of now, and a bounded query however long the network's history), and the
 # volumes of the last twelve months.
@@ -61,8 +64,11 @@ def _pairs(params: dict[str, Any]) -> list[tuple[str, str | int | float | bool |
 
 
 @router.get("/network")
-async def network_page(request: Request, principal: Coordinator, done: int = 0) -> Response:
-    return await _page(request, principal, notice=MEMBERSHIP_DONE if done else None)
+async def network_page(
+    request: Request, principal: Coordinator, done: int = 0, applied: int = 0
+) -> Response:
+    notice = APPLICATION_RECORDED if applied else MEMBERSHIP_DONE if done else None
+    return await _page(request, principal, notice=notice)
 
 
 async def _page(
@@ -285,4 +291,6 @@ async def change_membership(
             typed_reason=reason,
             status_code=refused.status,
         )
+    if action == "admit":  # what the coordinator does next: give it its credentials file
+        return RedirectResponse(f"/network/members/{org_id}/credentials?admitted=1", 303)
     return RedirectResponse("/network?done=1", status_code=303)

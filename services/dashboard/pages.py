@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from services.dashboard import (
     admin_pages,
     audit_pages,
+    joining_pages,
     login_token,
     network_pages,
     notification_admin_pages,
@@ -77,6 +78,7 @@ for section in (
     profile_pages,
     admin_pages,
     network_pages,
+    joining_pages,
     notification_pages,
     notification_admin_pages,
     audit_pages,
