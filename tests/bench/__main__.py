@@ -10,6 +10,9 @@ Starts the real servers (no nodes) and, on them:
    to amal after its nats-server was down, and ``--hub-backlog`` after the hub's was;
 5. a hub of three servers with R3 streams (``tests.bench.hub_cluster``): ``--cluster-events``
    sanad → amal with all three up, with one killed under load, and with one down;
+5b. one hub with N member accounts (``tests.bench.hub_scale``), for each N of
+   ``--scale-orgs``: ``--scale-events`` sanad → amal, the hub's CPU and memory, the topology's
+   declaration time;
 6. referrals end to end (``tests.bench.referrals``), on a network of its own with node
    processes: sustained referrals/s from sanad to amal, and create → received latency at a
    fixed offered load, beside scenario A's raw pipeline;
@@ -31,7 +34,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.bench import audit, hub_cluster, match, referrals, replica, report, store_forward, web
+from tests.bench import (
+    audit,
+    hub_cluster,
+    hub_scale,
+    match,
+    referrals,
+    replica,
+    report,
+    store_forward,
+    web,
+)
 from tests.bench.measure import Arrivals, Figures, ScenarioFailed
 from tests.bench.scenarios import Scenario, scenarios
 from tests.bench.topology import SUBJECT, Federation, federation
@@ -83,6 +96,15 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--cluster-events", type=positive, default=3000, help="events per hub-cluster run (3000)"
+    )
+    parser.add_argument(
+        "--scale-orgs",
+        type=hub_scale.org_counts,
+        default=list(hub_scale.DEFAULT_ORGS),
+        help="member accounts on the one hub, one run each (2,25,100)",
+    )
+    parser.add_argument(
+        "--scale-events", type=positive, default=3000, help="events per hub-scale run (3000)"
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds per scenario (120)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' folder and logs")
@@ -147,6 +169,7 @@ async def bench(args: argparse.Namespace) -> int:
         stored = await store_forward.run(fed, args.backlog, args.hub_backlog, args.timeout, say)
     say(f"hub cluster: three servers, R3 streams, {args.cluster_events} events per run")
     clustered = await hub_cluster.run(say, args.cluster_events, args.timeout)
+    scaled = await hub_scale.run(say, args.scale_orgs, args.scale_events, args.timeout)
     referred = await referrals.run(
         say,
         count=args.referrals,
@@ -172,6 +195,7 @@ async def bench(args: argparse.Namespace) -> int:
         audit.table(audited),
         store_forward.table(stored),
         hub_cluster.table(clustered),
+        hub_scale.table(scaled),
         web.table(rendered),
     ):
         print()
@@ -204,6 +228,7 @@ async def bench(args: argparse.Namespace) -> int:
             "audit": audited,
             "store_and_forward": stored,
             "hub_cluster": clustered,
+            "hub_scale": scaled,
             "web_pages": rendered,
             "server_log_problems": fed.log_problems,
         },
@@ -217,6 +242,7 @@ async def bench(args: argparse.Namespace) -> int:
         or "error" in audited
         or any("error" in stored[key] for key in ("node_outage", "hub_outage"))
         or "error" in clustered
+        or "error" in scaled
         or "error" in rendered
     )
     return 1 if failed else 0
