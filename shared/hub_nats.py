@@ -22,10 +22,13 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import StreamConfig
 
 from shared.bus import Bus
 from shared.federation import (
+    ROUTER,
     Member,
+    SourceConsumer,
     account,
     account_api,
     hub_member_consumers,
@@ -142,21 +145,28 @@ async def _answers(hub: Client, org: str) -> bool:
 async def declare_hub_streams(
     bus: Bus, own: Member, members: Sequence[Member], *, hub_domain: str, replicas: int = 1
 ) -> None:
-    """The hub's streams and source consumers, in the order the sources need them: each
-    member's ``FROM_`` (in its account) and the consumer ``ROUTER`` names on it, ``ROUTER``,
-    then the consumers on ``ROUTER`` and each ``TO_`` (in the member's account)."""
-    after = []
-    for member in [own, *sorted(members, key=lambda m: m.org)]:
+    """The hub's streams and source consumers, each after what it sources from: every
+    ``FROM_`` (a member's in its account) and the consumer ``ROUTER`` names on it, then
+    ``ROUTER``, then per member the consumer on ``ROUTER`` that its ``TO_`` names, the ``TO_``
+    and the consumer on it that the member's ``INBOX`` names."""
+    chosen = [own, *sorted(members, key=lambda m: m.org)]
+    later: list[tuple[Member, StreamConfig, list[SourceConsumer]]] = []
+    for member in chosen:
         api = None if member == own else account_api(member.org)
-        for stream in hub_member_streams(member, hub_domain=hub_domain, replicas=replicas):
-            await bus.ensure_stream(stream, api=api)
-        if member != own:
-            before, later = hub_member_consumers(member)
-            for consumer in before:
-                await bus.ensure_consumer(consumer)
-            after += later
+        origin, routed = hub_member_streams(member, hub_domain=hub_domain, replicas=replicas)
+        await bus.ensure_stream(origin, api=api)
+        before, after = ([], []) if member == own else hub_member_consumers(member)
+        for consumer in before:
+            await bus.ensure_consumer(consumer)
+        later.append((member, routed, after))
     await bus.ensure_stream(
         router_stream([own, *members], hub_domain=hub_domain, replicas=replicas)
     )
-    for consumer in after:
-        await bus.ensure_consumer(consumer)
+    for member, routed, after in later:
+        on_router = [c for c in after if c.stream == ROUTER]
+        on_share = [c for c in after if c.stream != ROUTER]
+        for consumer in on_router:
+            await bus.ensure_consumer(consumer)
+        await bus.ensure_stream(routed, api=None if member == own else account_api(member.org))
+        for consumer in on_share:
+            await bus.ensure_consumer(consumer)

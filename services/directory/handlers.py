@@ -195,9 +195,11 @@ async def apply_for_membership(
         expires = issued + timedelta(days=valid_days)
         await store.save_leaf_credential(conn, org_id, application.nkey, issued, expires)
 
-    return await _publish(
+    published = await _publish(
         ctx, org_id, new, actor=actor, action="membership.applied", also=credential
     )
+    credentials_changed.set()
+    return published
 
 
 async def leaf_credential(ctx: ServiceContext, org_id: str) -> tuple[str, datetime, datetime]:
@@ -241,8 +243,14 @@ async def renew_leaf_credential(
             object=f"organisation:{org_id}",
             content={"expires_at": expires.isoformat(), "nkey": nkey},
         )
+    credentials_changed.set()
     await ensure_hub_topology(ctx, cut=[org_id] if nkey != found[0] else [])
     return nkey, issued, expires
+
+
+# Set when an organisation's credentials are stored, so that the expiry watch (main.py)
+# looks again at once rather than at the end of the wait it had started.
+credentials_changed = asyncio.Event()
 
 
 async def next_credential_expiry(ctx: ServiceContext) -> datetime | None:

@@ -4,6 +4,7 @@ federation streams of every organisation it knows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,11 +37,13 @@ async def _recheck(ctx: ServiceContext, every: float = 30.0) -> None:
     seconds), so that credentials that run out are refused at once."""
     while True:
         try:
+            handlers.credentials_changed.clear()  # before reading: a change after it wakes us
             expiry = await handlers.next_credential_expiry(ctx)
             wait = every
             if expiry is not None:
                 wait = min(every, max((expiry - datetime.now(UTC)).total_seconds(), 0) + 0.1)
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):  # woken early by new credentials
+                await asyncio.wait_for(handlers.credentials_changed.wait(), wait)
             await handlers.ensure_hub_topology(ctx)
         except Exception:  # the next round tries again; the log says why
             log.exception("hub: checking the roster's NATS accounts failed")
