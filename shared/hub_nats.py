@@ -11,6 +11,7 @@ account afterwards and the reload repeated until it answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import StreamConfig
+from nats.js.errors import NotFoundError
 
 from shared.bus import Bus
 from shared.federation import (
@@ -34,6 +36,7 @@ from shared.federation import (
     hub_member_consumers,
     hub_member_streams,
     router_stream,
+    to_consumer,
 )
 
 log = logging.getLogger(__name__)
@@ -140,6 +143,21 @@ async def _answers(hub: Client, org: str) -> bool:
     except (NoRespondersError, NatsTimeout):
         return False
     return True
+
+
+async def retire_members(orgs: Collection[str], bus: Bus) -> None:
+    """Delete the hub's streams of organisations that left, and the consumer on ``ROUTER``
+    that fed them, before their accounts leave the configuration: nats-server reports a
+    JetStream account it holds assets for but cannot resolve as unhealthy. Nothing to do for
+    an organisation already retired (its account answers no more)."""
+    for org in orgs:
+        js = bus.nc.jetstream(prefix=account_api(org), timeout=2)
+        for stream in (f"TO_{org}", f"FROM_{org}"):
+            with contextlib.suppress(NotFoundError, NoRespondersError, NatsTimeout):
+                if await js.delete_stream(stream):
+                    log.warning("hub nats: %s left the network: its stream %s deleted", org, stream)
+        with contextlib.suppress(NotFoundError, NoRespondersError, NatsTimeout):
+            await bus.js.delete_consumer(ROUTER, to_consumer(org))
 
 
 async def declare_hub_streams(

@@ -112,6 +112,8 @@ async def ensure_hub_topology(ctx: ServiceContext, cut: Collection[str] = ()) ->
             records = {r.org_id: r for r in await store.list_organisations(conn)}
             credentials = await store.leaf_credentials(conn)
         accounts = _accounts(records, credentials, settings.org)
+        left = [org for org, r in records.items() if r.status is MembershipStatus.LEFT]
+        await hub_nats.retire_members([org for org in left if org in credentials], ctx.bus)
         if settings.nats_accounts_file is None or settings.nats_system_url is None:
             if accounts:
                 log.error(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 
 from deploy import nats_server
@@ -30,6 +31,7 @@ from deploy.network import Network
 from deploy.node import credentials_problem
 from deploy.ports import free_ports
 from shared.crypto import NodeKeys
+from shared.federation import account_api
 from shared.joining import NKEY_SEED_FILE, Credentials, load_or_create_nkey, nkey_public
 from shared.settings import NodeSettings
 from tests.e2e.conftest import client, user
@@ -266,3 +268,41 @@ class TestJoiningWithTheCommandLine:
         assert code != 0
         assert "the credentials come from other-hub.example:7422" in out
         assert (joined.folder / CREDENTIALS_FILE).read_bytes() == installed
+
+
+async def test_an_organisation_that_leaves_takes_its_streams_and_the_hub_stays_healthy(
+    network: Network,
+    secretariat: Secretariat,
+    running_network: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """Its account leaves the hub's configuration, and its streams with it first: nats-server
+    calls itself unhealthy while it holds streams for an account it cannot resolve (and the
+    hub's nats-server then never passes its readiness check again)."""
+    org = a_new_org_id()
+    address = network.hub_material.address
+    assert (await relais("node", "init", "--org", org, "--hub", address, "--dir", tmp_path))[0] == 0
+    code, out = await relais(
+        "hub", "admit", tmp_path / APPLICATION_FILE, *secretariat.options(),
+        "--out", tmp_path / "creds.json",
+    )  # fmt: skip
+    assert code == 0, out
+    hub = await nats.connect(network.hub.nats_url)
+    try:
+        share = await hub.jetstream(prefix=account_api(org)).stream_info(f"TO_{org}")
+        assert share.config.name == f"TO_{org}"  # what leaving must take away
+        async with client(running_network, "hub", "coordinator") as api:
+            left = await api.post(
+                f"/api/v1/directory/organisations/{org}/membership", json={"action": "leave"}
+            )
+        assert left.status_code == 200, left.text
+        assert f"ORG_{org}" not in network.hub_material.accounts_file.read_text()
+        router = await hub.jetstream().stream_info("ROUTER")
+        assert f"FROM_{org}" not in [source.name for source in router.config.sources or []]
+    finally:
+        await hub.close()
+    async with httpx.AsyncClient(timeout=3) as http:
+        for _ in range(3):  # and it stays so
+            health = await http.get(f"http://127.0.0.1:{network.hub.monitor_port}/healthz")
+            assert health.status_code == 200, health.text
+            await asyncio.sleep(1)
