@@ -24,7 +24,7 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from shared.bus import Bus
 from shared.federation import (
@@ -145,6 +145,10 @@ async def _answers(hub: Client, org: str) -> bool:
     return True
 
 
+# What asking a retired organisation's account for its streams gives: nothing answers there.
+_GONE = (NotFoundError, ServiceUnavailableError, NoRespondersError, NatsTimeout)
+
+
 async def retire_members(orgs: Collection[str], bus: Bus) -> None:
     """Delete the hub's streams of organisations that left, and the consumer on ``ROUTER``
     that fed them, before their accounts leave the configuration: nats-server reports a
@@ -153,10 +157,10 @@ async def retire_members(orgs: Collection[str], bus: Bus) -> None:
     for org in orgs:
         js = bus.nc.jetstream(prefix=account_api(org), timeout=2)
         for stream in (f"TO_{org}", f"FROM_{org}"):
-            with contextlib.suppress(NotFoundError, NoRespondersError, NatsTimeout):
+            with contextlib.suppress(*_GONE):
                 if await js.delete_stream(stream):
                     log.warning("hub nats: %s left the network: its stream %s deleted", org, stream)
-        with contextlib.suppress(NotFoundError, NoRespondersError, NatsTimeout):
+        with contextlib.suppress(*_GONE):
             await bus.js.delete_consumer(ROUTER, to_consumer(org))
 
 
