@@ -26,7 +26,7 @@ from typing import Any
 import nats
 from nats.js import JetStreamContext
 
-from shared.federation import INBOX, OUTBOX
+from shared.federation import INBOX, OUTBOX, account_api
 from tests.bench.topology import Federation
 
 Say = Callable[[str], None]
@@ -59,7 +59,7 @@ async def _node_outage(fed: Federation, count: int, say: Say) -> dict[str, Any]:
     try:
         published = await _publish(fed.plan("sanad").nats_url, subject, count)
         waited = time.monotonic()
-        await _until(net.hub.nats_url, "TO_amal", subject, count)
+        await _until(net.hub.nats_url, "TO_amal", subject, count, api=account_api("amal"))
         at_hub = time.monotonic() - waited
         say(f"store-and-forward: {count} events wait at the hub (TO_amal); amal returns")
     finally:
@@ -82,7 +82,8 @@ async def _hub_outage(fed: Federation, count: int, say: Say) -> dict[str, Any]:
     finally:
         await net.supervisor.start(net.nats_process(hub))
     returned = time.monotonic()
-    first = await _until(hub.nats_url, f"FROM_{fed.plan('sanad').org}", subject, 1)
+    sanad = fed.plan("sanad").org
+    first = await _until(hub.nats_url, f"FROM_{sanad}", subject, 1, api=account_api(sanad))
     last = await _until(amal.nats_url, INBOX, subject, count)
     arrived = await _count(amal.nats_url, INBOX, subject)
     return _figures(count, published, None, first - returned, last - returned, arrived)
@@ -129,21 +130,25 @@ async def _publish(url: str, subject: str, count: int) -> float:
         await nc.close()
 
 
-async def _until(url: str, stream: str, subject: str, count: int) -> float:
-    """Poll until ``stream`` holds ``count`` messages on ``subject``; when (monotonic)."""
+async def _until(
+    url: str, stream: str, subject: str, count: int, *, api: str | None = None
+) -> float:
+    """Poll until ``stream`` holds ``count`` messages on ``subject``; when (monotonic).
+    ``api``: on the hub, a member's stream is in its own account's JetStream API."""
     while True:  # polling the server: nothing on this side to wait on
         try:
-            if await _count(url, stream, subject) >= count:
+            if await _count(url, stream, subject, api=api) >= count:
                 return time.monotonic()
         except Exception:  # the server is still starting, or the stream not yet recovered
             pass
         await asyncio.sleep(POLL)
 
 
-async def _count(url: str, stream: str, subject: str) -> int:
+async def _count(url: str, stream: str, subject: str, *, api: str | None = None) -> int:
     nc = await nats.connect(url, connect_timeout=1, allow_reconnect=False)
     try:
-        return await _held(nc.jetstream(timeout=2), stream, subject)
+        js = nc.jetstream(timeout=2) if api is None else nc.jetstream(prefix=api, timeout=2)
+        return await _held(js, stream, subject)
     finally:
         await nc.close()
 
