@@ -4,10 +4,7 @@ keeps the network log and refuses forged or contradictory checkpoints, loudly.""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,24 +16,8 @@ from shared.bus import Bus
 from shared.contracts.audit import AuditCheckpointed, checkpoint_document
 from shared.crypto import NodeKeys
 from shared.events import make_event, registry
-from tests.e2e.conftest import client, user
+from tests.e2e.conftest import client, relais, user
 from tests.waiting import eventually
-
-
-async def relais(*args: str) -> tuple[int, str]:
-    """Run the real command line, in English; its exit code and its output."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "deploy.cli",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "RELAIS_LANG": "en"},
-    )
-    out, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode()
 
 
 def credentials_file(creds: dict[str, Any], tmp_path: Path) -> Path:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,24 +32,8 @@ from shared.crypto import NodeKeys
 from shared.federation import account_api
 from shared.joining import NKEY_SEED_FILE, Credentials, load_or_create_nkey, nkey_public
 from shared.settings import NodeSettings
-from tests.e2e.conftest import client, user
+from tests.e2e.conftest import client, relais, user
 from tests.waiting import eventually
-
-
-async def relais(*args: str | Path) -> tuple[int, str]:
-    """Run the real command line, in English; its exit code and its output."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "deploy.cli",
-        *map(str, args),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "RELAIS_LANG": "en"},
-    )
-    out, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode()
 
 
 def a_new_org_id() -> str:
