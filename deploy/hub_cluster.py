@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from string import Template
 
 import httpx
 
 from deploy import nats_server
 from deploy.joining import Hub, init_hub
-from deploy.nats_config import TEMPLATES, NatsServerSpec
+from deploy.nats_config import NatsServerSpec
 from deploy.ports import free_ports
 from deploy.processes import ProcessSpec, Supervisor
 from shared.joining import load_or_create_nkey, nkey_public
@@ -48,17 +47,9 @@ class HubServer:
     def render(self, routes: list[str], config_dir: Path) -> str:
         """The configuration, for a file in ``config_dir`` (the accounts file is included by a
         path relative to it); the leaf port's TLS and the include are the single hub's."""
-        spec = self.spec
-        return Template((TEMPLATES / "hub-cluster.conf.tmpl").read_text()).substitute(
-            server_name=spec.name,
-            host=spec.host,
-            client_port=spec.client_port,
-            monitor_port=spec.monitor_port,
-            store_dir=str(spec.store_dir),
-            domain=spec.domain,
-            leaf_port=spec.leaf_port or "",
-            leaf_tls=spec._leaf_tls(),
-            accounts=spec._accounts(config_dir),
+        return self.spec.render(
+            config_dir,
+            template="hub-cluster.conf.tmpl",
             cluster_name=CLUSTER_NAME,
             cluster_port=self.cluster_port,
             routes=", ".join(f'"{route}"' for route in routes),

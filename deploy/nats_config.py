@@ -44,11 +44,15 @@ class NatsServerSpec:
         assert self.leaf_port is not None
         return f"nats-leaf://{self.host}:{self.leaf_port}"
 
-    def render(self, config_dir: Path | None = None) -> str:
+    def render(
+        self, config_dir: Path | None = None, *, template: str | None = None, **more: object
+    ) -> str:
         """The configuration, for a file in ``config_dir`` (nats-server includes only by a path
-        relative to the including file)."""
-        template = "hub.conf.tmpl" if self.is_hub else "leaf.conf.tmpl"
+        relative to the including file); ``template`` and ``more`` of its values: a server of
+        the hub cluster (deploy/hub_cluster.py)."""
+        template = template or ("hub.conf.tmpl" if self.is_hub else "leaf.conf.tmpl")
         return Template((TEMPLATES / template).read_text()).substitute(
+            more,
             server_name=self.name,
             host=self.host,
             client_port=self.client_port,
