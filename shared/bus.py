@@ -41,6 +41,7 @@ from shared.errors import (
 )
 from shared.events import BROADCAST, CloudEvent, Payload, parse_payload, registry
 from shared.federation import DEADLETTER, SourceConsumer
+from shared.supervision import Supervisor
 
 log = logging.getLogger(__name__)
 PUBLISHED = Counter("relais_events_published_total", "Events published to JetStream", ["type"])
@@ -127,7 +128,7 @@ class Bus:
     nc: Client
     js: JetStreamContext
     org: str
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    supervisor: Supervisor = field(default_factory=Supervisor)  # the consumers' pull loops
     _consuming: dict[str, bool] = field(default_factory=dict)
     _pulls: list[Any] = field(default_factory=list)  # nats-py's pull subscriptions
     _serving: list[Any] = field(default_factory=list)  # request/reply subscriptions
@@ -218,12 +219,25 @@ class Bus:
         await self.js.add_consumer(subscription.stream, config)
         key = f"{subscription.stream}/{subscription.durable}"
         self._consuming[key] = False
-        task = asyncio.create_task(self._pull(subscription, key), name=f"consume {key}")
-        self._tasks.append(task)
+        self.supervisor.start(f"consume {key}", lambda: self._pull(subscription, key))
 
     async def _pull(self, sub: Subscription, key: str) -> None:
+        """Fetch and deliver until the bus closes; a failure it cannot wait out here (an ack
+        on a lost connection, a consumer that vanished) ends it, and the supervisor binds it
+        again after a back-off."""
+        self._consuming[key] = False
         psub = await self.js.pull_subscribe_bind(sub.durable, sub.stream)
         self._pulls.append(psub)
+        try:
+            await self._fetch_and_deliver(sub, key, psub)
+        except Exception:
+            self._consuming[key] = False
+            self._pulls.remove(psub)
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+            raise
+
+    async def _fetch_and_deliver(self, sub: Subscription, key: str, psub: Any) -> None:
         while not self.closing:
             try:
                 messages = await psub.fetch(sub.batch, timeout=2)
@@ -381,7 +395,7 @@ class Bus:
     async def close(self) -> None:
         """Stop consuming, flush what was published, and close."""
         self.closing = True
-        await stop_tasks(self._tasks)
+        await self.supervisor.stop()
         for subscription in self._serving:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
@@ -414,17 +428,6 @@ def check_publishable(subject: str, event: CloudEvent) -> None:
 def _is_own_broadcast(subject: str, org: str) -> bool:
     tokens = subject.split(".")
     return len(tokens) > 3 and tokens[1] == "net" and tokens[2] == org and tokens[3] == BROADCAST
-
-
-async def stop_tasks(tasks: list[asyncio.Task[None]], *, grace: float = 5.0) -> None:
-    """Cancel background tasks and wait for them, a bounded time: shutdown never hangs."""
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            log.warning("%s did not stop within %.0fs; abandoning it", task.get_name(), grace)
-    tasks.clear()
 
 
 async def respond(handler: Responder, raw: bytes) -> dict[str, Any]:

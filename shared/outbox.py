@@ -22,6 +22,10 @@ from shared.db import Connection, Pool
 from shared.events import CloudEvent
 
 log = logging.getLogger(__name__)
+# What the relay waits out in place. asyncpg raises InterfaceError, not a PostgresError, when
+# the connection dies inside the transaction (a crashed or restarted PostgreSQL); anything else
+# ends the relay, and its supervisor restarts it.
+DATABASE_OR_BROKER_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 UNSENT = Gauge(
     "relais_outbox_unsent",
     "Events written by a service but not yet acknowledged by the broker (counted while it fails)",
@@ -75,7 +79,7 @@ class OutboxRelay:
                         pass
                     backoff = 0.2
                     UNSENT.labels(self.schema).set(0)
-                except (OSError, asyncpg.PostgresError, TimeoutError, ConnectionError) as exc:
+                except (*DATABASE_OR_BROKER_DOWN, ConnectionError) as exc:
                     log.warning("outbox %s: relay paused (%s); retrying", self.schema, exc)
                     await self._count_unsent()
                     await asyncio.sleep(backoff)
@@ -92,13 +96,13 @@ class OutboxRelay:
             conn: Connection = await asyncpg.connect(self.dsn)
             await conn.add_listener(channel(self.schema), self._notified)
             return conn
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DATABASE_OR_BROKER_DOWN as exc:
             log.warning("outbox %s: cannot LISTEN (%s); polling", self.schema, exc)
             return None
 
     async def _count_unsent(self) -> None:
         """What waits for the broker, for operators (skipped if the database is what failed)."""
-        with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+        with contextlib.suppress(*DATABASE_OR_BROKER_DOWN):
             count = await self.pool.fetchval(
                 f"SELECT count(*) FROM {self.schema}.outbox WHERE sent_at IS NULL", timeout=2
             )

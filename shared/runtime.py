@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared import db, telemetry
-from shared.bus import Bus, stop_tasks
+from shared.bus import Bus
 from shared.crypto import NodeKeys
 from shared.federation import node_streams, outbox_consumer
 from shared.outbox import OutboxRelay
@@ -50,26 +50,32 @@ class NodeRuntime:
                 name=service.name, settings=settings, pool=pool, bus=self.bus, keys=keys
             )
             relay = OutboxRelay(pool, self.bus, service.name, settings.database_url)
-            context.background("outbox relay", relay.run())
+            context.background("outbox relay", relay.run)
             await service.start(context)
             self.contexts[service.name] = context
         self.started = True
         log.info("node %s: %s started", settings.node_id, names)
 
     async def checks(self) -> dict[str, bool]:
-        """What readiness depends on: the broker, each service's database, the consumers."""
+        """What readiness depends on, each by name: the broker, each service's database, the
+        consumers, and every background task (``task:<name>``: false while it is down or
+        restarting too often)."""
         result = {"nats": self.bus is not None and self.bus.connected}
         result["consumers"] = self.started and self.bus is not None and self.bus.consumers_ready
         for name, context in self.contexts.items():
             result[f"database:{name}"] = await db.ping(context.pool)
         result["started"] = self.started
+        if self.bus is not None:
+            result.update(self.bus.supervisor.checks())
+        for context in self.contexts.values():
+            result.update(context.supervisor.checks())
         return result
 
     async def stop(self) -> None:
         if self.bus is not None:
             await self.bus.close()  # stop consuming first: nothing half-handled at exit
         for context in self.contexts.values():
-            await stop_tasks(context.tasks)
+            await context.supervisor.stop()
             try:
                 await asyncio.wait_for(context.pool.close(), 10)
             except TimeoutError:  # a connection still held by an abandoned task

@@ -7,11 +7,9 @@ Services never import each other; this descriptor is how the node composes them.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Request
 
@@ -21,6 +19,7 @@ from shared.crypto import NodeKeys
 from shared.db import Connection, Pool
 from shared.events import CloudEvent, Payload, make_event, registry
 from shared.settings import NodeSettings
+from shared.supervision import Supervisor, Work
 
 
 @dataclass
@@ -32,7 +31,7 @@ class ServiceContext:
     pool: Pool
     bus: Bus
     keys: NodeKeys | None = None  # the node's; None only in tests of a service that signs nothing
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    supervisor: Supervisor = field(default_factory=Supervisor)  # its background work
 
     @property
     def schema(self) -> str:
@@ -75,9 +74,10 @@ class ServiceContext:
     async def subscribe(self, subscription: Subscription) -> None:
         await self.bus.subscribe(subscription)
 
-    def background(self, name: str, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` for as long as the service runs."""
-        self.tasks.append(asyncio.create_task(work, name=f"{self.name}: {name}"))
+    def background(self, name: str, work: Work) -> None:
+        """Run ``work()`` for as long as the service runs, restarted with back-off if it fails
+        (``work`` makes a fresh coroutine at each start: ``lambda: clock.run(ctx)``)."""
+        self.supervisor.start(f"{self.name}: {name}", work)
 
 
 @dataclass(frozen=True)

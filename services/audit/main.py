@@ -20,13 +20,13 @@ log = logging.getLogger(__name__)
 
 async def start(ctx: ServiceContext) -> None:
     await handlers.audit_of(ctx)
-    ctx.background("writer pool", _hold_writer(ctx))
+    ctx.background("writer pool", lambda: _hold_writer(ctx))
     await handlers.record_keys(ctx)
     await ctx.subscribe(consumer.records(ctx))
-    ctx.background("checkpoint clock", handlers.checkpoint_clock(ctx))
+    ctx.background("checkpoint clock", lambda: handlers.checkpoint_clock(ctx))
     if ctx.settings.is_hub:
         await ctx.subscribe(consumer.checkpoints(ctx))
-        ctx.background("network log", _watch_router(ctx))
+        ctx.background("network log", lambda: _watch_router(ctx))
 
 
 async def _hold_writer(ctx: ServiceContext) -> None:

@@ -20,7 +20,7 @@ async def start(ctx: ServiceContext) -> None:
     reference.reference()  # a broken data file stops the node now, not at the first request
     await handlers.ensure_hub_topology(ctx)
     if ctx.settings.is_hub:  # credentials that run out are refused without a roster change
-        ctx.background("credential expiry", _recheck(ctx))
+        ctx.background("credential expiry", lambda: _recheck(ctx))
     if not ctx.settings.is_hub:
         async with ctx.pool.acquire() as conn:
             empty = not await store.list_organisations(conn)

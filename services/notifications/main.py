@@ -14,9 +14,9 @@ from shared.service import Service, ServiceContext
 async def start(ctx: ServiceContext) -> None:
     notifier = handlers.Notifier(ctx, NotificationSettings())
     handlers.register(notifier)
-    ctx.background("live updates", notifier.live.run(ctx.settings.database_url))
-    ctx.background("delivery worker", handlers.run_worker(notifier))
-    ctx.background("category labels", notifier.learn_categories())
+    ctx.background("live updates", lambda: notifier.live.run(ctx.settings.database_url))
+    ctx.background("delivery worker", lambda: handlers.run_worker(notifier))
+    ctx.background("category labels", notifier.learn_categories)
     for subscription in consumer.subscriptions(notifier):
         await ctx.subscribe(subscription)
 

@@ -17,7 +17,7 @@ async def start(ctx: ServiceContext) -> None:
         await ctx.subscribe(subscription)
     for subject, responder in commands.commands(ctx).items():
         await ctx.bus.serve(subject, responder, queue="referrals")
-    ctx.background("deadline clock", clock.run(ctx))
+    ctx.background("deadline clock", lambda: clock.run(ctx))
 
 
 service = Service(

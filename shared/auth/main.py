@@ -25,7 +25,7 @@ async def start(context: ServiceContext) -> None:
             " `relais user add <username> --role admin`",
             context.settings.node_id,
         )
-    context.background("forget spent access tokens", _upkeep(context))
+    context.background("forget spent access tokens", lambda: _upkeep(context))
 
 
 async def _upkeep(context: ServiceContext) -> None:
