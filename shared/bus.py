@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client
@@ -50,6 +51,40 @@ CONSUMED = Counter(
     "Deliveries handled, by outcome: acked, retried, parked (dead-lettered) or skipped",
     ["consumer", "outcome"],
 )
+
+
+def login(addresses: str | Sequence[str]) -> dict[str, Any]:
+    """``nats.connect``'s ``servers``, ``user`` and ``password`` for these addresses (a list, or
+    one string of comma-separated URLs: every server of a hub cluster, to fail over between).
+
+    The credentials go in as options rather than staying in the URLs: nats-py tells the servers
+    a cluster announces from those of its pool by ``netloc``, credentials included, so it adds
+    each announced server again without them, and reconnecting to one after a server is lost is
+    refused (``Authorization Violation``); options apply to every server it tries."""
+    urls = addresses.split(",") if isinstance(addresses, str) else list(addresses)
+    servers: list[str] = []
+    user = password = None
+    for url in (u.strip() for u in urls if u.strip()):
+        parts = urlsplit(url)
+        if parts.username is not None:
+            user, password = parts.username, parts.password
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        servers.append(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
+    if not servers:
+        raise ValueError("no NATS server address")
+    options: dict[str, Any] = {"servers": servers}
+    if user is not None:
+        # a user alone in a URL is a token, as nats-py reads it
+        options.update({"user": user, "password": password} if password else {"token": user})
+    return options
+
+
+def shown(addresses: str | Sequence[str]) -> str:
+    """The addresses as a log line may show them: without their credentials."""
+    return ",".join(login(addresses)["servers"])
 
 
 @dataclass(frozen=True)
@@ -136,6 +171,10 @@ class Bus:
 
     @classmethod
     async def connect(cls, url: str, *, org: str, name: str) -> Bus:
+        """``url``: one address, or several separated by commas (every server of the hub
+        cluster, or of the node's own), tried in turn and on each reconnection."""
+        where = shown(url)
+
         async def on_error(exc: Exception) -> None:
             log.warning("nats: %s", exc)
 
@@ -143,13 +182,13 @@ class Bus:
 
         async def on_disconnect() -> None:
             if bus is None or not bus.closing:
-                log.warning("nats: disconnected from %s", url)
+                log.warning("nats: disconnected from %s", where)
 
         async def on_reconnect() -> None:
-            log.info("nats: reconnected to %s", url)
+            log.info("nats: reconnected to %s", where)
 
         nc = await nats.connect(
-            url,
+            **login(url),
             name=name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,

@@ -34,7 +34,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
 from deploy.hub_cluster import HubCluster
-from shared.bus import Bus
+from shared.bus import Bus, login
 from shared.federation import INBOX, Member, node_streams, outbox_consumer
 from shared.hub_nats import declare_hub_streams
 
@@ -72,7 +72,7 @@ async def cluster_federation(say: Say) -> AsyncIterator[ClusterFederation]:
         say(
             f"hub cluster: 3 servers and {len(MEMBERS)} leaves in {time.monotonic() - started:.1f}s"
         )
-        hub = await nats.connect(servers=cluster.hub_urls, max_reconnect_attempts=-1)
+        hub = await nats.connect(**login(cluster.hub_urls), max_reconnect_attempts=-1)
         connections.append(hub)
         leaves = {}
         for leaf in cluster.leaves:
