@@ -31,7 +31,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from shared import telemetry
+from shared import outages, telemetry
 from shared.errors import (
     BY_TYPE,
     DomainError,
@@ -484,7 +484,12 @@ async def respond(handler: Responder, raw: bytes) -> dict[str, Any]:
         return _error(Invalid(f"{where}: {first['msg']}", field=where))
     except DomainError as exc:
         return _error(exc)
-    except Exception:
+    except Exception as exc:
+        dependency = outages.unavailable(exc)
+        if dependency is not None:
+            # Not the caller's mistake, and nothing was done: the same request later may work.
+            log.warning("request handler: %s unavailable (%s)", dependency.value, exc)
+            return _error(Unavailable(dependency.detail), dependency=dependency.value)
         log.exception("request handler failed")
         return {
             "error": {
@@ -496,14 +501,17 @@ async def respond(handler: Responder, raw: bytes) -> dict[str, Any]:
         }
 
 
-def _error(exc: DomainError) -> dict[str, Any]:
-    return {
-        "error": {
-            "type": f"/problems/{exc.type}",
-            "title": exc.title,
-            "status": exc.status,
-            "detail": exc.detail,
-            "field": exc.field,
-            **exc.extensions(),
-        }
+def _error(exc: DomainError, **extra: Any) -> dict[str, Any]:
+    error: dict[str, Any] = {
+        "type": f"/problems/{exc.type}",
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+        "field": exc.field,
+        **exc.extensions(),
+        **extra,
     }
+    if exc.transient:
+        # What HTTP says with Retry-After: the seconds to wait before sending it again.
+        error["retry_after"] = outages.RETRY_AFTER_SECONDS
+    return {"error": error}

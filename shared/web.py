@@ -14,7 +14,7 @@ from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.routing import compile_path
 
-from shared import asyncapi, ops, problems, telemetry
+from shared import asyncapi, ops, outages, problems, telemetry
 from shared.runtime import NodeRuntime
 from shared.service import Service
 from shared.settings import NodeSettings
@@ -63,6 +63,7 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
                 "checks": checks,
             },
             status_code=200 if ready else 503,
+            headers=None if ready else {"Retry-After": str(outages.RETRY_AFTER_SECONDS)},
         )
 
     @app.get("/metrics", include_in_schema=False)

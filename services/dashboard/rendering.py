@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from shared import i18n
+from shared import i18n, outages
 from shared.auth.roles import Principal, Role
 from shared.auth.sessions import CSRF_FIELD, session_of
 from shared.errors import DomainError, Forbidden, NotFound, Unauthenticated
@@ -159,7 +159,10 @@ def _current(href: str, here: str) -> bool:
 
 def error_page(request: Request, status_code: int, what: tuple[str, str]) -> HTMLResponse:
     title, advice = what
-    return render(request, "error.html", status_code=status_code, title=title, advice=advice)
+    page = render(request, "error.html", status_code=status_code, title=title, advice=advice)
+    if status_code == 503:
+        page.headers["Retry-After"] = str(outages.RETRY_AFTER_SECONDS)
+    return page
 
 
 def page_for(request: Request, error: Exception) -> Response:
