@@ -19,6 +19,8 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from shared import outages
+
 log = logging.getLogger(__name__)
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -94,7 +96,7 @@ async def ping(pool: Pool) -> bool:
     try:
         async with pool.acquire(timeout=2) as conn:
             return bool(await conn.fetchval("SELECT true"))
-    except (OSError, asyncpg.PostgresError, TimeoutError):
+    except outages.DATABASE_OR_BROKER_DOWN:  # InterfaceError too: a connection that died
         return False
 
 
