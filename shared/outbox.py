@@ -145,7 +145,9 @@ class OutboxRelay:
         """Publish again every event from ``since_seq`` on, sent or not; returns the count.
 
         The broker drops repeats within its duplicate window and consumers are idempotent,
-        so replaying more than needed is safe.
+        so replaying more than needed is safe. Replay reaches back only as far as the
+        retention window (``RELAIS_EVENT_RETENTION_HOURS``): sent rows older than it were
+        pruned (``shared/pruning.py``), and a consumer would no longer recognise them anyway.
         """
         count = 0
         async with self.pool.acquire() as conn:

@@ -13,6 +13,7 @@ from shared.bus import Bus
 from shared.crypto import NodeKeys
 from shared.federation import node_streams, outbox_consumer
 from shared.outbox import OutboxRelay
+from shared.pruning import HOUR, Pruner
 from shared.service import Service, ServiceContext
 from shared.settings import NodeSettings
 
@@ -51,6 +52,8 @@ class NodeRuntime:
             )
             relay = OutboxRelay(pool, self.bus, service.name, settings.database_url)
             context.background("outbox relay", relay.run)
+            pruner = Pruner(pool, service.name, settings.event_retention_hours * HOUR)
+            context.background("pruning", pruner.run)
             await service.start(context)
             self.contexts[service.name] = context
         self.started = True
