@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shared import db, telemetry
+from shared import db, metrics, telemetry
 from shared.bus import Bus
 from shared.crypto import NodeKeys
 from shared.federation import node_streams, outbox_consumer
@@ -57,6 +57,10 @@ class NodeRuntime:
             await service.start(context)
             self.contexts[service.name] = context
         self.started = True
+        self.bus.supervisor.start(
+            "metrics",
+            lambda: metrics.poll(metrics.node_probes(self), every=settings.metrics_seconds),
+        )
         log.info("node %s: %s started", settings.node_id, names)
 
     async def checks(self) -> dict[str, bool]:

@@ -105,6 +105,12 @@ class NodeSettings(BaseSettings):
     referral_clock_seconds: float = Field(
         default=30, gt=0, description="how often the deadline clock looks for what is due"
     )
+    metrics_seconds: float = Field(
+        default=15,
+        gt=0,
+        description="how often the figures /metrics shows from JetStream and the database "
+        "(consumer lag, dead letters, outbox age, ...) are read again",
+    )
     event_retention_hours: float = Field(
         default=31 * 24,
         gt=0,
