@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +19,7 @@ import httpx
 import nats
 
 from deploy.network import Network
-from tests.e2e.conftest import client
+from tests.e2e.conftest import client, user
 from tests.e2e.test_referral_safety import _ask, _system_token
 from tests.e2e.test_referrals import referral
 from tests.waiting import eventually
@@ -146,3 +148,78 @@ async def test_while_postgres_is_down_nodes_answer_503_and_recover_by_themselves
         assert await count_sent(sanad) == sent_before + 1
     # Nobody restarted a node: they came back by themselves.
     assert {name: (node.pid, node.restarts) for name, node in nodes.items()} == before
+
+
+# -- the pages -------------------------------------------------------------------------------
+
+
+def _hidden_fields(page: str) -> list[tuple[str, str]]:
+    form = re.search(
+        r'<form method="post" action="([^"]*)" class="resend">(.*?)</form>', page, re.S
+    )
+    assert form is not None, page
+    return [
+        (html.unescape(name), html.unescape(value))
+        for name, value in re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(2))
+    ]
+
+
+async def test_while_postgres_is_down_the_pages_say_so_and_keep_the_form(
+    running_network: Creds, network: Network
+) -> None:
+    account = user(running_network, "sanad", "caseworker")
+    base = running_network["nodes"]["sanad"]["url"]
+    async with httpx.AsyncClient(base_url=base, timeout=10) as browser:
+        form = await browser.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token is not None
+        logged_in = await browser.post(
+            "/login",
+            data={
+                "username": account["username"],
+                "password": account["password"],
+                "csrf_token": token.group(1),
+            },
+        )
+        assert logged_in.status_code == 303, logged_in.text
+        home = await browser.get("/")
+        assert home.status_code == 200
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', home.text)
+        assert csrf is not None
+        key = str(uuid.uuid4())
+        step = {
+            "csrf_token": csrf.group(1),
+            "step": "need",
+            "key": key,
+            "category": "primary_health",
+            "urgency": "priority",
+        }
+        async with postgres_stopped(network):
+            french = await browser.get("/")
+            arabic = await browser.get("/referrals?box=outbox", headers={"Accept-Language": "ar"})
+            english = await browser.post(
+                "/referrals/new", data=step, headers={"Accept-Language": "en"}
+            )
+        for page in (french, arabic, english):
+            assert page.status_code == 503, page.text
+            assert int(page.headers["retry-after"]) > 0
+            assert page.headers["content-type"].startswith("text/html")
+        assert '<html lang="fr" dir="ltr">' in french.text
+        assert "Temporairement indisponible" in french.text
+        assert "base de données" in french.text
+        assert "Votre travail est conservé" in french.text
+        assert '<html lang="ar" dir="rtl">' in arabic.text
+        assert "غير متاح مؤقتًا" in arabic.text
+        assert "Your work is kept" in english.text
+        assert "cannot reach its database" in english.text
+        # The form that was being sent is in the page, field for field, to send again.
+        assert sorted(_hidden_fields(english.text)) == sorted(step.items())
+        assert 'action="/referrals/new"' in english.text
+
+        async def serving() -> bool:
+            return (await browser.get("/")).status_code == 200
+
+        await eventually(serving, within=60, what="sanad's pages serve again")
+        resent = await browser.post("/referrals/new", data=dict(_hidden_fields(english.text)))
+        assert resent.status_code == 200, resent.text  # the wizard's next step
+        assert key in resent.text  # the same draft, with the same idempotency key

@@ -169,3 +169,22 @@ async def test_a_nats_command_bug_is_still_internal() -> None:
     reply = await _reply_to(asyncpg.UniqueViolationError("duplicate key"))
     assert reply["error"]["type"] == "/problems/internal"
     assert "retry_after" not in reply["error"]
+
+
+def test_the_pages_tell_an_api_503_from_a_refusal_of_their_fields() -> None:
+    from services.dashboard.node_api import ApiRefused, ApiUnavailable, _raise_for
+    from services.dashboard.rendering import outage_of
+
+    down = httpx.Response(
+        503,
+        json={"type": "/problems/unavailable", "detail": "x", "dependency": "database"},
+        headers={"Retry-After": "5"},
+    )
+    with pytest.raises(ApiUnavailable) as raised:
+        _raise_for(down)
+    assert not isinstance(raised.value, ApiRefused)  # no form shows it beside a field
+    assert outage_of(raised.value) is outages.Dependency.DATABASE
+    refused = httpx.Response(422, json={"type": "/problems/invalid", "detail": "x", "field": "a"})
+    with pytest.raises(ApiRefused) as raised_refusal:
+        _raise_for(refused)
+    assert outage_of(raised_refusal.value) is None
