@@ -6,6 +6,7 @@ each action in the node's audit chain."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from shared.contracts.directory import (
     OrganisationKind,
     OrganisationPublished,
 )
-from shared.events import make_event
-from tests.e2e.conftest import client, relais
+from shared.events import CloudEvent, make_event
+from tests.e2e.conftest import client, relais, user
 from tests.waiting import eventually
 
 Creds = dict[str, Any]
@@ -49,6 +50,26 @@ async def status_at(node: httpx.AsyncClient, referral_id: str) -> str | None:
 async def recorded(admin: httpx.AsyncClient, action: str, object: str) -> list[dict[str, Any]]:
     response = await admin.get("/api/v1/audit/records", params={"action": action})
     return [r for r in response.json()["items"] if r["object"] == object]
+
+
+async def forge_a_record(network: Network, *, version: int) -> CloudEvent:
+    """sanad's node publishes a directory record of amal's, which only the hub may: amal's
+    directory refuses it (a dead letter there)."""
+    forged = OrganisationPublished(
+        org_id="amal",
+        version=version,
+        name=LocalisedText(fr="Usurpé"),
+        kind=OrganisationKind.NGO,
+        status=MembershipStatus.SUSPENDED,
+        city="nulle_part",
+    )
+    event = make_event(forged, source="relais://sanad/directory", subject="amal")
+    bus = await Bus.connect(network.plan("sanad").nats_url, org="sanad", name="forger")
+    try:
+        await bus.publish("relais.net.sanad.all.organisation.published", event)
+    finally:
+        await bus.close()
+    return event
 
 
 async def test_a_refused_step_is_redelivered_once_its_cause_is_fixed(
@@ -173,20 +194,7 @@ async def test_a_forged_record_is_discarded_with_a_reason(
     running_network: Creds, network: Network, tmp_path: Path
 ) -> None:
     path = credentials_file(running_network, tmp_path)
-    forged = OrganisationPublished(
-        org_id="amal",
-        version=998,
-        name=LocalisedText(fr="Usurpé"),
-        kind=OrganisationKind.NGO,
-        status=MembershipStatus.SUSPENDED,
-        city="nulle_part",
-    )
-    event = make_event(forged, source="relais://sanad/directory", subject="amal")
-    bus = await Bus.connect(network.plan("sanad").nats_url, org="sanad", name="forger")
-    try:
-        await bus.publish("relais.net.sanad.all.organisation.published", event)
-    finally:
-        await bus.close()
+    event = await forge_a_record(network, version=998)
 
     async def parked() -> bool:
         return any(letter["event_id"] == event.id for letter in await letters(path, "amal"))
@@ -294,3 +302,89 @@ async def test_an_outbox_replay_publishes_again_and_changes_nothing_downstream(
         (r["referral_id"], r["status"]) for r in inbox_before["items"]
     }
     assert len(inbox_after["items"]) == len({r["referral_id"] for r in inbox_after["items"]})
+
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def logged_in(creds: Creds, node: str, role: str) -> httpx.AsyncClient:
+    """A browser-like client with a session on ``node``'s pages (French, the default)."""
+    account = user(creds, node, role)
+    browser = httpx.AsyncClient(base_url=creds["nodes"][node]["url"], timeout=30)
+    form = await browser.get("/login")
+    token = CSRF.search(form.text)
+    assert token is not None, form.text
+    done = await browser.post(
+        "/login",
+        data={
+            "username": account["username"],
+            "password": account["password"],
+            "csrf_token": token.group(1),
+        },
+    )
+    assert done.status_code == 303, done.text
+    return browser
+
+
+async def test_an_administrator_handles_dead_letters_on_the_admin_page(
+    running_network: Creds, network: Network, tmp_path: Path
+) -> None:
+    path = credentials_file(running_network, tmp_path)
+    event = await forge_a_record(network, version=997)
+
+    async def parked() -> bool:
+        return any(letter["event_id"] == event.id for letter in await letters(path, "amal"))
+
+    await eventually(parked, within=30, what="amal parks the forged record")
+    letter = next(item for item in await letters(path, "amal") if item["event_id"] == event.id)
+    number = letter["id"]
+    admin = await logged_in(running_network, "amal", "admin")
+    focal_point = await logged_in(running_network, "amal", "focal_point")
+    try:
+        page = await admin.get("/admin/dead-letters")
+        assert page.status_code == 200
+        row = page.text.split(f'id="letter-{number}"')[1].split("</tr>")[0]
+        assert event.type in row
+        assert event.id in row and "À traiter" in row and "Refusée par le service" in row
+        assert "Usurpé" not in page.text  # never the content
+        assert '<a href="/admin/dead-letters"' in page.text  # in the administrator's menu
+        found = CSRF.search(page.text)
+        assert found is not None
+        csrf = found.group(1)
+
+        # Redelivered while still forged: the consumer refuses it again, and says so.
+        again = await admin.post(
+            f"/admin/dead-letters/{number}/redeliver", data={"csrf_token": csrf}
+        )
+        assert again.status_code == 409
+        assert "Le service destinataire a de nouveau échoué" in again.text
+        assert "come from the hub" in again.text
+
+        empty = await admin.post(
+            f"/admin/dead-letters/{number}/discard", data={"csrf_token": csrf, "reason": " "}
+        )
+        assert empty.status_code == 422 and "Dites pourquoi" in empty.text
+        forged_form = await admin.post(
+            f"/admin/dead-letters/{number}/discard", data={"reason": "sans jeton"}
+        )
+        assert forged_form.status_code == 403
+
+        discarded = await admin.post(
+            f"/admin/dead-letters/{number}/discard",
+            data={"csrf_token": csrf, "reason": "faux enregistrement, signalé"},
+        )
+        assert discarded.status_code == 303
+        shown = await admin.get(discarded.headers["location"])
+        assert "La lettre morte est mise de côté." in shown.text
+        row = shown.text.split(f'id="letter-{number}"')[1].split("</tr>")[0]
+        assert "Mise de côté" in row and "faux enregistrement, signalé" in row
+        assert f"/admin/dead-letters/{number}/redeliver" not in row  # nothing left to do
+
+        assert (await focal_point.get("/admin/dead-letters")).status_code == 403
+        await admin.get("/lang/ar", params={"next": "/admin/dead-letters"})
+        arabic = await admin.get("/admin/dead-letters")
+        assert arabic.status_code == 200 and "الرسائل الميتة" in arabic.text
+        assert "منحّاة" in arabic.text
+    finally:
+        await admin.aclose()
+        await focal_point.aclose()
