@@ -55,7 +55,7 @@ def state(letter: dict[str, Any]) -> str:
 def rows(letters: list[dict[str, Any]]) -> list[str]:
     """The list as lines: number, when, consumer, where, event type, why, state."""
     lines = [
-        _("%(count)s dead letters (times in Morocco, Africa/Casablanca)") % {"count": len(letters)}
+        _("Dead letters: %(count)s (times in Morocco, Africa/Casablanca)") % {"count": len(letters)}
     ]
     for letter in letters:
         where = f"{letter['stream']}#{letter['stream_seq']}"

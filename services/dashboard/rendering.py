@@ -140,6 +140,7 @@ NAV_ITEMS: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/admin/users", N_("Users"), frozenset({Role.ADMIN})),
     ("/admin/tokens", N_("API tokens"), frozenset({Role.ADMIN})),
     ("/admin/notifications", N_("Notification rules"), frozenset({Role.ADMIN})),
+    ("/admin/dead-letters", N_("Dead letters"), frozenset({Role.ADMIN})),
     ("/notifications", N_("Notifications"), frozenset(Role)),
 )
 HUB_ONLY = frozenset({"/network"})
