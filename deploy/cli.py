@@ -8,6 +8,7 @@ import typer
 
 from deploy.cli_access import token_app, user_app
 from deploy.cli_audit import audit_app
+from deploy.cli_backup import backup_command, restore_command
 from deploy.cli_deadletters import deadletters_app
 from deploy.cli_demo import demo_app
 from deploy.cli_network import hub_app, node_init, node_join, node_rekey
@@ -56,6 +57,8 @@ def serve(
 
 
 app.command()(status)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 
 if __name__ == "__main__":
