@@ -90,8 +90,9 @@ def sha256(path: Path) -> str:
 
 class TestAChangedMigration:
     async def test_is_refused_naming_its_file_and_nothing_new_is_applied(
-        self, fresh_database: str, tmp_path: Path
+        self, fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        monkeypatch.setenv("RELAIS_LANG", "en")  # the message is in the operator's language
         folder = tmp_path / "shelter" / "migrations"
         folder.mkdir(parents=True)
         first = folder / "0001_beds.sql"
@@ -135,7 +136,7 @@ class TestAChangedMigration:
         relais = str(Path(sys.executable).parent / "relais")
         process = await asyncio.create_subprocess_exec(
             *[relais, "serve", "directory", "--port", str(port)],
-            env={**clean, **hub_env(network, fresh_database)},
+            env={**clean, **hub_env(network, fresh_database), "RELAIS_LANG": "fr"},
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -148,7 +149,7 @@ class TestAChangedMigration:
         output = out.decode()
         assert process.returncode != 0, output
         assert "services/directory/migrations/0001_init.sql" in output
-        assert "changed after it was applied" in output
+        assert "a été modifié après avoir été appliqué" in output  # in French, as asked
 
 
 class TestADatabaseOfThePreviousRelease:
