@@ -29,6 +29,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from shared import outages
+from shared.text import gettext as _
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,19 @@ class MigrationChanged(RuntimeError):
     def __init__(self, schema: str, migration: Migration, recorded: str) -> None:
         self.path = migration.path
         super().__init__(
-            f"refusing to start: migration file {migration.path} was changed after it was"
-            f" applied to schema {schema} (sha256 recorded {recorded[:12]}..., file now"
-            f" {migration.checksum[:12]}...). Put the file back as it was applied (the file of"
-            " the release that applied it); a change to the database goes in a new migration."
-            " See deploy/README.md, Migrations."
+            _(
+                "refusing to start: migration file %(path)s was changed after it was applied to"
+                " schema %(schema)s (sha256 recorded %(recorded)s..., file now %(current)s...)."
+                " Put the file back as it was applied (the file of the release that applied it);"
+                " a change to the database goes in a new migration. See deploy/README.md,"
+                " Migrations."
+            )
+            % {
+                "path": migration.path,
+                "schema": schema,
+                "recorded": recorded[:12],
+                "current": migration.checksum[:12],
+            }
         )
 
 

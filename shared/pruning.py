@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from shared.db import Pool
-from shared.federation import node_streams, router_stream
+from shared.federation import DEADLETTER, node_streams, router_stream
 from shared.outbox import DATABASE_OR_BROKER_DOWN
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,13 @@ def duplicate_window() -> float:
     return max(float(s.duplicate_window or 0) for s in streams)
 
 
+def stream_max_age() -> float:
+    """How long a node's streams keep events (in seconds): what a consumer made afresh, or a
+    node whose JetStream folder was lost, is handed again (``DEADLETTER`` keeps advisories)."""
+    streams = node_streams("member", hub_domain="hub", is_hub=False)
+    return max(float(s.max_age or 0) for s in streams if s.name != DEADLETTER)
+
+
 def minimum_window() -> float:
     """The shortest retention window that still recognises every repeat (in seconds)."""
     return max(duplicate_window(), LONGEST_REDELIVERY)
@@ -100,6 +107,15 @@ class Pruner:
         """Prune until cancelled. A database outage is waited out here, so that it does not
         also show as a failing task; anything else ends the task, and its supervisor
         restarts it."""
+        if self.window < stream_max_age():
+            log.warning(
+                "pruning %s: the retention window (%g h) is shorter than the %g days the streams"
+                " keep events: after a recovery that reads them again (consumers made afresh, a"
+                " lost JetStream folder), events older than the window would be applied twice",
+                self.schema,
+                self.window / HOUR,
+                stream_max_age() / 86400,
+            )
         while True:
             try:
                 await self.prune()
