@@ -4,6 +4,7 @@ so a referral of other organisations is simply not found (404), never shown."""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -68,7 +69,9 @@ class ReferralDetail(ReferralOut):
 
 class Page(BaseModel):
     items: list[ReferralOut]
-    next: str | None = Field(description="pass as ?after= for the next page")
+    next: str | None = Field(
+        description="opaque: pass as ?after= for the next page (none on the last page)"
+    )
 
 
 class Payload(BaseModel):
@@ -159,7 +162,7 @@ async def create(
     return Created(referral_id=referral_id, status=referral.status)
 
 
-@router.get("", summary="The inbox or outbox, newest change first")
+@router.get("", summary="The inbox or outbox, newest first (stable while referrals change)")
 async def list_referrals(
     ctx: Context,
     principal: Reader,
@@ -182,17 +185,32 @@ async def list_referrals(
     async with ctx.pool.acquire() as conn:
         found = await store.search(conn, filters)
     last = found[-1] if len(found) == limit else None
-    cursor = None if last is None else f"{last.updated_at.isoformat()}|{last.referral_id}"
+    cursor = None if last is None else cursor_of(last.seq)
     return Page(items=[ReferralOut(**_out(r)) for r in found], next=cursor)
 
 
-def _cursor(after: str | None) -> tuple[datetime, str] | None:
-    if after is None:
+# A page ends at a referral's seq (creation order, never changed by a step): the next page
+# starts below it, so paging while referrals move neither skips nor repeats one. Opaque to
+# clients, and versioned, so that the order may change again without misreading old cursors.
+_CURSOR_PREFIX = "s1:"
+
+
+def cursor_of(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def _cursor(after: str | None) -> int | None:
+    if after is None or after == "":
         return None
     try:
-        at, referral_id = after.split("|")
-        return datetime.fromisoformat(at), referral_id
-    except ValueError:
+        text = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode("ascii")
+        if not text.startswith(_CURSOR_PREFIX):
+            raise ValueError(text)
+        seq = int(text.removeprefix(_CURSOR_PREFIX))
+        if seq < 1:
+            raise ValueError(seq)
+        return seq
+    except (ValueError, UnicodeDecodeError):
         raise Invalid("not a cursor this API gave", field="after") from None
 
 

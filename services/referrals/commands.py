@@ -44,6 +44,7 @@ class ListBox(BaseModel):
     box: Box | None = None
     status: Status | None = None
     limit: int = Field(default=50, ge=1, le=200)
+    after: str | None = Field(default=None, max_length=100, description="the previous page's next")
 
 
 async def _principal(ctx: ServiceContext, token: str, *roles: Role) -> Principal:
@@ -66,7 +67,7 @@ for _action, _request, _reply, _summary in (
     ("get", OnOne, api.ReferralDetail, "One referral, its history and the actions allowed now"),
     ("act", Act, api.ReferralDetail, "A step: accept, decline, start, complete, close, withdraw"),
     ("payload", OnOne, api.Payload, "Read the person's data (decrypted here; audited)"),
-    ("list", ListBox, api.Page, "The inbox or outbox, newest change first"),
+    ("list", ListBox, api.Page, "The inbox or outbox, newest first, paged with after"),
 ):
     asyncapi.command(f"{PREFIX}.{_action}", _request, _reply, _summary)
 
@@ -107,6 +108,7 @@ def commands(ctx: ServiceContext) -> dict[str, Responder]:
             box=body.box,
             status_=body.status,
             limit=body.limit,
+            after=body.after,
         )
         return page.model_dump(mode="json")
 

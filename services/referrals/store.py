@@ -41,6 +41,7 @@ class Referral:
     closed_at: datetime | None
     shredded_at: datetime | None
     updated_at: datetime
+    seq: int  # this node's creation order: the lists' stable paging key
 
     @property
     def referral_id(self) -> str:
@@ -102,6 +103,7 @@ def _referral(row: asyncpg.Record) -> Referral:
         closed_at=row["closed_at"],
         shredded_at=row["shredded_at"],
         updated_at=row["updated_at"],
+        seq=row["seq"],
     )
 
 
@@ -241,7 +243,9 @@ class Filters:
     urgency: Urgency | None = None
     category: str | None = None
     limit: int = 50
-    before: tuple[datetime, str] | None = None  # keyset: (updated_at, referral_id)
+    # Keyset: the seq of the last item of the previous page. seq is the creation order and
+    # never changes, so a list being paged while referrals move loses and repeats nothing.
+    before: int | None = None
 
 
 async def search(conn: Connection, filters: Filters) -> list[Referral]:
@@ -260,12 +264,10 @@ async def search(conn: Connection, filters: Filters) -> list[Referral]:
         if value is not None:
             clauses.append(f"{column} = {arg(str(value))}")
     if filters.before is not None:
-        at, referral_id = filters.before
-        clauses.append(f"(updated_at, referral_id) < ({arg(at)}, {arg(referral_id)}::uuid)")
+        clauses.append(f"seq < {arg(filters.before)}")
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = await conn.fetch(
-        f"SELECT * FROM referrals.referrals {where}"
-        f" ORDER BY updated_at DESC, referral_id DESC LIMIT {arg(filters.limit)}",
+        f"SELECT * FROM referrals.referrals {where} ORDER BY seq DESC LIMIT {arg(filters.limit)}",
         *args,
     )
     return [_referral(r) for r in rows]
