@@ -90,7 +90,11 @@ def target(
             else typer.prompt(_("Password"), hide_input=True)
         )
         answer = _request(
-            "POST", f"{address}/api/v1/auth/token", None, {"username": user, "password": password}
+            "POST",
+            f"{address}/api/v1/auth/token",
+            None,
+            {"username": user, "password": password},
+            refused=_("relais: wrong username or password"),
         )
         return Target(address, str(answer["access_token"]))
     fail(_("relais: give --token (or RELAIS_TOKEN), --user, or --node"), 2)
@@ -103,7 +107,13 @@ def call(where: Target, method: str, path: str, body: Any = None, **params: Any)
 
 
 def _request(
-    method: str, url: str, token: str | None, body: Any = None, params: dict[str, Any] | None = None
+    method: str,
+    url: str,
+    token: str | None,
+    body: Any = None,
+    params: dict[str, Any] | None = None,
+    *,
+    refused: str | None = None,
 ) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
@@ -116,7 +126,7 @@ def _request(
             2,
         )
     if response.status_code in (401, 403):
-        fail(_("relais: the node refused the token: an administrator's token is needed"), 1)
+        fail(refused or _("relais: the node refused the token: an administrator's token is needed"))
     if response.status_code >= 400:
         try:
             detail = str(response.json().get("detail") or response.reason_phrase)

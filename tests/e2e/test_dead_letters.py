@@ -5,13 +5,17 @@ each action in the node's audit chain."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from deploy.network import Network
 from shared.bus import Bus
@@ -27,6 +31,14 @@ from tests.waiting import eventually
 
 Creds = dict[str, Any]
 TRANSITIONED = "relais.referral.transitioned.v1"
+REFERRAL = {
+    "to_org": "amal",
+    "category": "primary_health",
+    "urgency": "priority",
+    "legal_basis": "consent",
+    "consent": {},
+    "payload": {"given_name": "Awa", "need_summary": "Consultation."},
+}
 
 
 def credentials_file(creds: Creds, tmp_path: Path) -> Path:
@@ -82,17 +94,7 @@ async def test_a_refused_step_is_redelivered_once_its_cause_is_fixed(
         client(running_network, "sanad", "admin") as sanad_admin,
         client(running_network, "amal", "focal_point") as amal,
     ):
-        created = await sanad.post(
-            "/api/v1/referrals",
-            json={
-                "to_org": "amal",
-                "category": "primary_health",
-                "urgency": "priority",
-                "legal_basis": "consent",
-                "consent": {},
-                "payload": {"given_name": "Awa", "need_summary": "Consultation."},
-            },
-        )
+        created = await sanad.post("/api/v1/referrals", json=REFERRAL)
         assert created.status_code == 201, created.text
         referral_id = created.json()["referral_id"]
 
@@ -253,9 +255,18 @@ async def test_a_forged_record_is_discarded_with_a_reason(
 
 
 async def test_an_outbox_replay_publishes_again_and_changes_nothing_downstream(
-    running_network: Creds, tmp_path: Path
+    running_network: Creds, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = credentials_file(running_network, tmp_path)
+    async with client(running_network, "sanad", "caseworker") as sanad:
+        created = await sanad.post("/api/v1/referrals", json=REFERRAL)
+        assert created.status_code == 201, created.text
+        referral_id = created.json()["referral_id"]
+
+        async def settled() -> bool:  # the last row this referral writes at sanad
+            return await status_at(sanad, referral_id) == "received"
+
+        await eventually(settled, within=30, what="sanad learns it was received")
     sanad_db = await asyncpg.connect(running_network["nodes"]["sanad"]["database_url"])
     try:
         start = await sanad_db.fetchval("SELECT now() - interval '10 minutes'")
@@ -272,11 +283,11 @@ async def test_an_outbox_replay_publishes_again_and_changes_nothing_downstream(
             await amal.get("/api/v1/referrals", params={"box": "inbox", "limit": 100})
         ).json()
 
+    # As on a real node: its address and an administrator's token from the environment.
+    monkeypatch.setenv("RELAIS_URL", running_network["nodes"]["sanad"]["url"])
+    monkeypatch.setenv("RELAIS_TOKEN", user(running_network, "sanad", "admin")["token"])
     since = start.isoformat()
-    code, out = await relais(
-        "outbox", "replay", "--since", since, "--service", "referrals", "--node", "sanad",
-        "--credentials", path,
-    )  # fmt: skip
+    code, out = await relais("outbox", "replay", "--since", since, "--service", "referrals")
     assert code == 0, out
     assert f"referrals: {expected} events published again (from outbox sequence {first})" in out
 
@@ -388,3 +399,28 @@ async def test_an_administrator_handles_dead_letters_on_the_admin_page(
     finally:
         await admin.aclose()
         await focal_point.aclose()
+
+
+async def test_an_administrator_logs_in_with_a_password_on_the_command_line(
+    running_network: Creds,
+) -> None:
+    admin = user(running_network, "amal", "admin")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "deploy.cli", "deadletters", "list",
+        "--url", running_network["nodes"]["amal"]["url"], "--user", admin["username"],
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env={**os.environ, "RELAIS_LANG": "fr"},
+    )  # fmt: skip
+    out, _ = await process.communicate(f"{admin['password']}\n".encode())
+    assert process.returncode == 0, out.decode()
+    assert "Lettres mortes :" in out.decode()
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "deploy.cli", "deadletters", "list",
+        "--url", running_network["nodes"]["amal"]["url"], "--user", admin["username"],
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env={**os.environ, "RELAIS_LANG": "en"},
+    )  # fmt: skip
+    out, _ = await process.communicate(b"not the password\n")
+    assert process.returncode == 1, out.decode()
+    assert "wrong username or password" in out.decode()
