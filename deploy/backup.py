@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -280,6 +281,30 @@ def read_manifest(path: Path) -> Manifest:
         return manifest
 
 
+_GRANTED = re.compile(r"^GRANT .+ TO ([A-Za-z_][A-Za-z0-9_]*);$", re.MULTILINE)
+
+
+def granted_roles(schema_sql: str) -> set[str]:
+    """The roles the dump grants rights to (the audit service's writer role): roles belong to
+    the PostgreSQL server, not to the database, so pg_dump leaves them out."""
+    return set(_GRANTED.findall(schema_sql)) - {"PUBLIC", "postgres"}
+
+
+async def _ensure_roles(url: str, roles: set[str]) -> None:
+    """Make the missing roles as the migrations make them (no login, granted to the user who
+    runs the node's migrations), so that the dump's grants apply."""
+    conn = await asyncpg.connect(url)
+    try:
+        user = await conn.fetchval("SELECT current_user")
+        for role in sorted(roles):
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+                await conn.execute(f'CREATE ROLE "{role}" NOLOGIN')
+            if role != user:
+                await conn.execute(f'GRANT "{role}" TO "{user}"')
+    finally:
+        await conn.close()
+
+
 async def _database_in_use(url: str) -> tuple[int, bool]:
     """Other sessions on the database (its node running), and whether it holds any table."""
     conn = await asyncpg.connect(url)
@@ -321,16 +346,20 @@ async def restore(
             raise BackupError("running", count=others)
         if tables:
             raise BackupError("database_not_empty")
+        tools = pg_bin(bin_dir)
         with tempfile.TemporaryDirectory(prefix="relais-restore-") as scratch:
             dump = Path(scratch) / DUMP
             dump.write_bytes(members[DUMP])
+            schema = _run(
+                [str(tools / "pg_restore"), "--schema-only", "-f", "-", str(dump)], "pg_restore"
+            )
+            await _ensure_roles(node.database_url, granted_roles(schema))
             _run(
                 [
-                    str(pg_bin(bin_dir) / "pg_restore"),
+                    str(tools / "pg_restore"),
                     "--single-transaction",  # all of it or nothing
                     "--exit-on-error",
-                    "--no-owner",
-                    "--no-privileges",
+                    "--no-owner",  # the restoring user owns it, as the migrations' runner did
                     "-d",
                     node.database_url,
                     str(dump),

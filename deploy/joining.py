@@ -122,12 +122,15 @@ def init_hub(
 
     ``leaf_urls``: every server of a hub cluster where leaves may link (the credentials carry
     them all, so a leaf fails over); by default the one ``address``."""
+    urls = [check_leaf_url(url) for url in leaf_urls]  # refused before anything is made
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     host = address.rsplit(":", 1)[0] if ":" in address else address
     if not (folder / tls.CA_CERT).exists():
         tls.make_ca(folder)
     if not (folder / tls.HUB_CERT).exists():
-        tls.issue_hub_certificate(folder, [host])
+        # Every host a leaf may dial must be in the certificate, or the leaf refuses the link.
+        names = [host, *(urlsplit(url).hostname or "" for url in urls)]
+        tls.issue_hub_certificate(folder, list(dict.fromkeys(names)))
     if not (folder / SECRETS_FILE).exists():
         passwords = {"hub": secrets.token_hex(24), "system": secrets.token_hex(24)}
         _write_private(folder / SECRETS_FILE, json.dumps(passwords))
@@ -141,8 +144,11 @@ def init_hub(
         f'users: [{{ user: "sys", password: "{passwords["system"]}" }}]\n',
     )
     if not (folder / HUB_FILE).exists():
-        urls = [check_leaf_url(url) for url in leaf_urls] or [f"tls://{address}"]
-        described = {"address": address, "leaf_urls": urls, "domain": domain}
+        described = {
+            "address": address,
+            "leaf_urls": urls or [f"tls://{address}"],
+            "domain": domain,
+        }
         (folder / HUB_FILE).write_text(json.dumps(described, indent=2))
     if not (folder / ACCOUNTS_FILE).exists():  # no member yet: the directory adds them
         (folder / ACCOUNTS_FILE).write_text(render_accounts([], hub_domain=domain))

@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import stat
+import subprocess
 import tarfile
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner, Result
 
-from deploy.backup import MANIFEST
+from deploy.backup import MANIFEST, granted_roles, pg_bin
 from deploy.cli import app
 from deploy.network import Network
 from shared.crypto import NodeKeys
@@ -238,3 +239,19 @@ async def test_a_backup_never_overwrites_a_file(
     assert result.exit_code != 0
     assert "exists already" in result.output
     assert target.read_text() == "an older backup"
+
+
+def schema_of(archive: Path, scratch: Path) -> str:
+    with tarfile.open(archive) as tar:
+        (scratch / "d.dump").write_bytes(tar.extractfile("database.dump").read())  # type: ignore[union-attr]
+    return subprocess.run(
+        [str(pg_bin() / "pg_restore"), "--schema-only", "-f", "-", str(scratch / "d.dump")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+async def test_the_roles_the_dump_grants_to_are_found_to_be_made_on_a_new_server(
+    archive: Path, tmp_path: Path
+) -> None:
+    """pg_dump leaves the server's roles out; restore makes the ones the grants name."""
+    assert granted_roles(schema_of(archive, tmp_path)) == {"relais_audit_writer"}

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from typer.testing import CliRunner
 
 from deploy import nats_server, tls
@@ -112,9 +113,20 @@ def test_the_production_example_takes_one_address_or_several(tmp_path: Path) -> 
         assert nats_check(config, {**env, "HUB_LEAF_URL": value}) == "", value
 
 
-def test_hub_init_puts_every_server_in_the_credentials(tmp_path: Path) -> None:
-    hub = init_hub(tmp_path / "hub", "127.0.0.1:17422", leaf_urls=HUBS)
-    assert load_hub(hub.folder).leaf_urls == list(HUBS)
+def test_hub_init_puts_every_server_in_the_credentials_and_the_certificate(
+    tmp_path: Path,
+) -> None:
+    servers = [f"tls://hub-{i}.relais.example.org:7422" for i in (1, 2, 3)]
+    hub = init_hub(tmp_path / "hub", "hub-1.relais.example.org:7422", leaf_urls=servers)
+    assert load_hub(hub.folder).leaf_urls == servers
+    certificate = x509.load_pem_x509_certificate(hub.tls_cert.read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == [
+        f"hub-{i}.relais.example.org" for i in (1, 2, 3)
+    ]
+    with pytest.raises(BadLeafUrl):
+        init_hub(tmp_path / "bad", "hub.example.org:7422", leaf_urls=["hub-2:7422"])
+    assert not (tmp_path / "bad").exists()  # refused before anything is made
     assert init_hub(tmp_path / "one", "hub.example.org:7422").leaf_urls == [
         "tls://hub.example.org:7422"
     ]
