@@ -26,14 +26,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge
 
-from shared.federation import DEADLETTER, HEARTBEAT, INBOX
+from shared.federation import DEADLETTER, HEARTBEAT, INBOX, OUTBOX, ROUTER
 
 if TYPE_CHECKING:
     from shared.runtime import NodeRuntime
@@ -99,6 +99,15 @@ INBOX_SOURCE_LAG = Gauge(
     "relais_inbox_source_lag",
     "On a member node: messages at the hub addressed to this organisation not yet in INBOX",
 )
+MEMBERS = Gauge(
+    "relais_hub_members",
+    "On the hub: member organisations whose outbox it copies (ROUTER's sources)",
+)
+MEMBERS_UNHEARD = Gauge(
+    "relais_hub_members_unheard",
+    f"On the hub: members not heard from within the last {LINK_SILENCE:.0f} s (`relais status`"
+    " names them)",
+)
 OUTBOX_OLDEST = Gauge(
     "relais_outbox_oldest_unsent_seconds",
     "Age of the oldest event in a service's outbox not yet acknowledged by the broker (0: none)",
@@ -136,7 +145,9 @@ def node_probes(runtime: NodeRuntime) -> dict[str, Probe]:
         "dead letters": lambda: dead_letters(runtime),
         "outboxes": lambda: outboxes(runtime),
     }
-    if not runtime.settings.is_hub:
+    if runtime.settings.is_hub:
+        probes["member links"] = lambda: member_links(runtime)
+    else:
         probes["hub link"] = lambda: hub_link(runtime)
     return probes
 
@@ -183,11 +194,46 @@ async def hub_link(runtime: NodeRuntime) -> None:
     assert runtime.bus is not None
     info = await runtime.bus.js.stream_info(INBOX)
     sources = info.sources or []
-    active = [float(s.active) / 1e9 for s in sources if s.active is not None and s.active >= 0]
-    silence = min(active) if active else -1.0
+    silence = _silence(sources)
     HUB_LAST_CONTACT.set(silence)
     HUB_LINK_UP.set(1 if 0 <= silence <= LINK_SILENCE else 0)
     INBOX_SOURCE_LAG.set(sum(s.lag or 0 for s in sources))
+
+
+def _silence(sources: list[Any]) -> float:
+    """Seconds since the most recently active of ``sources`` was heard from; -1: never."""
+    active = [float(s.active) / 1e9 for s in sources if s.active is not None and s.active >= 0]
+    return min(active) if active else -1.0
+
+
+async def member_links(runtime: NodeRuntime) -> None:
+    """Each member's ``FROM_<org>`` sources its ``OUTBOX`` across its leaf link, with idle
+    heartbeats: counted, not named (the label would name another organisation)."""
+    assert runtime.bus is not None
+    try:
+        router = await runtime.bus.js.stream_info(ROUTER)
+    except NotFoundError:  # a hub that has admitted no one yet
+        MEMBERS.set(0)
+        MEMBERS_UNHEARD.set(0)
+        return
+    members = [
+        (s.name, s.external.api)
+        for s in router.config.sources or []
+        if s.name and s.external is not None and s.external.api
+    ]
+    unheard = 0
+    for stream, api in members:
+        try:
+            info = await runtime.bus.nc.jetstream(prefix=api, timeout=5).stream_info(stream)
+        except NotFoundError:
+            unheard += 1
+            continue
+        origin = [s for s in info.sources or [] if s.name == OUTBOX]
+        silence = _silence(origin)
+        if not 0 <= silence <= LINK_SILENCE:
+            unheard += 1
+    MEMBERS.set(len(members))
+    MEMBERS_UNHEARD.set(unheard)
 
 
 async def outboxes(runtime: NodeRuntime) -> None:

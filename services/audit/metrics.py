@@ -10,6 +10,7 @@ from __future__ import annotations
 from prometheus_client import Gauge
 
 from shared import metrics
+from shared.db import Pool
 from shared.service import ServiceContext
 
 UNSIGNED = Gauge(
@@ -27,11 +28,11 @@ LAST_CHECKPOINT = Gauge(
 
 
 def watch(ctx: ServiceContext) -> None:
-    metrics.watch(ctx, {"checkpoints": lambda: checkpoints(ctx)})
+    metrics.watch(ctx, {"checkpoints": lambda: checkpoints(ctx.pool)})
 
 
-async def checkpoints(ctx: ServiceContext) -> None:
-    row = await ctx.pool.fetchrow(
+async def checkpoints(pool: Pool) -> None:
+    row = await pool.fetchrow(
         """
         WITH last AS (SELECT max(seq) AS seq, max(at) AS at FROM audit.checkpoint)
         SELECT count(e.seq) AS unsigned,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prometheus_client import Gauge
 
 from shared import metrics
+from shared.db import Pool
 from shared.service import ServiceContext
 
 CHANNELS = ("email", "sms", "webhook")
@@ -30,11 +31,11 @@ WEBHOOKS_DISABLED = Gauge(
 
 
 def watch(ctx: ServiceContext) -> None:
-    metrics.watch(ctx, {"deliveries": lambda: deliveries(ctx)})
+    metrics.watch(ctx, {"deliveries": lambda: deliveries(ctx.pool)})
 
 
-async def deliveries(ctx: ServiceContext) -> None:
-    async with ctx.pool.acquire() as conn:
+async def deliveries(pool: Pool) -> None:
+    async with pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT channel,"
             " count(*) FILTER (WHERE state = 'pending' AND attempts > 0) AS retrying,"

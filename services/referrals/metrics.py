@@ -11,6 +11,7 @@ from prometheus_client import Gauge
 from services.referrals.domain import Deadline
 from shared import metrics
 from shared.contracts.referrals import Urgency
+from shared.db import Pool
 from shared.service import ServiceContext
 
 OVERDUE = Gauge(
@@ -26,11 +27,11 @@ _OWED = {
 
 
 def watch(ctx: ServiceContext) -> None:
-    metrics.watch(ctx, {"deadlines": lambda: overdue(ctx)})
+    metrics.watch(ctx, {"deadlines": lambda: overdue(ctx.pool)})
 
 
-async def overdue(ctx: ServiceContext) -> None:
-    rows = await ctx.pool.fetch(
+async def overdue(pool: Pool) -> None:
+    rows = await pool.fetch(
         f"""
         WITH clock AS (SELECT referrals.clock_now() AS now)
         SELECT box, urgency,
