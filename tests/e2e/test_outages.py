@@ -19,6 +19,7 @@ import httpx
 import nats
 
 from deploy.network import Network
+from deploy.processes import ProcessSpec
 from tests.e2e.conftest import client, user
 from tests.e2e.test_referral_safety import _ask, _system_token
 from tests.e2e.test_referrals import referral
@@ -29,18 +30,23 @@ DOWN_FOR = 4.0  # seconds of requests while the database is stopped
 
 
 @contextlib.asynccontextmanager
-async def postgres_stopped(network: Network) -> AsyncIterator[None]:
-    """PostgreSQL stopped (fast shutdown: every node's connections close, its socket goes) for
-    the block, then started again in its place among the network's processes."""
+async def stopped(network: Network, spec: ProcessSpec) -> AsyncIterator[None]:
+    """The network's process ``spec`` stopped for the block (not restarted by its supervisor),
+    then started again in its place among the network's processes."""
     supervisor = network.supervisor
-    position = supervisor.processes.index(supervisor["postgres"])
-    await supervisor.stop("postgres")
+    position = supervisor.processes.index(supervisor[spec.name])
+    await supervisor.stop(spec.name)
     try:
         yield
     finally:
-        await supervisor.start(network.postgres.process(network.root / "logs" / "postgres.log"))
-        # Back where it was, so that the network stops it after the nodes, as before.
+        await supervisor.start(spec)
+        # Back where it was, so that the network stops it in the same order as before.
         supervisor.processes.insert(position, supervisor.processes.pop())
+
+
+def postgres_stopped(network: Network) -> contextlib.AbstractAsyncContextManager[None]:
+    """PostgreSQL stopped (fast shutdown: every node's connections close, its socket goes)."""
+    return stopped(network, network.postgres.process(network.root / "logs" / "postgres.log"))
 
 
 def check_unavailable(response: httpx.Response) -> None:
@@ -223,3 +229,54 @@ async def test_while_postgres_is_down_the_pages_say_so_and_keep_the_form(
         resent = await browser.post("/referrals/new", data=dict(_hidden_fields(english.text)))
         assert resent.status_code == 200, resent.text  # the wizard's next step
         assert key in resent.text  # the same draft, with the same idempotency key
+
+
+# -- the broker ------------------------------------------------------------------------------
+
+
+async def test_while_a_nodes_nats_is_down_it_answers_503_where_it_needs_it_and_recovers(
+    running_network: Creds, network: Network
+) -> None:
+    node = network.supervisor["node-sanad"]
+    before = (node.pid, node.restarts)
+    async with (
+        client(running_network, "sanad", "admin") as admin,
+        client(running_network, "sanad", "caseworker") as sanad,
+    ):
+        async with stopped(network, network.nats_process(network.plan("sanad"))):
+
+            async def broker_down() -> bool:
+                return (await sanad.get("/readyz")).json()["checks"]["nats"] is False
+
+            await eventually(broker_down, within=30, what="sanad sees its nats-server gone")
+            # What needs the broker now says so, retryably...
+            status = await admin.get("/api/v1/node/status")
+            assert status.status_code == 503, status.text
+            assert int(status.headers["retry-after"]) > 0
+            assert status.json()["type"].endswith("/problems/unavailable")
+            assert status.json()["dependency"] == "broker"
+            # A create asks the directory over NATS: refused retryably, nothing half-done.
+            key = f"broker-{uuid.uuid4()}"
+            refused = await sanad.post(
+                "/api/v1/referrals", json=referral(), headers={"Idempotency-Key": key}
+            )
+            assert refused.status_code == 503, refused.text
+            assert int(refused.headers["retry-after"]) > 0
+            assert refused.json()["type"].endswith("/problems/unavailable")
+            # What needs only the database goes on.
+            assert (await sanad.get("/api/v1/referrals")).status_code == 200
+
+        async def status_again() -> bool:
+            return (await admin.get("/api/v1/node/status")).status_code == 200
+
+        await eventually(status_again, within=60, what="sanad's status with its broker back")
+        await eventually(lambda: ready(sanad), within=60, what="sanad ready again")
+        sent_before = await count_sent(sanad)
+        retried = [
+            await sanad.post("/api/v1/referrals", json=referral(), headers={"Idempotency-Key": key})
+            for _ in range(2)
+        ]
+        assert retried[0].status_code == 201, retried[0].text
+        assert len({r.json()["referral_id"] for r in retried}) == 1
+        assert await count_sent(sanad) == sent_before + 1
+    assert (node.pid, node.restarts) == before
