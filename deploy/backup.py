@@ -134,10 +134,12 @@ def _run(argv: list[str], what: str) -> str:
 
 
 def archive_path(target: Path, node_id: str, now: datetime) -> Path:
-    """``target`` itself for a file name, else a dated file in the folder ``target``."""
-    if target.is_dir():
-        return target / f"relais-{node_id}-{now.strftime('%Y%m%dT%H%M%SZ')}.tar"
-    return target
+    """``target`` itself for a file name ending in ``.tar``, else a dated file in the folder
+    ``target`` (made, readable by its owner only, if missing)."""
+    if target.suffix == ".tar" and not target.is_dir():
+        return target
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return target / f"relais-{node_id}-{now.strftime('%Y%m%dT%H%M%SZ')}.tar"
 
 
 def _sha256(data: bytes) -> str:

@@ -71,7 +71,10 @@ def _fail(command: str, error: BackupError) -> typer.Exit:
 
 
 def backup_command(
-    target: Annotated[Path, typer.Argument(help="a folder (a dated file is made in it) or a file")],
+    target: Annotated[
+        Path,
+        typer.Argument(help="a folder (a dated file is made in it) or a file name ending in .tar"),
+    ],
     database_url: DatabaseUrl,
     node_id: NodeId,
     org: Org = None,

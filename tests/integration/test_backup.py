@@ -102,7 +102,6 @@ async def archive(database_url: str, key_dir: Path, tmp_path: Path) -> Path:
     settings = tmp_path / "etc" / "nats.env"
     settings.parent.mkdir()
     settings.write_text("NATS_PASSWORD=nats0123\n")
-    (tmp_path / "backups").mkdir()
     result = await take(database_url, key_dir, tmp_path / "backups", "--include", settings)
     assert result.exit_code == 0, result.output
     (made,) = (tmp_path / "backups").iterdir()
@@ -113,6 +112,7 @@ async def test_the_archive_is_private_and_holds_the_database_keys_and_settings(
     archive: Path, database_url: str, key_dir: Path
 ) -> None:
     assert mode(archive) == 0o600  # the node's private keys are in it
+    assert mode(archive.parent) == 0o700  # the folder it made for it
     assert archive.name.startswith(f"relais-{NODE}-") and archive.suffix == ".tar"
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
