@@ -160,7 +160,9 @@ async def readiness(runtime: NodeRuntime) -> None:
 
 
 async def consumers(runtime: NodeRuntime) -> None:
-    """Every durable consumer of the node's own streams (on the hub, not the members')."""
+    """Every durable consumer of the node's own streams (on the hub, not the members'
+    accounts'). ``ROUTER``'s consumers on the hub are one per member (``to_<org>``): they are
+    added up as ``to_*``, so that no label names another organisation."""
     assert runtime.bus is not None
     js = runtime.bus.js
     for stream in await js.streams_info():
@@ -171,10 +173,19 @@ async def consumers(runtime: NodeRuntime) -> None:
             found = await js.consumers_info(name)
         except NotFoundError:  # deleted since the listing
             continue
+        figures: dict[str, tuple[int, int, int]] = {}
         for c in found:
-            CONSUMER_PENDING.labels(name, c.name).set(c.num_pending or 0)
-            CONSUMER_ACK_PENDING.labels(name, c.name).set(c.num_ack_pending or 0)
-            CONSUMER_REDELIVERED.labels(name, c.name).set(c.num_redelivered or 0)
+            key = "to_*" if name == ROUTER and c.name.startswith("to_") else c.name
+            pending, acks, redelivered = figures.get(key, (0, 0, 0))
+            figures[key] = (
+                pending + (c.num_pending or 0),
+                acks + (c.num_ack_pending or 0),
+                redelivered + (c.num_redelivered or 0),
+            )
+        for consumer, (pending, acks, redelivered) in figures.items():
+            CONSUMER_PENDING.labels(name, consumer).set(pending)
+            CONSUMER_ACK_PENDING.labels(name, consumer).set(acks)
+            CONSUMER_REDELIVERED.labels(name, consumer).set(redelivered)
 
 
 async def dead_letters(runtime: NodeRuntime) -> None:
