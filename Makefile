@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format bench clean setup browser
+.PHONY: run test check lint format bench clean setup tools
 
 setup: $(STAMP)
 
@@ -19,14 +19,17 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP)
 	$(BIN)/relais demo
 
-test: check browser
+test: check tools
 	$(BIN)/python -m pytest
 
-# The browser tests drive Debian's Chromium; as root on Debian it is installed here when missing.
-browser:
-	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
-	  || echo "note: no /usr/bin/chromium; the browser tests will say how to install it"
+# Debian's Chromium (the browser tests drive it) and promtool, of Debian's prometheus package
+# (it checks deploy/prometheus/alerts.yml); as root on Debian they are installed here when missing.
+tools:
+	@missing=""; test -x /usr/bin/chromium || missing="chromium"; \
+	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  test -z "$$missing" || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \
+	  || echo "note: missing $$missing; the tests that need them say how to install them"
 
 check: $(STAMP)
 	$(BIN)/ruff format --check .
