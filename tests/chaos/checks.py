@@ -43,7 +43,7 @@ class Snapshot:
 class Verdict:
     attempted: int
     acknowledged: int
-    refused: int  # 4xx: a bad request of the client's, never retried
+    refused: dict[str, int]  # 4xx answers (never retried), by answer
     unresolved: int  # the client never had an answer by the end (not acknowledged)
     lost: list[str]
     duplicated: list[str]
@@ -62,7 +62,8 @@ class Verdict:
             "ok": self.ok,
             "referrals_attempted": self.attempted,
             "referrals_acknowledged": self.acknowledged,
-            "referrals_refused_4xx": self.refused,
+            "referrals_refused_4xx": sum(self.refused.values()),
+            "refused_4xx": self.refused,
             "referrals_unresolved": self.unresolved,
             "lost": len(self.lost),
             "duplicated": len(self.duplicated),
@@ -139,7 +140,7 @@ def judge(sent: Iterable[Sent], snap: Snapshot) -> Verdict:
     return Verdict(
         attempted=len(sent),
         acknowledged=len(acked),
-        refused=sum(1 for s in sent if s.refused is not None),
+        refused=dict(Counter(s.refused for s in sent if s.refused is not None)),
         unresolved=sum(1 for s in sent if s.referral_id is None and s.refused is None),
         lost=lost,
         duplicated=duplicated,

@@ -122,6 +122,8 @@ def table(doc: dict[str, Any]) -> str:
         f"  broken chains {len(doc['broken_chains'])}  HTTP 5xx {fives}"
         f"  dead letters {sum(doc['dead_letters'].values())}",
     ]
+    for answer, count in doc["refused_4xx"].items():
+        lines.append(f"  refused {count}: {answer}")
     if doc["other_endings"]:
         lines.append(f"  other endings at the senders: {doc['other_endings']}")
     for route, statuses in doc["http_5xx_by_route"].items():

@@ -17,6 +17,7 @@ from deploy.demo import bring_up, credentials
 from deploy.nats_config import NatsServerSpec
 from deploy.network import Network, NodePlan, on_free_ports
 from deploy.ports import free_ports
+from deploy.processes import ProcessSpec
 from shared.settings import DEMO_SECRET
 from tests.chaos.link import LinkRelay
 
@@ -64,6 +65,22 @@ def _relayed(net: Network, relays: dict[str, LinkRelay]) -> None:
         return replace(spec, hub_leaf_urls=urls)
 
     net.nats_spec = nats_spec  # type: ignore[method-assign]
+    original_process = net.nats_process
+
+    def nats_process(plan: NodePlan) -> ProcessSpec:
+        process = original_process(plan)
+        if plan.is_hub:
+            # nats-server tells its leaves where else to reach it (its own leaf port), and a
+            # leaf adds that to its list: the relay would be bypassed. A hub behind a NAT or
+            # a load balancer is told not to; here too.
+            config = Path(process.argv[-1])
+            text = config.read_text()
+            config.write_text(
+                text.replace("leafnodes {\n", "leafnodes {\n  no_advertise: true\n", 1)
+            )
+        return process
+
+    net.nats_process = nats_process  # type: ignore[method-assign]
 
 
 @asynccontextmanager

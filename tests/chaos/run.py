@@ -91,6 +91,8 @@ async def run(options: Options, say: Say = print) -> Result:
             snap = await snapshot(chaos)
             verdict = judge(ledger.sent, snap)
             machine = await report.machine(chaos.net.postgres.url(), chaos.root)
+            checked = time.monotonic()
+            say(f"chaos: checked in {checked - quiet_at:.1f}s; stopping the network")
         finally:
             await driver.close()
             for nc in watchers:
@@ -121,6 +123,7 @@ async def run(options: Options, say: Say = print) -> Result:
         },
         machine=machine,
     )
+    say(f"chaos: network stopped in {time.monotonic() - checked:.1f}s")
     say(figures.table(doc))
     path = figures.write_json(started_wall, doc) if options.write else None
     if path is not None:
@@ -211,9 +214,13 @@ async def snapshot(chaos: ChaosNetwork) -> Snapshot:
         " WHERE change = 'sent' GROUP BY referral_id",
     )
     snap = Snapshot(outbox, keys, received, inbox, Counter({r[0]: int(r[1]) for r in rows}))
-    for node in chaos.creds["nodes"]:
-        snap.chains[node] = await verify_chain(chaos, node)
-        snap.dead_letters[node] = await dead_letters(chaos, node)
+    nodes = list(chaos.creds["nodes"])
+    chains = await asyncio.gather(*(verify_chain(chaos, node) for node in nodes))
+    letters = await asyncio.gather(*(dead_letters(chaos, node) for node in nodes))
+    snap.chains, snap.dead_letters = (
+        dict(zip(nodes, chains, strict=True)),
+        dict(zip(nodes, letters, strict=True)),
+    )
     return snap
 
 
