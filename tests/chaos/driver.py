@@ -15,6 +15,7 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,10 +91,11 @@ class Driver:
         for client in self.clients.values():
             await client.aclose()
 
-    async def send_until(self, until: float) -> None:
-        """Start one referral every 1/rate seconds, alternating senders, until ``until``."""
+    async def send_until(self, done: Callable[[], bool]) -> None:
+        """Start one referral every 1/rate seconds, alternating senders, until ``done()``."""
         started, n = time.monotonic(), 0
-        while (now := time.monotonic()) < until:
+        while not done():
+            now = time.monotonic()
             delay = started + n / self.rate - now
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -153,6 +155,10 @@ def _retry_after(response: httpx.Response) -> float:
     return 0.0
 
 
+async def _ignore(_: Exception) -> None:
+    return None
+
+
 async def watch_received(chaos: ChaosNetwork, ledger: Ledger) -> list[Any]:
     """Note when each sender's node learns a referral was received (its local
     ``relais.local.referrals.changed`` event), to time the recovery after a heal."""
@@ -169,6 +175,7 @@ async def watch_received(chaos: ChaosNetwork, ledger: Ledger) -> list[Any]:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.2,
             allow_reconnect=True,
+            error_cb=_ignore,  # its server is killed and paused on purpose: no traceback each time
         )
         await nc.subscribe("relais.local.referrals.changed", cb=on_message)
         connections.append(nc)

@@ -80,9 +80,10 @@ class Injector:
 
     async def run(self, until: float, gap: tuple[float, float], plan: Sequence[str] = ()) -> None:
         """Faults until the monotonic time ``until``: those of ``plan`` first, in order, then
-        kinds drawn at random; ``gap`` seconds of calm between two."""
+        kinds drawn at random; ``gap`` seconds of calm between two. The plan is done whole,
+        even past ``until``."""
         queue = list(plan)
-        while time.monotonic() < until:
+        while queue or time.monotonic() < until:
             kind = queue.pop(0) if queue else self.rng.choice(list(self.kinds))
             await self.one(kind)
             await asyncio.sleep(self.rng.uniform(*gap))

@@ -67,16 +67,20 @@ async def run(options: Options, say: Say = print) -> Result:
         try:
             begin = time.monotonic()
             until = begin + options.duration
-            sending = asyncio.create_task(driver.send_until(until))
+            faulting = asyncio.create_task(injector.run(until, options.gap, plan))
+            sending = asyncio.create_task(
+                driver.send_until(lambda: faulting.done() and time.monotonic() >= until)
+            )
             progress = asyncio.create_task(_progress(say, ledger, injector.faults, begin))
             try:
-                await injector.run(until, options.gap, plan)
+                await faulting
                 await sending
             finally:
                 progress.cancel()
+                faulting.cancel()
                 sending.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sending
+                # Their own clean-up first (a paused process is continued, a cut link healed).
+                await asyncio.gather(faulting, sending, return_exceptions=True)
                 await injector.heal_all()
             healed = time.monotonic()
             say(f"chaos: healed; {len(driver.tasks)} create(s) still retrying")
