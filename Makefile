@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format bench clean setup browser
+.PHONY: run test check lint format bench chaos clean setup browser
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+# The chaos suite's full run (~25 min): python -m tests.chaos --help for a shorter one.
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable --exclude relais > requirements.lock
