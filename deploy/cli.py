@@ -8,8 +8,11 @@ import typer
 
 from deploy.cli_access import token_app, user_app
 from deploy.cli_audit import audit_app
+from deploy.cli_backup import backup_command, restore_command
+from deploy.cli_deadletters import deadletters_app
 from deploy.cli_demo import demo_app
 from deploy.cli_network import hub_app, node_init, node_join, node_rekey
+from deploy.cli_outbox import outbox_app
 from deploy.cli_status import status
 
 app = typer.Typer(
@@ -26,6 +29,8 @@ node_app.command("init")(node_init)
 node_app.command("join")(node_join)
 node_app.command("rekey")(node_rekey)
 app.add_typer(demo_app, name="demo")
+app.add_typer(deadletters_app, name="deadletters")
+app.add_typer(outbox_app, name="outbox")
 
 
 @node_app.command("run")
@@ -52,6 +57,8 @@ def serve(
 
 
 app.command()(status)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ it, and ``relais node run`` checks it at every start.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from pathlib import Path
@@ -21,11 +20,14 @@ from pydantic import ValidationError
 
 from deploy.joining import (
     APPLICATION_FILE,
+    BadLeafUrl,
     Hub,
+    check_leaf_url,
     init_hub,
     init_node,
     install_credentials,
     issue_credentials,
+    leaf_remote_conf,
     load_hub,
 )
 from shared.contracts.directory import LocalisedText, MembershipStatus, OrganisationPublished
@@ -65,9 +67,22 @@ def hub_init(
     address: Annotated[str, typer.Option(help="host:port where leaves reach the hub")],
     folder: Annotated[Path, typer.Option("--dir", help="where the hub's material goes")] = HUB_DIR,
     domain: Annotated[str, typer.Option(help="the hub's JetStream domain")] = "hub",
+    leaf_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a hub server's leaf address for the credentials, e.g. tls://hub-2:7422;"
+            " repeat it for each server of a hub cluster (default: tls://ADDRESS)"
+        ),
+    ] = None,
 ) -> None:
     """Make the network CA, the hub's TLS certificate, its NATS users and accounts file."""
-    hub = init_hub(folder, address, domain=domain)
+    try:
+        hub = init_hub(folder, address, domain=domain, leaf_urls=leaf_url or ())
+    except BadLeafUrl as exc:
+        raise _fail(
+            _("relais hub init: %(url)s is not a hub leaf address (tls://host:port)")
+            % {"url": str(exc)}
+        ) from None
     typer.echo(_("Hub material in %(dir)s:") % {"dir": folder})
     for path in (hub.ca_file, hub.tls_cert, hub.tls_key, hub.accounts_file):
         typer.echo(f"  {path}")
@@ -230,6 +245,14 @@ def node_init(
 def node_join(
     credentials: Annotated[Path, typer.Argument(help="the credentials file the hub issued")],
     folder: Annotated[Path, typer.Option("--dir", help="the node's folder")] = NODE_DIR,
+    hub: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hub",
+            help="a hub server's leaf address, e.g. tls://hub-2.example.org:7422; repeat it"
+            " for each server of a hub cluster (default: the credentials' hub_leaf_urls)",
+        ),
+    ] = None,
 ) -> None:
     """Install the hub's credentials and write the leaf link's nats-server configuration."""
     try:
@@ -257,17 +280,19 @@ def node_join(
         )
     if replacing:  # the hub took the new key: the old one is worthless from now on
         os.replace(pending, folder / NKEY_SEED_FILE)
+    urls = hub or issued.hub_leaf_urls
+    try:
+        for url in urls:
+            check_leaf_url(url)
+    except BadLeafUrl as exc:
+        raise _fail(
+            _("relais node join: %(url)s is not a hub leaf address (tls://host:port)")
+            % {"url": str(exc)}
+        ) from None
     path, ca = install_credentials(folder, issued)
     seed = (folder / NKEY_SEED_FILE).read_text().strip()
-    remote = {
-        "urls": issued.hub_leaf_urls,
-        "nkey": seed,
-        "tls": {"ca_file": str(ca.resolve()), "timeout": 5},
-        "deny_exports": ["relais.local.>", "relais.cmd.>", "$JS.EVENT.>", "$JS.ACK.>"],
-        "deny_imports": ["relais.local.>", "relais.cmd.>", "$JS.EVENT.>", "$JS.ACK.>"],
-    }
     conf = folder / "leaf-remote.conf"
-    conf.write_text(f"remotes: [{json.dumps(remote, indent=2)}]\n")
+    conf.write_text(leaf_remote_conf(urls, nkey_seed=seed, ca_file=ca.resolve()))
     conf.chmod(0o600)
     typer.echo(
         _(

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from deploy import tls
 from shared.contracts.directory import OrganisationPublished, PublicKey
@@ -35,6 +37,42 @@ APPLICATION_FILE, CREDENTIALS_FILE, CA_FILE = (
     "credentials.json",
     "network-ca.crt",
 )
+
+
+# What never crosses a leaf link, in either direction (deploy/nats/production/leaf.conf says why).
+LEAF_DENIED = ["relais.local.>", "relais.cmd.>", "$JS.EVENT.>", "$JS.ACK.>"]
+LEAF_SCHEMES = ("tls", "nats-leaf", "nats")
+
+
+class BadLeafUrl(ValueError):
+    """A hub leaf address that nats-server would not dial."""
+
+
+def check_leaf_url(url: str) -> str:
+    """``url`` if it names a scheme nats-server dials for a leaf link, a host and a port."""
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in LEAF_SCHEMES or not parts.hostname or port is None:
+        raise BadLeafUrl(url)
+    return url.strip()
+
+
+def leaf_remote_conf(urls: Sequence[str], *, nkey_seed: str, ca_file: Path) -> str:
+    """The ``remotes`` block of a member's nats-server: one remote with every hub server's leaf
+    address, so that when the server it is linked to goes, it links to another of them."""
+    if not urls:
+        raise BadLeafUrl("")
+    remote = {
+        "urls": [check_leaf_url(url) for url in urls],
+        "nkey": nkey_seed,
+        "tls": {"ca_file": str(ca_file), "timeout": 5},
+        "deny_exports": LEAF_DENIED,
+        "deny_imports": LEAF_DENIED,
+    }
+    return f"remotes: [{json.dumps(remote, indent=2)}]\n"
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -77,8 +115,13 @@ class Hub:
         return f"nats://sys:{self.system_password}@{host}:{port}"
 
 
-def init_hub(folder: Path, address: str, *, domain: str = "hub") -> Hub:
-    """Make what is missing of the hub's material in ``folder``; keep what is there."""
+def init_hub(
+    folder: Path, address: str, *, domain: str = "hub", leaf_urls: Sequence[str] = ()
+) -> Hub:
+    """Make what is missing of the hub's material in ``folder``; keep what is there.
+
+    ``leaf_urls``: every server of a hub cluster where leaves may link (the credentials carry
+    them all, so a leaf fails over); by default the one ``address``."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     host = address.rsplit(":", 1)[0] if ":" in address else address
     if not (folder / tls.CA_CERT).exists():
@@ -98,7 +141,8 @@ def init_hub(folder: Path, address: str, *, domain: str = "hub") -> Hub:
         f'users: [{{ user: "sys", password: "{passwords["system"]}" }}]\n',
     )
     if not (folder / HUB_FILE).exists():
-        described = {"address": address, "leaf_urls": [f"tls://{address}"], "domain": domain}
+        urls = [check_leaf_url(url) for url in leaf_urls] or [f"tls://{address}"]
+        described = {"address": address, "leaf_urls": urls, "domain": domain}
         (folder / HUB_FILE).write_text(json.dumps(described, indent=2))
     if not (folder / ACCOUNTS_FILE).exists():  # no member yet: the directory adds them
         (folder / ACCOUNTS_FILE).write_text(render_accounts([], hub_domain=domain))

@@ -31,7 +31,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from shared import telemetry
+from shared import outages, telemetry
 from shared.errors import (
     BY_TYPE,
     DomainError,
@@ -144,6 +144,7 @@ class Subscription:
 class DeadLetter:
     """A message a consumer gave up on, as an operator needs to see it (no content)."""
 
+    id: int  # the sequence of JetStream's notice in DEADLETTER
     stream: str
     stream_seq: int
     consumer: str
@@ -167,6 +168,9 @@ class Bus:
     _consuming: dict[str, bool] = field(default_factory=dict)
     _pulls: list[Any] = field(default_factory=list)  # nats-py's pull subscriptions
     _serving: list[Any] = field(default_factory=list)  # request/reply subscriptions
+    # What each durable consumer runs, by "<stream>/<durable>": an operator's redelivery of a
+    # dead letter hands the message to the same handler (shared/deadletters.py).
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
     closing: bool = False
 
     @classmethod
@@ -257,6 +261,7 @@ class Bus:
         # Creating a durable that exists updates it (nats-server 2.10+): filters may change.
         await self.js.add_consumer(subscription.stream, config)
         key = f"{subscription.stream}/{subscription.durable}"
+        self.subscriptions[key] = subscription
         self._consuming[key] = False
         self.supervisor.start(f"consume {key}", lambda: self._pull(subscription, key))
 
@@ -404,10 +409,18 @@ class Bus:
                 raw = await self.js.get_msg(DEADLETTER, seq)
             except NotFoundError:
                 continue
-            letters.append(await self._describe(json.loads(raw.data or b"{}")))
+            letters.append(await self._describe(seq, json.loads(raw.data or b"{}")))
         return letters
 
-    async def _describe(self, advisory: dict[str, Any]) -> DeadLetter:
+    async def dead_letter(self, seq: int) -> DeadLetter | None:
+        """The dead letter whose notice is ``seq`` in DEADLETTER, if it is still kept."""
+        try:
+            raw = await self.js.get_msg(DEADLETTER, seq)
+        except NotFoundError:
+            return None
+        return await self._describe(seq, json.loads(raw.data or b"{}"))
+
+    async def _describe(self, letter_id: int, advisory: dict[str, Any]) -> DeadLetter:
         stream, seq = str(advisory.get("stream", "")), int(advisory.get("stream_seq", 0))
         subject = event_type = event_id = None
         with contextlib.suppress(Exception):
@@ -417,6 +430,7 @@ class Bus:
             event_type, event_id = envelope.get("type"), envelope.get("id")
         kind = str(advisory.get("type", ""))
         return DeadLetter(
+            id=letter_id,
             stream=stream,
             stream_seq=seq,
             consumer=str(advisory.get("consumer", "")),
@@ -484,7 +498,12 @@ async def respond(handler: Responder, raw: bytes) -> dict[str, Any]:
         return _error(Invalid(f"{where}: {first['msg']}", field=where))
     except DomainError as exc:
         return _error(exc)
-    except Exception:
+    except Exception as exc:
+        dependency = outages.unavailable(exc)
+        if dependency is not None:
+            # Not the caller's mistake, and nothing was done: the same request later may work.
+            log.warning("request handler: %s unavailable (%s)", dependency.value, exc)
+            return _error(Unavailable(dependency.detail), dependency=dependency.value)
         log.exception("request handler failed")
         return {
             "error": {
@@ -496,14 +515,17 @@ async def respond(handler: Responder, raw: bytes) -> dict[str, Any]:
         }
 
 
-def _error(exc: DomainError) -> dict[str, Any]:
-    return {
-        "error": {
-            "type": f"/problems/{exc.type}",
-            "title": exc.title,
-            "status": exc.status,
-            "detail": exc.detail,
-            "field": exc.field,
-            **exc.extensions(),
-        }
+def _error(exc: DomainError, **extra: Any) -> dict[str, Any]:
+    error: dict[str, Any] = {
+        "type": f"/problems/{exc.type}",
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+        "field": exc.field,
+        **exc.extensions(),
+        **extra,
     }
+    if exc.transient:
+        # What HTTP says with Retry-After: the seconds to wait before sending it again.
+        error["retry_after"] = outages.RETRY_AFTER_SECONDS
+    return {"error": error}

@@ -3,11 +3,20 @@
 Each service owns one schema in its node's database. Its migrations are the ``NNNN_name.sql``
 files of its ``migrations/`` folder, preceded by the shared ones (outbox and processed tables),
 applied in order inside one transaction each, under an advisory lock so that two processes
-starting together do not race. Applied migrations are recorded in ``<schema>.schema_migrations``.
+starting together do not race. Applied migrations are recorded in ``<schema>.schema_migrations``
+with the sha256 of their file: a file changed after it was applied stops the start-up
+(``MigrationChanged``, naming the file), since the database no longer matches what the code
+reads. A database made before checksums were recorded gets them on its first start.
+
+A home-made runner rather than a migration tool: the well-kept ones (Alembic, yoyo) run on
+SQLAlchemy or a synchronous driver, a second way into PostgreSQL beside asyncpg, and know
+nothing of one schema per service sharing files; this one is plain SQL files, one transaction
+each, under an advisory lock.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -18,6 +27,9 @@ from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+from shared import outages
+from shared.text import gettext as _
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +56,39 @@ async def create_pool(dsn: str, *, max_size: int = 10) -> Pool:
     return pool
 
 
+class MigrationChanged(RuntimeError):
+    """An applied migration's file is not the one that was applied."""
+
+    def __init__(self, schema: str, migration: Migration, recorded: str) -> None:
+        self.path = migration.path
+        super().__init__(
+            _(
+                "refusing to start: migration file %(path)s was changed after it was applied to"
+                " schema %(schema)s (sha256 recorded %(recorded)s..., file now %(current)s...)."
+                " Put the file back as it was applied (the file of the release that applied it);"
+                " a change to the database goes in a new migration. See deploy/README.md,"
+                " Migrations."
+            )
+            % {
+                "path": migration.path,
+                "schema": schema,
+                "recorded": recorded[:12],
+                "current": migration.checksum[:12],
+            }
+        )
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
+    path: Path
     sql: str
+    checksum: str  # sha256 of the file's bytes, hexadecimal
+
+    @classmethod
+    def read(cls, name: str, path: Path) -> Migration:
+        content = path.read_bytes()
+        return cls(name, path, content.decode(), hashlib.sha256(content).hexdigest())
 
 
 def load_migrations(*folders: Path) -> list[Migration]:
@@ -57,7 +98,7 @@ def load_migrations(*folders: Path) -> list[Migration]:
         for path in sorted(folder.glob("*.sql")):
             if not MIGRATION_NAME.match(path.name):
                 raise ValueError(f"migration {path} is not named NNNN_name.sql")
-            migrations.append(Migration(f"{folder.parent.name}/{path.stem}", path.read_text()))
+            migrations.append(Migration.read(f"{folder.parent.name}/{path.stem}", path))
     return migrations
 
 
@@ -75,14 +116,47 @@ async def migrate(pool: Pool, schema: str, folders: Sequence[Path]) -> list[str]
             f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {r["name"] for r in await conn.fetch(f"SELECT name FROM {schema}.schema_migrations")}
+        # Tables made before checksums were recorded get the column here (the upgrade path).
+        await conn.execute(
+            f"ALTER TABLE {schema}.schema_migrations ADD COLUMN IF NOT EXISTS checksum text"
+        )
+        done: dict[str, str | None] = {
+            r["name"]: r["checksum"]
+            for r in await conn.fetch(f"SELECT name, checksum FROM {schema}.schema_migrations")
+        }
+        # Every applied file is checked before anything new runs; raising rolls it all back.
+        unrecorded: list[Migration] = []
+        for migration in migrations:
+            if migration.name not in done:
+                continue
+            recorded = done[migration.name]
+            if recorded is None:
+                unrecorded.append(migration)
+            elif recorded != migration.checksum:
+                error = MigrationChanged(schema, migration, recorded)
+                log.critical("%s", error)
+                raise error
+        for migration in unrecorded:
+            await conn.execute(
+                f"UPDATE {schema}.schema_migrations SET checksum = $2 WHERE name = $1",
+                migration.name,
+                migration.checksum,
+            )
+        if unrecorded:
+            log.info(
+                "schema %s: recorded the checksums of %s, applied before checksums were kept",
+                schema,
+                ", ".join(m.name for m in unrecorded),
+            )
         for migration in migrations:
             if migration.name in done:
                 continue
             await conn.execute(f"SET LOCAL search_path TO {schema}, public")
             await conn.execute(migration.sql)
             await conn.execute(
-                f"INSERT INTO {schema}.schema_migrations (name) VALUES ($1)", migration.name
+                f"INSERT INTO {schema}.schema_migrations (name, checksum) VALUES ($1, $2)",
+                migration.name,
+                migration.checksum,
             )
             applied_now.append(migration.name)
     if applied_now:
@@ -94,7 +168,7 @@ async def ping(pool: Pool) -> bool:
     try:
         async with pool.acquire(timeout=2) as conn:
             return bool(await conn.fetchval("SELECT true"))
-    except (OSError, asyncpg.PostgresError, TimeoutError):
+    except outages.DATABASE_OR_BROKER_DOWN:  # InterfaceError too: a connection that died
         return False
 
 

@@ -10,19 +10,21 @@ the last message it copied: the origin's ``last_seq`` minus that is what still w
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from shared import operator_api
 from shared.auth import Principal, Role, require
 from shared.federation import DEADLETTER, INBOX, LOCAL, OUTBOX, ROUTER
 from shared.runtime import NodeRuntime
 
 router = APIRouter()
+# The dead letters (listed, shown, redelivered, discarded) and the outbox replay.
+router.include_router(operator_api.router)
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 NODE_STREAMS = (OUTBOX, INBOX, LOCAL, DEADLETTER)
 SOURCE_HEADER = "Nats-Stream-Source"
@@ -34,14 +36,6 @@ def _runtime(request: Request) -> NodeRuntime:
 
 
 Runtime = Annotated[NodeRuntime, Depends(_runtime)]
-
-
-@router.get("/dead-letters", summary="Messages a consumer gave up on, newest last (no content)")
-async def dead_letters(
-    runtime: Runtime, _: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-) -> list[dict[str, Any]]:
-    assert runtime.bus is not None
-    return [asdict(letter) for letter in await runtime.bus.dead_letters(limit)]
 
 
 @router.get(

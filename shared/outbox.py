@@ -16,16 +16,15 @@ from dataclasses import dataclass
 import asyncpg
 from prometheus_client import Gauge
 
-from shared import telemetry
+from shared import outages, telemetry
 from shared.bus import Bus, check_publishable
 from shared.db import Connection, Pool
 from shared.events import CloudEvent
 
 log = logging.getLogger(__name__)
-# What the relay waits out in place. asyncpg raises InterfaceError, not a PostgresError, when
-# the connection dies inside the transaction (a crashed or restarted PostgreSQL); anything else
+# What the relay waits out in place (shared.outages says why it is that broad); anything else
 # ends the relay, and its supervisor restarts it.
-DATABASE_OR_BROKER_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+DATABASE_OR_BROKER_DOWN = outages.DATABASE_OR_BROKER_DOWN
 UNSENT = Gauge(
     "relais_outbox_unsent",
     "Events written by a service but not yet acknowledged by the broker (counted while it fails)",
@@ -146,7 +145,9 @@ class OutboxRelay:
         """Publish again every event from ``since_seq`` on, sent or not; returns the count.
 
         The broker drops repeats within its duplicate window and consumers are idempotent,
-        so replaying more than needed is safe.
+        so replaying more than needed is safe. Replay reaches back only as far as the
+        retention window (``RELAIS_EVENT_RETENTION_HOURS``): sent rows older than it were
+        pruned (``shared/pruning.py``), and a consumer would no longer recognise them anyway.
         """
         count = 0
         async with self.pool.acquire() as conn:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
+import nats.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from shared.errors import DomainError
+from shared import outages
+from shared.errors import DomainError, Unavailable
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -24,8 +27,24 @@ MEDIA_TYPE = "application/problem+json"
 def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail}
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status == 503:
+        # Every 503 says when to come back: a careful client waits that long, then retries.
+        headers["Retry-After"] = str(outages.RETRY_AFTER_SECONDS)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers or None)
+
+
+def unavailable(dependency: outages.Dependency) -> JSONResponse:
+    """The answer while ``dependency`` is down: 503, which one, when to retry; no internals."""
+    return problem(
+        503,
+        Unavailable.type,
+        dependency.heading,
+        dependency.detail,
+        dependency=dependency.value,
+    )
 
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
@@ -63,14 +82,40 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """An exception no code answered: 503 if it means the database or the broker is down
+    (logged as a warning, without a stack), else 500 (logged with its stack)."""
+    dependency = outages.unavailable(exc)
+    if dependency is not None:
+        log.warning(
+            "%s %s: %s unavailable (%s: %s)",
+            request.method,
+            request.url.path,
+            dependency.value,
+            type(exc).__name__,
+            exc,
+        )
+        return unavailable(dependency)
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return problem(
         500, "internal", "Internal error", "Something went wrong on this node; it is logged."
     )
 
 
+# The classes an outage's exception belongs to; which instances are outages, outages decides.
+OUTAGE_CLASSES: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    nats.errors.Error,
+)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    # Registered by class, so that the exception middleware answers them (the catch-all below
+    # answers from outside every middleware, and re-raises into the server afterwards).
+    for kind in OUTAGE_CLASSES:
+        app.add_exception_handler(kind, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

@@ -8,11 +8,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shared import db, telemetry
+from shared import db, metrics, telemetry
 from shared.bus import Bus
 from shared.crypto import NodeKeys
 from shared.federation import node_streams, outbox_consumer
 from shared.outbox import OutboxRelay
+from shared.pruning import HOUR, Pruner
 from shared.service import Service, ServiceContext
 from shared.settings import NodeSettings
 
@@ -51,9 +52,15 @@ class NodeRuntime:
             )
             relay = OutboxRelay(pool, self.bus, service.name, settings.database_url)
             context.background("outbox relay", relay.run)
+            pruner = Pruner(pool, service.name, settings.event_retention_hours * HOUR)
+            context.background("pruning", pruner.run)
             await service.start(context)
             self.contexts[service.name] = context
         self.started = True
+        self.bus.supervisor.start(
+            "metrics",
+            lambda: metrics.poll(metrics.node_probes(self), every=settings.metrics_seconds),
+        )
         log.info("node %s: %s started", settings.node_id, names)
 
     async def checks(self) -> dict[str, bool]:

@@ -9,6 +9,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared import pruning
 from shared.contracts.referrals import Urgency
 
 DEMO_SECRET = "relais-demo-secret-do-not-use-in-production"
@@ -104,6 +105,32 @@ class NodeSettings(BaseSettings):
     referral_clock_seconds: float = Field(
         default=30, gt=0, description="how often the deadline clock looks for what is due"
     )
+    metrics_seconds: float = Field(
+        default=15,
+        gt=0,
+        description="how often the figures /metrics shows from JetStream and the database "
+        "(consumer lag, dead letters, outbox age, ...) are read again",
+    )
+    event_retention_hours: float = Field(
+        default=31 * 24,
+        gt=0,
+        description="how long sent outbox events and the ids of processed events are kept, "
+        "then pruned: a redelivery is recognised, and an outbox replayed, only within it",
+    )
+
+    @field_validator("event_retention_hours")
+    @classmethod
+    def _retention_outlasts_every_repeat(cls, value: float) -> float:
+        # An event can come again within the broker's duplicate window or while a consumer is
+        # redelivering it; its processed id must still be there then, or it is applied twice.
+        floor = pruning.minimum_window() / pruning.HOUR
+        if value < floor:
+            raise ValueError(
+                f"{value:g} h is shorter than the minimum, {floor:g} h: the longest a consumer "
+                "goes on redelivering an event (or the broker's duplicate window, if longer); "
+                "an event redelivered after the window would be applied twice"
+            )
+        return value
 
     @field_validator("referral_deadlines", mode="before")
     @classmethod

@@ -102,6 +102,7 @@ class Supervisor:
             raise ValueError(f"a task named {name!r} is already supervised")
         self.tasks[name] = Supervised(name)
         UP.labels(name).set(1)
+        RESTARTS.labels(name)  # at 0 from the start: an alert on its increase sees the first one
         self._running[name] = asyncio.create_task(self._keep(name, work), name=name)
 
     async def _keep(self, name: str, work: Work) -> None:

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -14,7 +15,7 @@ from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.routing import compile_path
 
-from shared import asyncapi, ops, problems, telemetry
+from shared import asyncapi, ops, outages, problems, telemetry
 from shared.runtime import NodeRuntime
 from shared.service import Service
 from shared.settings import NodeSettings
@@ -24,6 +25,9 @@ HTTP_REQUESTS = Counter(
 )
 HTTP_LATENCY = Histogram("relais_http_request_seconds", "HTTP request latency", ["method", "route"])
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/asyncapi.json", "/docs")
+UNMEASURED = frozenset({"/healthz", "/readyz", "/metrics"})
+# Set while a request is being measured: the requests it makes to the app itself are not.
+_measuring: ContextVar[bool] = ContextVar("relais_http_measuring", default=False)
 
 
 def create_app(settings: NodeSettings, services: Sequence[Service], *, title: str) -> FastAPI:
@@ -63,6 +67,7 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
                 "checks": checks,
             },
             status_code=200 if ready else 503,
+            headers=None if ready else {"Retry-After": str(outages.RETRY_AFTER_SECONDS)},
         )
 
     @app.get("/metrics", include_in_schema=False)
@@ -77,11 +82,21 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
 
     @app.middleware("http")
     async def measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+        # Probes and scrapes are not requests anyone made; a page's in-process call to the API
+        # (services/dashboard/node_api.py) runs inside the page's request, which is counted.
+        if request.url.path in UNMEASURED or _measuring.get():
+            return await call_next(request)
+        token = _measuring.set(True)
         started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = templates.of(request.url.path)
-        HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        status = "500"  # what the client gets if the handler raised
+        try:
+            response: Response = await call_next(request)
+            status = str(response.status_code)
+        finally:
+            _measuring.reset(token)
+            route = templates.of(request.url.path)
+            HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+            HTTP_REQUESTS.labels(request.method, route, status).inc()
         return response
 
     app.include_router(ops.router, prefix="/api/v1/node", tags=["node"])

@@ -32,6 +32,7 @@ async def network() -> AsyncIterator[Network]:
     # A short root: PostgreSQL's Unix socket path must fit in 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="relais-test-"))
     net = on_free_ports(root, MEMBERS, hub_org="secretariat", secret_key=DEMO_SECRET)
+    net.extra_env["RELAIS_METRICS_SECONDS"] = "1"  # figures in /metrics fresh within a second
     try:
         await net.start_servers()
         yield net

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nats.js.errors import NotFoundError
 
-from services.audit import consumer, handlers
+from services.audit import consumer, handlers, metrics
 from services.audit.api import router
 from shared.service import Service, ServiceContext
 
@@ -24,6 +24,7 @@ async def start(ctx: ServiceContext) -> None:
     await handlers.record_keys(ctx)
     await ctx.subscribe(consumer.records(ctx))
     ctx.background("checkpoint clock", lambda: handlers.checkpoint_clock(ctx))
+    metrics.watch(ctx)
     if ctx.settings.is_hub:
         await ctx.subscribe(consumer.checkpoints(ctx))
         ctx.background("network log", lambda: _watch_router(ctx))

@@ -4,8 +4,10 @@ with the visitor's own credentials.
 The pages own no business data and bypass no rule: every read and every action goes through
 the same API a member system uses, so roles, object checks, validation and audit apply to a
 click exactly as to any client. The API's problem details come back as exceptions the pages
-understand: 401, 403 and 404 become the matching page; anything else a form can show beside
-its fields (``ApiRefused``).
+understand: 401, 403 and 404 become the matching page; 503 (the node's database or broker is
+down) the "temporarily unavailable, your work is kept" page (``ApiUnavailable``, which no form
+mistakes for a refusal of its fields); anything else a form can show beside its fields
+(``ApiRefused``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import httpx
 from fastapi import Request
 
 from shared.auth.sessions import CSRF_HEADER, session_of
-from shared.errors import DomainError, Forbidden, NotFound, Unauthenticated
+from shared.errors import DomainError, Forbidden, NotFound, Unauthenticated, Unavailable
 
 # Reference data never changes while a node runs: fetched once per process.
 _CACHED_PREFIXES = (
@@ -45,6 +47,14 @@ class ApiRefused(DomainError):
         self.type = problem_type
         self.errors = errors
         self.allowed = allowed or []
+
+
+class ApiUnavailable(Unavailable):
+    """The API answered 503: ``dependency`` names what was down (``shared.outages``)."""
+
+    def __init__(self, detail: str, dependency: str | None) -> None:
+        super().__init__(detail)
+        self.dependency = dependency
 
 
 class NodeApi:
@@ -137,6 +147,9 @@ def _raise_for(response: httpx.Response) -> None:
         raise Forbidden(detail, field=problem.get("field"))
     if response.status_code == 404 and problem.get("field") is None:
         raise NotFound(detail)
+    if response.status_code == 503:
+        dependency = problem.get("dependency")
+        raise ApiUnavailable(detail, dependency if isinstance(dependency, str) else None)
     errors: list[tuple[str, str]] = []
     for item in problem.get("errors") or []:
         if isinstance(item, dict) and item.get("field"):

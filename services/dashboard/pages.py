@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from services.dashboard import (
     admin_pages,
     audit_pages,
+    deadletter_pages,
     joining_pages,
     login_token,
     network_pages,
@@ -82,6 +83,7 @@ for section in (
     notification_pages,
     notification_admin_pages,
     audit_pages,
+    deadletter_pages,
 ):
     pages.include_router(section.router)
 Anyone = Annotated[Principal, Depends(require())]

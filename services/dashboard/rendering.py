@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from shared import i18n
+from shared import i18n, outages
 from shared.auth.roles import Principal, Role
 from shared.auth.sessions import CSRF_FIELD, session_of
 from shared.errors import DomainError, Forbidden, NotFound, Unauthenticated
@@ -63,6 +63,16 @@ NOT_DONE = (
     N_("This request could not be carried out"),
     N_("Go back, reload the page and try again."),
 )
+# What the "temporarily unavailable" page says was not reachable.
+UNREACHABLE = {
+    outages.Dependency.DATABASE: N_("This node cannot reach its database at the moment."),
+    outages.Dependency.BROKER: N_("This node cannot reach the network's messaging at the moment."),
+    outages.Dependency.SERVICE: N_(
+        "A service this node depends on is not answering at the moment."
+    ),
+}
+# Form fields the page does not write back into its HTML: a password must not sit in a page.
+_NOT_KEPT = ("password",)
 
 
 def language_of(request: Request) -> str:
@@ -130,6 +140,7 @@ NAV_ITEMS: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/admin/users", N_("Users"), frozenset({Role.ADMIN})),
     ("/admin/tokens", N_("API tokens"), frozenset({Role.ADMIN})),
     ("/admin/notifications", N_("Notification rules"), frozenset({Role.ADMIN})),
+    ("/admin/dead-letters", N_("Dead letters"), frozenset({Role.ADMIN})),
     ("/notifications", N_("Notifications"), frozenset(Role)),
 )
 HUB_ONLY = frozenset({"/network"})
@@ -159,7 +170,53 @@ def _current(href: str, here: str) -> bool:
 
 def error_page(request: Request, status_code: int, what: tuple[str, str]) -> HTMLResponse:
     title, advice = what
-    return render(request, "error.html", status_code=status_code, title=title, advice=advice)
+    page = render(request, "error.html", status_code=status_code, title=title, advice=advice)
+    if status_code == 503:
+        page.headers["Retry-After"] = str(outages.RETRY_AFTER_SECONDS)
+    return page
+
+
+async def unavailable_page(request: Request, dependency: outages.Dependency) -> HTMLResponse:
+    """503 with Retry-After: "temporarily unavailable, your work is kept". A form that was
+    being sent comes back in the page, field for field, to send again with one button (its
+    CSRF token as it came: a forged request stays refused the second time)."""
+    resend: list[tuple[str, str]] | None = None
+    dropped = False
+    if request.method == "POST":
+        resend = []
+        try:
+            form = await request.form()
+        except Exception:  # a body that is no form (or no longer readable): nothing to keep
+            form = None
+        for name, value in form.multi_items() if form is not None else ():
+            if isinstance(value, str) and not any(word in name.lower() for word in _NOT_KEPT):
+                resend.append((name, value))
+            else:
+                dropped = True
+    page = render(
+        request,
+        "unavailable.html",
+        status_code=503,
+        what=UNREACHABLE[dependency],
+        resend=resend,
+        dropped=dropped,
+    )
+    page.headers["Retry-After"] = str(outages.RETRY_AFTER_SECONDS)
+    return page
+
+
+def outage_of(error: Exception) -> outages.Dependency | None:
+    """The dependency ``error`` says is down, from this process or from the API it called."""
+    if isinstance(error, DomainError):
+        if error.status != 503:
+            return None
+        dependency = getattr(error, "dependency", None)
+        return (
+            outages.Dependency(dependency)
+            if dependency in set(outages.Dependency)
+            else (outages.Dependency.SERVICE)
+        )
+    return outages.unavailable(error)
 
 
 def page_for(request: Request, error: Exception) -> Response:
@@ -190,7 +247,12 @@ class PageRoute(APIRoute):
         async def handle_page(request: Request) -> Response:
             try:
                 return await handle(request)
-            except (DomainError, HTTPException, RequestValidationError) as error:
-                return page_for(request, error)
+            except Exception as error:
+                dependency = outage_of(error)
+                if dependency is not None:
+                    return await unavailable_page(request, dependency)
+                if isinstance(error, DomainError | HTTPException | RequestValidationError):
+                    return page_for(request, error)
+                raise
 
         return handle_page

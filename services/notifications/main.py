@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.notifications import consumer, handlers
+from services.notifications import consumer, handlers, metrics
 from services.notifications.api import router
 from services.notifications.settings import NotificationSettings
 from shared.service import Service, ServiceContext
@@ -17,6 +17,7 @@ async def start(ctx: ServiceContext) -> None:
     ctx.background("live updates", lambda: notifier.live.run(ctx.settings.database_url))
     ctx.background("delivery worker", lambda: handlers.run_worker(notifier))
     ctx.background("category labels", notifier.learn_categories)
+    metrics.watch(ctx)
     for subscription in consumer.subscriptions(notifier):
         await ctx.subscribe(subscription)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.referrals import clock, commands, consumer, forms
+from services.referrals import clock, commands, consumer, forms, metrics
 from services.referrals.api import router
 from shared.service import Service, ServiceContext
 
@@ -18,6 +18,7 @@ async def start(ctx: ServiceContext) -> None:
     for subject, responder in commands.commands(ctx).items():
         await ctx.bus.serve(subject, responder, queue="referrals")
     ctx.background("deadline clock", lambda: clock.run(ctx))
+    metrics.watch(ctx)
 
 
 service = Service(

@@ -1,0 +1,225 @@
+"""While the network's PostgreSQL is down, nodes answer what a careful client can act on: 503
+with Retry-After over HTTP, a typed ``unavailable`` reply over NATS, never a 500; and once it is
+back they serve again by themselves, and a create retried with its Idempotency-Key after a 503
+makes exactly one referral."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import nats
+
+from deploy.network import Network
+from tests.e2e.conftest import client, user
+from tests.e2e.test_referral_safety import _ask, _system_token
+from tests.e2e.test_referrals import referral
+from tests.waiting import eventually
+
+Creds = dict[str, Any]
+DOWN_FOR = 4.0  # seconds of requests while the database is stopped
+
+
+@contextlib.asynccontextmanager
+async def postgres_stopped(network: Network) -> AsyncIterator[None]:
+    """PostgreSQL stopped (fast shutdown: every node's connections close, its socket goes) for
+    the block, then started again in its place among the network's processes."""
+    supervisor = network.supervisor
+    position = supervisor.processes.index(supervisor["postgres"])
+    await supervisor.stop("postgres")
+    try:
+        yield
+    finally:
+        await supervisor.start(network.postgres.process(network.root / "logs" / "postgres.log"))
+        # Back where it was, so that the network stops it after the nodes, as before.
+        supervisor.processes.insert(position, supervisor.processes.pop())
+
+
+def check_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, (response.request.url, response.status_code, response.text)
+    assert int(response.headers["retry-after"]) > 0
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["type"].endswith("/problems/unavailable")
+    assert problem["dependency"] == "database"
+    assert "database" in problem["detail"].lower()
+    assert "postgres" not in response.text.lower()  # no internals: no server, socket or query
+
+
+async def count_sent(sanad: httpx.AsyncClient) -> int:
+    """How many referrals sanad's outbox holds, every page of it."""
+    seen: set[str] = set()
+    params: dict[str, str] = {"box": "outbox", "limit": "200"}
+    while True:
+        page = (await sanad.get("/api/v1/referrals", params=params)).json()
+        seen.update(item["referral_id"] for item in page["items"])
+        if not page.get("next"):
+            return len(seen)
+        params["after"] = page["next"]
+
+
+async def ready(node: httpx.AsyncClient) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return (await node.get("/readyz")).status_code == 200
+    return False
+
+
+async def test_while_postgres_is_down_nodes_answer_503_and_recover_by_themselves(
+    running_network: Creds, network: Network
+) -> None:
+    nodes = {name: network.supervisor[f"node-{name}"] for name in ("sanad", "amal")}
+    before = {name: (node.pid, node.restarts) for name, node in nodes.items()}
+    token = await _system_token(running_network, "sanad", "caseworker")
+    nc = await nats.connect(running_network["nodes"]["sanad"]["nats_url"])
+    key = f"outage-{uuid.uuid4()}"
+    async with (
+        client(running_network, "sanad", "caseworker") as sanad,
+        client(running_network, "amal", "focal_point") as amal,
+    ):
+        sent_before = await count_sent(sanad)
+        statuses: list[int] = []
+        try:
+            async with postgres_stopped(network):
+                deadline = time.monotonic() + DOWN_FOR
+                while time.monotonic() < deadline:
+                    for response in (
+                        await sanad.get("/api/v1/referrals", params={"box": "outbox"}),
+                        await sanad.get("/api/v1/auth/me"),
+                        await amal.get("/api/v1/referrals", params={"box": "inbox"}),
+                        await amal.get("/api/v1/directory/organisations/sanad"),
+                        await sanad.post(
+                            "/api/v1/referrals",
+                            json=referral(),
+                            headers={"Idempotency-Key": key},
+                        ),
+                    ):
+                        statuses.append(response.status_code)
+                        check_unavailable(response)
+                    readiness = await sanad.get("/readyz")
+                    assert readiness.status_code == 503
+                    assert int(readiness.headers["retry-after"]) > 0
+                    assert readiness.json()["checks"]["database:referrals"] is False
+                    await asyncio.sleep(0.2)
+                # Over NATS, a member system gets a typed error it can retry on.
+                answer = await _ask(nc, "list", {"token": token, "box": "outbox"})
+                error = answer["error"]
+                assert error["type"] == "/problems/unavailable", json.dumps(answer)
+                assert error["status"] == 503
+                assert error["dependency"] == "database"
+                assert error["retry_after"] > 0
+                created = await _ask(
+                    nc, "create", referral() | {"token": token, "idempotency_key": key}
+                )
+                assert created["error"]["type"] == "/problems/unavailable"
+        finally:
+            await nc.close()
+        assert len(statuses) >= 10 and set(statuses) == {503}
+
+        async def serving(node: httpx.AsyncClient, box: str) -> bool:
+            with contextlib.suppress(httpx.HTTPError):
+                response = await node.get("/api/v1/referrals", params={"box": box})
+                assert response.status_code in (200, 503), response.text
+                return response.status_code == 200
+            return False
+
+        await eventually(lambda: serving(sanad, "outbox"), within=60, what="sanad serves again")
+        await eventually(lambda: serving(amal, "inbox"), within=60, what="amal serves again")
+        await eventually(lambda: ready(sanad), within=60, what="sanad ready again")
+        await eventually(lambda: ready(amal), within=60, what="amal ready again")
+
+        # The create refused with 503 is retried, twice, with the same key: one referral.
+        first = await sanad.post(
+            "/api/v1/referrals", json=referral(), headers={"Idempotency-Key": key}
+        )
+        assert first.status_code == 201, first.text
+        again = await sanad.post(
+            "/api/v1/referrals", json=referral(), headers={"Idempotency-Key": key}
+        )
+        assert again.status_code in (200, 201), again.text
+        assert again.json()["referral_id"] == first.json()["referral_id"]
+        assert await count_sent(sanad) == sent_before + 1
+    # Nobody restarted a node: they came back by themselves.
+    assert {name: (node.pid, node.restarts) for name, node in nodes.items()} == before
+
+
+# -- the pages -------------------------------------------------------------------------------
+
+
+def _hidden_fields(page: str) -> list[tuple[str, str]]:
+    form = re.search(
+        r'<form method="post" action="([^"]*)" class="resend">(.*?)</form>', page, re.S
+    )
+    assert form is not None, page
+    return [
+        (html.unescape(name), html.unescape(value))
+        for name, value in re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(2))
+    ]
+
+
+async def test_while_postgres_is_down_the_pages_say_so_and_keep_the_form(
+    running_network: Creds, network: Network
+) -> None:
+    account = user(running_network, "sanad", "caseworker")
+    base = running_network["nodes"]["sanad"]["url"]
+    async with httpx.AsyncClient(base_url=base, timeout=10) as browser:
+        form = await browser.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token is not None
+        logged_in = await browser.post(
+            "/login",
+            data={
+                "username": account["username"],
+                "password": account["password"],
+                "csrf_token": token.group(1),
+            },
+        )
+        assert logged_in.status_code == 303, logged_in.text
+        home = await browser.get("/")
+        assert home.status_code == 200
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', home.text)
+        assert csrf is not None
+        key = str(uuid.uuid4())
+        step = {
+            "csrf_token": csrf.group(1),
+            "step": "need",
+            "key": key,
+            "category": "primary_health",
+            "urgency": "priority",
+        }
+        async with postgres_stopped(network):
+            french = await browser.get("/")
+            arabic = await browser.get("/referrals?box=outbox", headers={"Accept-Language": "ar"})
+            english = await browser.post(
+                "/referrals/new", data=step, headers={"Accept-Language": "en"}
+            )
+        for page in (french, arabic, english):
+            assert page.status_code == 503, page.text
+            assert int(page.headers["retry-after"]) > 0
+            assert page.headers["content-type"].startswith("text/html")
+        assert '<html lang="fr" dir="ltr">' in french.text
+        assert "Temporairement indisponible" in french.text
+        assert "base de données" in french.text
+        assert "Votre travail est conservé" in french.text
+        assert '<html lang="ar" dir="rtl">' in arabic.text
+        assert "غير متاح مؤقتًا" in arabic.text
+        assert "Your work is kept" in english.text
+        assert "cannot reach its database" in english.text
+        # The form that was being sent is in the page, field for field, to send again.
+        assert sorted(_hidden_fields(english.text)) == sorted(step.items())
+        assert 'action="/referrals/new"' in english.text
+
+        async def serving() -> bool:
+            return (await browser.get("/")).status_code == 200
+
+        await eventually(serving, within=60, what="sanad's pages serve again")
+        resent = await browser.post("/referrals/new", data=dict(_hidden_fields(english.text)))
+        assert resent.status_code == 200, resent.text  # the wizard's next step
+        assert key in resent.text  # the same draft, with the same idempotency key

@@ -1,0 +1,102 @@
+"""PostgreSQL access: the asyncpg pool, JSON codecs, and forward-only per-service migrations.
+
+Each service owns one schema in its node's database. Its migrations are the ``NNNN_name.sql``
+files of its ``migrations/`` folder, preceded by the shared ones (outbox and processed tables),
+applied in order inside one transaction each, under an advisory lock so that two processes
+starting together do not race. Applied migrations are recorded in ``<schema>.schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+log = logging.getLogger(__name__)
+
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+MIGRATION_NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
+
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+# What handlers get: a connection of their own, or one borrowed from the pool.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+
+async def _init_connection(conn: Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, max_size: int = 10) -> Pool:
+    """A pool whose connections speak JSON as Python objects."""
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30
+    )
+    assert pool is not None
+    return pool
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+
+
+def load_migrations(*folders: Path) -> list[Migration]:
+    """The migrations of these folders, the shared ones first, each folder in file-name order."""
+    migrations: list[Migration] = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.sql")):
+            if not MIGRATION_NAME.match(path.name):
+                raise ValueError(f"migration {path} is not named NNNN_name.sql")
+            migrations.append(Migration(f"{folder.parent.name}/{path.stem}", path.read_text()))
+    return migrations
+
+
+async def migrate(pool: Pool, schema: str, folders: Sequence[Path]) -> list[str]:
+    """Bring ``schema`` up to date; returns the names of the migrations applied now."""
+    if not SCHEMA_NAME.match(schema):
+        raise ValueError(f"bad schema name {schema!r}")
+    migrations = load_migrations(SHARED_MIGRATIONS, *folders)
+    applied_now: list[str] = []
+    async with pool.acquire() as conn, conn.transaction():
+        # One lock for every schema: CREATE SCHEMA IF NOT EXISTS itself races otherwise.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('relais-migrations'))")
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
+            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch(f"SELECT name FROM {schema}.schema_migrations")}
+        for migration in migrations:
+            if migration.name in done:
+                continue
+            await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+            await conn.execute(migration.sql)
+            await conn.execute(
+                f"INSERT INTO {schema}.schema_migrations (name) VALUES ($1)", migration.name
+            )
+            applied_now.append(migration.name)
+    if applied_now:
+        log.info("schema %s: applied %s", schema, ", ".join(applied_now))
+    return applied_now
+
+
+async def ping(pool: Pool) -> bool:
+    try:
+        async with pool.acquire(timeout=2) as conn:
+            return bool(await conn.fetchval("SELECT true"))
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+
+
+def record_to_dict(record: asyncpg.Record) -> dict[str, Any]:
+    return dict(record.items())
