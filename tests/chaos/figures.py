@@ -85,6 +85,7 @@ def document(
     acks: Sequence[float],
     received: Sequence[float],
     timings: dict[str, float],
+    quiet: dict[str, Any] | None = None,
     machine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
@@ -92,6 +93,9 @@ def document(
         "settings": settings,
         "machine": machine or {},
         "timings_s": timings,
+        # Whether the network delivered everything before the checks, and what it still had
+        # to do then (outbox rows, messages pending or awaiting a redelivery; 0 = idle).
+        "quiescence": quiet or {},
         "faults": len(faults),
         "faults_by_kind": dict(sorted(Counter(f.kind for f in faults).items())),
         **verdict.as_json(),

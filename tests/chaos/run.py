@@ -91,9 +91,11 @@ async def run(options: Options, say: Say = print) -> Result:
             settled = time.monotonic()
             quiet = await _quiescence(chaos, ledger, options.quiet_within)
             quiet_at = time.monotonic()
+            left_at_end = await busy(chaos)
             say(
                 f"chaos: quiet after {quiet_at - settled:.1f}s"
-                f" ({'all' if quiet else 'NOT all'} received back)"
+                f" ({'all' if quiet else 'NOT all'} received back;"
+                f" {left_at_end} message(s) or row(s) still to deliver)"
             )
             snap = await snapshot(chaos)
             verdict = judge(ledger.sent, snap)
@@ -128,6 +130,7 @@ async def run(options: Options, say: Say = print) -> Result:
             "quiescence": round(quiet_at - settled, 1),
             "unresolved_creates": unresolved,
         },
+        quiet={"all_received_back": quiet, "work_left_at_the_end": left_at_end},
         machine=machine,
     )
     say(f"chaos: network stopped in {time.monotonic() - checked:.1f}s")
@@ -150,12 +153,13 @@ async def _progress(say: Say, ledger: Ledger, faults: list[Fault], begin: float)
 
 
 async def _quiescence(chaos: ChaosNetwork, ledger: Ledger, within: float) -> bool:
-    """Until every acknowledged referral is past ``sent`` at its sender, or nothing moved for
-    a minute, or ``within`` seconds: True if all were."""
+    """Until every acknowledged referral is past ``sent`` at its sender (True), or the network
+    has nothing left to do for a few seconds: no outbox row unsent, no message pending or
+    waiting for a redelivery at any consumer (False: what is missing will not come by
+    itself), or ``within`` seconds (False)."""
     wanted = {s.referral_id for s in ledger.sent if s.referral_id is not None}
-    deadline, last_move, last_left = time.monotonic() + within, time.monotonic(), -1
+    deadline, idle_since = time.monotonic() + within, None
     while time.monotonic() < deadline:
-        left = 0
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             for sender in SENDERS:
                 rows = await _fetch(
@@ -165,15 +169,40 @@ async def _quiescence(chaos: ChaosNetwork, ledger: Ledger, within: float) -> boo
                     " WHERE box = 'outbox' AND status <> 'sent'",
                 )
                 wanted -= {r[0] for r in rows}
-            left = len(wanted)
-            if left == 0:
+            if not wanted:
                 return True
-            if left != last_left:
-                last_move, last_left = time.monotonic(), left
-            elif time.monotonic() - last_move > 60:
-                return False
+        if await busy(chaos):
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since > 5:
+            return False
         await asyncio.sleep(1)
     return False
+
+
+async def busy(chaos: ChaosNetwork) -> int:
+    """What the nodes still have to do, as their ``/api/v1/node/status`` says (what ``relais
+    status`` shows): outbox rows unsent, and messages pending or awaiting a redelivery at
+    every consumer; a node that does not answer counts as busy."""
+    left = 0
+    async with httpx.AsyncClient(timeout=10) as client:
+        for node in chaos.creds["nodes"]:
+            headers = {"Authorization": f"Bearer {chaos.token(node, 'admin')}"}
+            try:
+                response = await client.get(
+                    f"{chaos.url(node)}/api/v1/node/status", headers=headers
+                )
+                status = response.raise_for_status().json()
+            except (httpx.HTTPError, ValueError):
+                left += 1
+                continue
+            left += sum(n if n is not None else 1 for n in status["outbox_unsent"].values())
+            for stream in status["streams"]:
+                for consumer in stream["consumers"]:
+                    left += consumer["pending"] + consumer["ack_pending"]
+                left += sum(source.get("lag") or 0 for source in stream["sources"])
+    return left
 
 
 async def _fetch(chaos: ChaosNetwork, node: str, query: str, *args: object) -> list[Any]:
