@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format bench clean setup tools
+.PHONY: run test check lint format bench chaos clean setup tools
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+# The chaos suite's full run (~25 min): python -m tests.chaos --help for a shorter one.
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable --exclude relais > requirements.lock

@@ -43,15 +43,23 @@ async def recipient(ctx: ServiceContext, org_id: str, category: str) -> Organisa
 
 
 def current_key(record: OrganisationPublished, use: KeyUse, at: datetime) -> PublicKey:
-    """The organisation's key for ``use`` valid at ``at`` (the newest if several are)."""
-    valid = [
-        k
-        for k in record.keys
-        if k.use is use and k.valid_from <= at and (k.valid_until is None or at < k.valid_until)
+    """The organisation's key for ``use`` valid at ``at`` (the newest if several are).
+
+    When none is valid yet by this node's clock but one the directory publishes has not
+    expired, that one (the first to start): its ``valid_from`` is the time on the clock of the
+    node that made it, and a clock behind that one must not stop every referral to the
+    organisation (the chaos suite's clock jump found it). Sealing to a key the directory
+    already publishes gives its holder nothing it should not have; an expired key never
+    serves."""
+    unexpired = [
+        k for k in record.keys if k.use is use and (k.valid_until is None or at < k.valid_until)
     ]
-    if not valid:
-        raise Invalid(f"{record.org_id} has no valid {use.value} key in the directory")
-    return max(valid, key=lambda k: k.valid_from)
+    valid = [k for k in unexpired if k.valid_from <= at]
+    if valid:
+        return max(valid, key=lambda k: k.valid_from)
+    if unexpired:
+        return min(unexpired, key=lambda k: k.valid_from)
+    raise Invalid(f"{record.org_id} has no valid {use.value} key in the directory")
 
 
 def key_by_id(record: OrganisationPublished, key_id: str, use: KeyUse) -> PublicKey | None:
