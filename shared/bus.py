@@ -4,8 +4,10 @@ Publishing sets ``Nats-Msg-Id`` (the event id, for JetStream deduplication) and
 ``traceparent`` (W3C trace context). Consumers are durable pull consumers with explicit ack:
 a handler that returns acks; one that raises ``PermanentFailure`` or a ``DomainError`` is
 terminated with its reason (the ``DEADLETTER`` stream keeps the advisory, the message stays in
-its stream for an operator); any other exception is retried later (``nak`` with back-off)
-until ``max_deliver``, after which the message is dead-lettered too. Malformed and unknown
+its stream for an operator); a handler that fails because the database or the broker is down
+keeps its message (``in_progress``) and tries again in place until it is back, so an outage
+spends none of the delivery budget; any other exception is retried later (``nak`` with
+back-off) until ``max_deliver``, after which the message is dead-lettered too. Malformed and unknown
 events are dead-lettered without reaching a handler.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -48,7 +51,8 @@ log = logging.getLogger(__name__)
 PUBLISHED = Counter("relais_events_published_total", "Events published to JetStream", ["type"])
 CONSUMED = Counter(
     "relais_events_consumed_total",
-    "Deliveries handled, by outcome: acked, retried, parked (dead-lettered) or skipped",
+    "Deliveries handled, by outcome: acked, retried, held (an outage waited out in place), "
+    "parked (dead-lettered) or skipped",
     ["consumer", "outcome"],
 )
 
@@ -118,6 +122,9 @@ class Subscription:
     max_deliver: int = 6
     retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 120.0, 600.0)
     ack_wait: float = 60.0
+    # Between tries in place while the database or broker is down (the last one repeats);
+    # each well under ack_wait, which ``in_progress`` restarts before every pause.
+    outage_pauses: Sequence[float] = (0.5, 1.0, 2.0, 5.0)
     batch: int = 32
     # The node's own broadcasts come back through its INBOX and are skipped; a consumer that
     # watches the hub's ROUTER (the audit's network log) wants them.
@@ -320,21 +327,55 @@ class Bus:
             await self._terminate(msg, sub.durable, exc.detail)
             return
         with telemetry.consume_span(event, msg.subject, msg.headers or {}):
-            try:
-                await sub.handler(event, payload, delivery)
-            except (PermanentFailure, DomainError) as exc:
-                if isinstance(exc, DomainError) and exc.transient:
-                    await self._retry(msg, sub, event, delivery)
+            for tries in itertools.count():
+                try:
+                    await sub.handler(event, payload, delivery)
+                except (PermanentFailure, DomainError) as exc:
+                    if isinstance(exc, DomainError) and exc.transient:
+                        await self._retry(msg, sub, event, delivery)
+                        return
+                    await self._terminate(msg, sub.durable, f"{type(exc).__name__}: {exc}")
                     return
-                await self._terminate(msg, sub.durable, f"{type(exc).__name__}: {exc}")
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                await self._retry(msg, sub, event, delivery)
-                return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    down = outages.unavailable(exc)
+                    if down not in (outages.Dependency.DATABASE, outages.Dependency.BROKER):
+                        await self._retry(msg, sub, event, delivery)
+                        return
+                    if self.closing:
+                        return  # unacked: delivered again after ack_wait, to the next start
+                    # Not this event's fault: a nak would spend a delivery on the outage, and
+                    # a few outages in a row would dead-letter an event nothing is wrong with.
+                    await self._hold(msg, sub, event, down, tries)
+                    continue
+                break
         await msg.ack()
         CONSUMED.labels(sub.durable, "acked").inc()
+
+    async def _hold(
+        self,
+        msg: Msg,
+        sub: Subscription,
+        event: CloudEvent,
+        down: outages.Dependency,
+        tries: int,
+    ) -> None:
+        """Keep ``msg`` while ``down`` is unavailable: tell the broker it is still being
+        worked on, pause, and let the caller try the handler again."""
+        pause = sub.outage_pauses[min(tries, len(sub.outage_pauses) - 1)]
+        if tries == 0:
+            log.warning(
+                "consumer %s: %s %s waits for the %s to be back",
+                sub.durable,
+                event.type,
+                event.id,
+                down.value,
+            )
+        CONSUMED.labels(sub.durable, "held").inc()
+        with contextlib.suppress(Exception):  # the broker itself may be what is down
+            await msg.in_progress()
+        await asyncio.sleep(pause)
 
     async def _retry(
         self, msg: Msg, sub: Subscription, event: CloudEvent, delivery: Delivery

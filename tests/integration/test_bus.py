@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import pytest
 from opentelemetry import trace
 
@@ -69,6 +71,35 @@ class TestConsuming:
         )
         await asyncio.sleep(0.5)
         assert deliveries == [1, 2]  # acked after the success: not delivered a third time
+
+    async def test_a_database_outage_spends_no_delivery_and_parks_nothing(
+        self, hub_bus: Bus, stream: OwnStream
+    ) -> None:
+        """Longer than the delivery budget: with naks, this event would be dead-lettered."""
+        tries: list[int] = []
+
+        async def needs_the_database(
+            event: CloudEvent, payload: Payload, delivery: Delivery
+        ) -> None:
+            tries.append(delivery.num_delivered)
+            if len(tries) <= 8:  # the database is down: nothing listens where it was
+                await asyncpg.connect(f"postgresql://relais@127.0.0.1:{_closed_port()}/x")
+
+        await hub_bus.subscribe(
+            subscription(
+                stream,
+                needs_the_database,
+                max_deliver=3,
+                retry_delays=(0.05,),
+                outage_pauses=(0.05,),
+            )
+        )
+        event = probe_event()
+        await hub_bus.publish(stream.subject(), event)
+        await eventually(lambda: _true(len(tries) == 9), within=20, what="handled once it is back")
+        await asyncio.sleep(0.5)
+        assert tries == [1] * 9  # held in place: one delivery, tried until the database was back
+        assert not [d for d in await hub_bus.dead_letters() if d.event_id == event.id]
 
     async def test_an_event_that_always_fails_is_parked_with_its_id(
         self, hub_bus: Bus, stream: OwnStream
@@ -200,3 +231,10 @@ class TestTracing:
             await pool.close()
         assert origin != 0
         assert seen == [origin]
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
