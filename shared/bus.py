@@ -423,7 +423,10 @@ class Bus:
         try:
             msg = await self.nc.request(subject, json.dumps(body).encode(), timeout=wait)
         except (NatsTimeout, NoRespondersError) as exc:
-            raise Unavailable(f"{subject} did not answer; try again shortly") from exc
+            # Disconnected: the broker is what is down; connected, the service that answers.
+            down = outages.Dependency.BROKER if not self.connected else outages.Dependency.SERVICE
+            log.warning("request on %s: no answer (%s unavailable)", subject, down.value)
+            raise outages.DependencyDown(down) from exc
         reply = json.loads(msg.data)
         error = reply.get("error")
         if error is not None:
@@ -544,7 +547,7 @@ async def respond(handler: Responder, raw: bytes) -> dict[str, Any]:
         if dependency is not None:
             # Not the caller's mistake, and nothing was done: the same request later may work.
             log.warning("request handler: %s unavailable (%s)", dependency.value, exc)
-            return _error(Unavailable(dependency.detail), dependency=dependency.value)
+            return _error(outages.DependencyDown(dependency))
         log.exception("request handler failed")
         return {
             "error": {
@@ -556,7 +559,7 @@ async def respond(handler: Responder, raw: bytes) -> dict[str, Any]:
         }
 
 
-def _error(exc: DomainError, **extra: Any) -> dict[str, Any]:
+def _error(exc: DomainError) -> dict[str, Any]:
     error: dict[str, Any] = {
         "type": f"/problems/{exc.type}",
         "title": exc.title,
@@ -564,7 +567,6 @@ def _error(exc: DomainError, **extra: Any) -> dict[str, Any]:
         "detail": exc.detail,
         "field": exc.field,
         **exc.extensions(),
-        **extra,
     }
     if exc.transient:
         # What HTTP says with Retry-After: the seconds to wait before sending it again.

@@ -16,6 +16,8 @@ import asyncpg
 import nats.errors
 import nats.js.errors
 
+from shared.errors import Unavailable
+
 # Seconds a client is told to wait before trying again: PostgreSQL restarts and NATS reconnects
 # (every 0.5 s) in a few seconds; a shorter hint only adds load while it comes back.
 RETRY_AFTER_SECONDS = 5
@@ -57,6 +59,19 @@ class Dependency(enum.StrEnum):
             f"{what} is not reachable at the moment; nothing was changed by this request."
             f" Try again in {RETRY_AFTER_SECONDS} seconds (same Idempotency-Key for a create)."
         )
+
+
+class DependencyDown(Unavailable):
+    """``Unavailable`` naming the dependency that is down: its problem details and NATS error
+    reply carry ``dependency``, and say nothing of the dependency's address or subject."""
+
+    def __init__(self, dependency: Dependency) -> None:
+        super().__init__(dependency.detail)
+        self.dependency = dependency
+        self.title = dependency.heading
+
+    def extensions(self) -> dict[str, object]:
+        return {"dependency": self.dependency.value}
 
 
 # The SQLSTATE classes that mean "the server cannot serve now", not "this query is wrong":

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from shared import outages
-from shared.errors import DomainError, Unavailable
+from shared.errors import DomainError
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -38,13 +38,8 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JS
 
 def unavailable(dependency: outages.Dependency) -> JSONResponse:
     """The answer while ``dependency`` is down: 503, which one, when to retry; no internals."""
-    return problem(
-        503,
-        Unavailable.type,
-        dependency.heading,
-        dependency.detail,
-        dependency=dependency.value,
-    )
+    down = outages.DependencyDown(dependency)
+    return problem(down.status, down.type, down.title, down.detail, **down.extensions())
 
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:

@@ -263,6 +263,8 @@ async def test_while_a_nodes_nats_is_down_it_answers_503_where_it_needs_it_and_r
             assert refused.status_code == 503, refused.text
             assert int(refused.headers["retry-after"]) > 0
             assert refused.json()["type"].endswith("/problems/unavailable")
+            assert refused.json()["dependency"] == "broker"
+            assert "relais." not in refused.text  # no subject named
             # What needs only the database goes on.
             assert (await sanad.get("/api/v1/referrals")).status_code == 200
 
