@@ -87,6 +87,7 @@ _DATABASE_DOWN: tuple[type[Exception], ...] = (
 # Client-side InterfaceErrors that are bugs (a wrong argument count, a configuration error, a
 # connection used by two tasks at once), not outages: only a closed connection or pool is one.
 _CLOSED = ("closed", "closing")
+_INTERRUPTED = "cannot switch to state"
 _BROKER_DOWN: tuple[type[Exception], ...] = (
     nats.errors.ConnectionClosedError,
     nats.errors.ConnectionDrainingError,
@@ -125,6 +126,10 @@ def _direct(exc: BaseException) -> Dependency | None:
         ):
             return None
         return Dependency.DATABASE if any(w in str(exc) for w in _CLOSED) else None
+    if isinstance(exc, asyncpg.InternalClientError) and _INTERRUPTED in str(exc):
+        # The protocol still in the middle of an operation the server's crash cut short, seen
+        # at the next COMMIT or query on that connection (the chaos suite's PostgreSQL kills).
+        return Dependency.DATABASE
     if isinstance(exc, _BROKER_DOWN):
         return Dependency.BROKER
     if isinstance(exc, OSError):

@@ -56,6 +56,14 @@ OUTAGES: dict[str, tuple[Callable[[], Awaitable[None]], str]] = {
     "lost": (_raiser(asyncpg.ConnectionDoesNotExistError("connection was closed")), "database"),
     "too-many": (_raiser(asyncpg.TooManyConnectionsError("too many clients")), "database"),
     "closed": (_raiser(asyncpg.InterfaceError("connection is closed")), "database"),
+    "cut-short": (
+        _raiser(
+            asyncpg.InternalClientError(
+                "cannot switch to state 12; another operation (2) is in progress"
+            )
+        ),
+        "database",
+    ),
     "nats-closed": (_raiser(nats.errors.ConnectionClosedError()), "broker"),
     "nats-no-responders": (_raiser(nats.errors.NoRespondersError()), "broker"),
     "domain": (_raiser(Unavailable("the hub did not answer")), "unavailable"),
