@@ -1,6 +1,7 @@
-"""A person's notifications: the feed (kept live by the notifications API's event stream, see
-``static/notifications.js``), marking it read, and their preferences (contact, language,
-channels per kind, daily digest), all through the notifications API."""
+"""A person's notifications: the feed, each item written from its facts in the page's language
+(``feed``; kept live by the notifications API's event stream, see ``static/notifications.js``),
+marking it read, and their preferences (contact, language, channels per kind, daily digest),
+all through the notifications API."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from services.dashboard import labels
+from services.dashboard import feed, labels
 from services.dashboard.labels import FieldError
+from services.dashboard.lookups import Lookups
 from services.dashboard.node_api import ApiRefused, NodeApi
 from services.dashboard.rendering import PageRoute, language_of, render
 from shared import i18n
@@ -33,43 +35,53 @@ NOT_A_PHONE = N_("Enter the number in international form, like +212612345678.")
 ACCOUNT_LANGUAGE = N_("The language of my account")
 
 
-def link_of(facts: dict[str, Any]) -> str | None:
-    """Where a notification leads: its referral, or the organisation it is about."""
-    if facts.get("referral_id"):
-        return f"/referrals/{facts['referral_id']}"
-    if facts.get("org_id"):
-        return f"/directory/{facts['org_id']}"
-    return None
+async def _entries(
+    request: Request, principal: Principal, found: dict[str, Any]
+) -> list[feed.FeedEntry]:
+    """The API's items (facts) in the page's words; the directory names the organisations."""
+    api = NodeApi(request)
+    lang = language_of(request)
+    raw = [item for item in found.get("items", []) if isinstance(item, dict)]
+    if not raw:
+        return []
+    lookups = Lookups(api, lang)
+    org_names = await lookups.org_names()
+    categories = dict(await lookups.categories())
+    return [
+        feed.entry(item, lang, reader_org=principal.org, org_names=org_names, categories=categories)
+        for item in raw
+    ]
 
 
 @router.get("/notifications")
 async def feed_page(
     request: Request, principal: Anyone, before: FeedCursor = "", done: int = 0
 ) -> Response:
-    lang = language_of(request)
     found = await NodeApi(request).get(f"{NOTIFICATIONS}/feed", limit=PAGE, before=before)
-    items = [
-        {
-            "id": item["id"],
-            "title": item.get("title", ""),
-            "at": labels.moment(item.get("created_at"), lang),
-            "at_iso": item.get("created_at", ""),
-            "read": item.get("read", False),
-            "emergency": item.get("emergency", False),
-            "link": link_of(item.get("facts") or {}),
-        }
-        for item in found.get("items", [])
-    ]
+    items = await _entries(request, principal, found)
     return render(
         request,
         "notifications.html",
         principal=principal,
         unread=found.get("unread", 0),
         items=items,
-        older=items[-1]["id"] if len(items) == PAGE else None,
+        older=items[-1].id if len(items) == PAGE else None,
         first_page=not before,
         notice=ALL_READ if done else None,
     )
+
+
+@router.get("/notifications/items")
+async def feed_items(request: Request, principal: Anyone, after: FeedCursor = "") -> Response:
+    """The items newer than ``after``, newest first, with the page's own partial: what the
+    feed's live updates (``static/notifications.js``) put at the top of the list."""
+    if after:
+        found = await NodeApi(request).get(f"{NOTIFICATIONS}/feed", limit=PAGE, after=after)
+        found["items"] = list(reversed(found.get("items", [])))
+    else:
+        found = await NodeApi(request).get(f"{NOTIFICATIONS}/feed", limit=PAGE)
+    items = await _entries(request, principal, found)
+    return render(request, "notifications_items.html", principal=principal, items=items)
 
 
 @router.post("/notifications/read")

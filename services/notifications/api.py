@@ -90,12 +90,17 @@ async def get_feed(
     principal: Anyone,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: UUID | None = None,
+    after: Annotated[
+        UUID | None, Query(description="only the newer ones, oldest first (live updates)")
+    ] = None,
     unread_only: bool = False,
 ) -> Feed:
     username = staff_member(principal)
     async with n.ctx.pool.acquire() as conn:
         lang = await _language(conn, n, principal)
-        rows = await store.feed(conn, username, limit=limit, before=before, unread_only=unread_only)
+        rows = await store.feed(
+            conn, username, limit=limit, before=before, after=after, unread_only=unread_only
+        )
         count = await store.unread(conn, username)
     return Feed(unread=count, items=[_item(r, n, lang) for r in rows])
 

@@ -52,7 +52,7 @@ async def test_the_feed_shows_an_arriving_referral_without_a_reload(
 
     arrived = page.locator(f'#feed li[data-notification] a[href="/referrals/{referral_id}"]')
     await expect(arrived).to_be_visible(timeout=WAIT_MS)
-    await expect(arrived).to_contain_text("Une nouvelle orientation")
+    await expect(arrived).to_contain_text("a adressé une orientation à votre organisation")
     await expect(menu_count).to_be_visible()
     await expect(menu_count).to_contain_text("1")
     await expect(page.locator("[data-unread-total]")).to_have_text("1")

@@ -1,8 +1,8 @@
 // The notifications feed, live: one server-sent-event stream from the notifications API
 // (same origin, same session). Every page shows the unread count beside the menu's
 // "Notifications" link; the feed page also puts each new notification at the top of its
-// list (an aria-live region, so a screen reader hears it). Text goes in with textContent
-// only: nothing a notification says is ever read as HTML.
+// list (an aria-live region, so a screen reader hears it), as the dashboard writes it from
+// its facts in the page's language: the stream says that something arrived, not its words.
 // Without JavaScript the feed page still shows everything when reloaded.
 (function () {
   "use strict";
@@ -20,58 +20,48 @@
     totals.forEach(function (total) { total.textContent = String(count); });
   }
 
-  function linkOf(facts) {
-    if (facts && facts.referral_id) return "/referrals/" + encodeURIComponent(facts.referral_id);
-    if (facts && facts.org_id) return "/directory/" + encodeURIComponent(facts.org_id);
-    return null;
+  // A new notification: ask the dashboard for the items newer than the newest one shown,
+  // written in the page's language by the same partial as the page itself
+  // (/notifications/items, autoescaped HTML), and put them at the top. One fetch at a time;
+  // a notification arriving meanwhile asks for one more round.
+  var busy = false;
+  var again = false;
+  function newest() {
+    var first = feed.querySelector("[data-notification]");
+    return first ? first.getAttribute("data-notification") : "";
   }
-
-  function badge(className, text) {
-    var span = document.createElement("span");
-    span.className = "badge " + className;
-    span.textContent = text;
-    return span;
-  }
-
-  function prepend(item) {
-    if (!feed || feed.querySelector('[data-notification="' + item.id + '"]')) return;
-    var li = document.createElement("li");
-    li.className = "feed-item unread" + (item.emergency ? " emergency" : "");
-    li.setAttribute("data-notification", item.id);
-    li.appendChild(badge("new", feed.getAttribute("data-new-label")));
-    li.appendChild(document.createTextNode(" "));
-    if (item.emergency) {
-      li.appendChild(badge("urgency-emergency", feed.getAttribute("data-emergency-label")));
-      li.appendChild(document.createTextNode(" "));
-    }
-    var title = document.createElement("span");
-    title.className = "feed-title";
-    var href = linkOf(item.facts);
-    if (href) {
-      var a = document.createElement("a");
-      a.href = href;
-      a.textContent = item.title;
-      title.appendChild(a);
-    } else {
-      title.textContent = item.title;
-    }
-    li.appendChild(title);
-    li.appendChild(document.createTextNode(" "));
-    var time = document.createElement("time");
-    time.setAttribute("datetime", item.created_at);
-    time.textContent = new Date(item.created_at).toLocaleString(document.documentElement.lang);
-    li.appendChild(time);
-    feed.insertBefore(li, feed.firstChild);
-    if (empty) empty.hidden = true;
+  function refresh() {
+    if (!feed) return;
+    if (busy) { again = true; return; }
+    busy = true;
+    var after = newest();
+    var url = feed.getAttribute("data-feed-live") + (after ? "?after=" + encodeURIComponent(after) : "");
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) {
+        var box = document.createElement("template");
+        box.innerHTML = html;
+        var anchor = feed.firstChild;
+        Array.prototype.slice.call(box.content.querySelectorAll("[data-notification]"))
+          .forEach(function (li) {
+            var id = li.getAttribute("data-notification");
+            if (feed.querySelector('[data-notification="' + CSS.escape(id) + '"]')) return;
+            feed.insertBefore(li, anchor);
+          });
+        if (empty && feed.querySelector("[data-notification]")) empty.hidden = true;
+      })
+      .catch(function () { /* offline for a moment: the next notification tries again */ })
+      .finally(function () {
+        busy = false;
+        if (again) { again = false; refresh(); }
+      });
   }
 
   var stream = new EventSource("/api/v1/notifications/stream");
   stream.addEventListener("unread", function (event) {
     showUnread(JSON.parse(event.data).unread);
   });
-  stream.addEventListener("notification", function (event) {
-    prepend(JSON.parse(event.data));
-  });
+  stream.addEventListener("notification", refresh);
   // Leaving the page closes the stream at once, so the server frees it.
   window.addEventListener("pagehide", function () { stream.close(); });
 })();
