@@ -56,6 +56,12 @@ def local_day(day: date, *, end: bool = False) -> datetime:
     return datetime.combine(start, time(), tzinfo=_zone)
 
 
+def last_second(day: date) -> datetime:
+    """The last second of ``day`` in the node's zone: "valid until 31 December" means until
+    the end of that day in Morocco, not at 00:59 on 1 January."""
+    return local_day(day, end=True) - timedelta(seconds=1)
+
+
 STATUS = {
     "sent": N_("Sent"),
     "received": N_("Received"),

@@ -5,7 +5,7 @@ and the days typed in the audit search are the reader's days."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -103,3 +103,14 @@ class TestTheNodesZone:
     def test_an_unknown_zone_stops_the_node_with_a_clear_error(self, zone: str) -> None:
         with pytest.raises(ValidationError, match="not a time zone of the IANA database"):
             self.settings(timezone=zone)
+
+
+class TestTheWizardsConsentDay:
+    def test_consent_until_a_day_lasts_to_that_days_end_in_morocco(self) -> None:
+        until = labels.last_second(date(2026, 12, 31))
+        assert until.isoformat() == "2026-12-31T23:59:59+01:00"
+        assert labels.moment(until.isoformat(), "fr") == "31/12/2026 23:59"
+
+    def test_in_ramadan_the_day_ends_at_midnight_utc(self) -> None:
+        until = labels.last_second(date(2026, 3, 1))
+        assert until.astimezone(UTC) == datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC)
