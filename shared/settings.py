@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared import pruning
 from shared.contracts.referrals import Urgency
 
+DEFAULT_TIMEZONE = "Africa/Casablanca"
 DEMO_SECRET = "relais-demo-secret-do-not-use-in-production"
 
 
@@ -88,6 +90,11 @@ class NodeSettings(BaseSettings):
         description="on the hub: the nats-server's system account, to reload its "
         "configuration and cut a removed organisation's link",
     )
+    timezone: str = Field(
+        default=DEFAULT_TIMEZONE,
+        description="the IANA zone every time a person reads is shown in (pages, mails, digest); "
+        "machine fields stay UTC",
+    )
     referral_deadlines: dict[Urgency, Deadlines] = Field(
         default_factory=lambda: dict(DEFAULT_DEADLINES),
         description='per urgency, as JSON: {"emergency": {"acknowledge_hours": 4, ...}}; '
@@ -130,6 +137,17 @@ class NodeSettings(BaseSettings):
                 "goes on redelivering an event (or the broker's duplicate window, if longer); "
                 "an event redelivered after the window would be applied twice"
             )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _a_known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a time zone of the IANA database (e.g. Africa/Casablanca)"
+            ) from None
         return value
 
     @field_validator("referral_deadlines", mode="before")

@@ -246,7 +246,7 @@ Until = Annotated[datetime | None, Query(alias="to")]
 
 @router.get(
     "/figures/referrals",
-    summary='Referrals by category, region, month, urgency, outcome (counts under 5: "<5")',
+    summary='Referrals by category, region, month, urgency, outcome (counts 1 to 4: "<5")',
 )
 async def referral_figures(
     ctx: Context, _: NetworkLog, by: By, since: Since = None, until: Until = None

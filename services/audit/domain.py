@@ -19,7 +19,7 @@ from typing import Any
 from shared.crypto import canonical
 
 GENESIS = "0" * 64
-SMALL_COUNT = 5  # counts under this are shown as "<5" in the figures
+SMALL_COUNT = 5  # counts from 1 to 4 are shown as "<5" in the figures
 
 
 def timestamp(at: datetime) -> str:
@@ -286,13 +286,21 @@ def against_checkpoints(
 
 
 def shown(count: int) -> int | str:
-    """A count as the figures show it: under five, "<5", so that nobody can be singled out."""
-    return count if count >= SMALL_COUNT else f"<{SMALL_COUNT}"
+    """A count as the figures show it: from 1 to 4, "<5", so that nobody can be singled out.
+
+    A small count is hidden because, with what else a reader knows (a city, a month, a rare
+    category), one to four referrals can point at the very people referred. Zero points at
+    nobody: "no referral went overdue at amal" says something about amal's work, nothing
+    about a person, so it is shown as 0 (hiding it as "<5" made an empty cell look like
+    cases). What hiding a cell does not do by itself: a total shown beside it can give it
+    back by subtraction (secondary suppression is not done here)."""
+    return count if count == 0 or count >= SMALL_COUNT else f"<{SMALL_COUNT}"
 
 
 def rate(part: int, whole: int) -> float | None:
-    """A share, only when both counts are large enough to show."""
-    if whole < SMALL_COUNT or part < SMALL_COUNT:
+    """A share, only when both counts are shown as they are: the whole at least five, the
+    part zero or at least five (a rate of a hidden part would give the part back)."""
+    if whole < SMALL_COUNT or 0 < part < SMALL_COUNT:
         return None
     return round(part / whole, 3)
 

@@ -5,7 +5,7 @@ straight from the audit API (which records each export before sending a byte).""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -46,9 +46,9 @@ def _logs(principal: Principal, is_hub: bool) -> list[str]:
 
 
 def _day(value: str, *, end: bool) -> datetime:
-    """The start of a day (UTC), or the start of the next one for the end of a range."""
-    day = date.fromisoformat(value)
-    return datetime.combine(day + timedelta(days=1 if end else 0), time(), tzinfo=UTC)
+    """The start of a day in the node's zone (the day the reader means), or the start of the
+    next one for the end of a range; sent to the API with its offset."""
+    return labels.local_day(date.fromisoformat(value), end=end)
 
 
 def api_filters(typed: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -130,6 +130,7 @@ async def audit_search(
         typed=typed,
         errors=errors,
         rows=[_row(item, names, lang) for item in items],
+        zone=labels.zone_note(lang),
         next_page="/audit?" + urlencode({**here, "cursor": next_cursor}) if next_cursor else None,
         first_page=None if not cursor else "/audit?" + urlencode(here),
         exports=None
@@ -146,6 +147,7 @@ def _row(item: dict[str, Any], names: dict[str, str], lang: str) -> dict[str, An
     return {
         **item,
         "when": labels.moment(item.get("at"), lang),
+        "zone": labels.zone_note(lang),
         "from_name": names.get(str(item.get("from_org")), item.get("from_org")),
         "to_name": names.get(str(item.get("to_org")), item.get("to_org")),
         "actor_org_name": names.get(str(item.get("actor_org")), item.get("actor_org")),

@@ -6,9 +6,7 @@ Through the node's API (``/api/v1/node/dead-letters``), which checks the role an
 from __future__ import annotations
 
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from fastapi import APIRouter, Depends, Form, Path, Request, Response
 from fastapi.responses import RedirectResponse
 
@@ -22,7 +20,6 @@ from shared.i18n import N_
 router = APIRouter(route_class=PageRoute)
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 API = "/api/v1/node/dead-letters"
-MOROCCO = ZoneInfo("Africa/Casablanca")
 LetterId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 STATES = {
     "open": N_("To handle"),
@@ -37,11 +34,9 @@ GIVE_A_REASON = N_("Say why you set it aside (no personal data).")
 
 
 def when(value: Any, lang: str) -> str:
-    """A time the API sent, as it reads in Morocco, in the reader's language."""
-    moment = labels.parse_time(value)
-    if moment is None:
-        return ""
-    return format_datetime(moment, "short", tzinfo=MOROCCO, locale=lang)
+    """A time the API sent, in the node's zone (Morocco's unless set), in the reader's
+    language."""
+    return labels.moment(value, lang)
 
 
 def why(letter: dict[str, Any], lang: str) -> str:

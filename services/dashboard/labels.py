@@ -2,6 +2,10 @@
 legal basis, actions), the directory's reasons for a suggestion, the labels the APIs send in
 three languages, the clock to a deadline, and the API's field errors.
 
+Every time a person reads is in the node's zone (``RELAIS_TIMEZONE``, ``Africa/Casablanca`` by
+default: UTC+1, UTC+0 during Ramadan), set once when the dashboard starts (``use_zone``);
+the machine-readable form beside it (``datetime=``) stays ISO 8601 with its offset.
+
 Pure functions over plain values; the gettext catalogues hold the words.
 """
 
@@ -10,14 +14,53 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, format_timedelta
 from babel.lists import format_list
 
 from shared import i18n
 from shared.i18n import N_
+from shared.settings import DEFAULT_TIMEZONE
+
+# The node's zone; one node is one process, so the dashboard's start sets it for every page.
+_zone = ZoneInfo(DEFAULT_TIMEZONE)
+MOROCCAN_TIME = N_("Moroccan time")
+ZONE_TIME = N_("Time in %(zone)s")
+
+
+def use_zone(name: str) -> None:
+    """Show every time in ``name`` (an IANA zone the node's settings have checked)."""
+    global _zone
+    _zone = ZoneInfo(name)
+
+
+def zone() -> ZoneInfo:
+    return _zone
+
+
+def zone_note(lang: str) -> str:
+    """The zone the times are in, named for the reader: "Moroccan time" at home."""
+    gettext = i18n.translations(lang).gettext
+    if _zone.key == DEFAULT_TIMEZONE:
+        return gettext(MOROCCAN_TIME)
+    return gettext(ZONE_TIME) % {"zone": _zone.key}
+
+
+def local_day(day: date, *, end: bool = False) -> datetime:
+    """The start of ``day`` in the node's zone (of the next day, for the end of a range), as
+    an aware time: a day a person types means their day, not UTC's."""
+    start = day + timedelta(days=1) if end else day
+    return datetime.combine(start, time(), tzinfo=_zone)
+
+
+def last_second(day: date) -> datetime:
+    """The last second of ``day`` in the node's zone: "valid until 31 December" means until
+    the end of that day in Morocco, not at 00:59 on 1 January."""
+    return local_day(day, end=True) - timedelta(seconds=1)
+
 
 STATUS = {
     "sent": N_("Sent"),
@@ -190,6 +233,7 @@ class Clock:
     label: str  # "Answer by"
     due: str  # the moment, in the reader's words
     due_iso: str
+    zone: str  # "Moroccan time": the zone ``due`` is in
     left: str  # "in 3 hours" / "2 hours ago"
     state: str  # ok | soon | overdue
 
@@ -219,17 +263,18 @@ def clock(summary: Mapping[str, Any], lang: str, now: datetime | None = None) ->
     return Clock(
         kind=kind,
         label=word(DEADLINE, kind, lang),
-        due=format_datetime(due, "short", locale=lang),
+        due=format_datetime(due, "short", tzinfo=_zone, locale=lang),
         due_iso=due.isoformat(),
+        zone=zone_note(lang),
         left=format_timedelta(remaining, add_direction=True, locale=lang, threshold=1.5),
         state=state,
     )
 
 
 def moment(value: Any, lang: str) -> str:
-    """A time the API sent, in the reader's words."""
+    """A time the API sent, in the reader's words and the node's zone."""
     parsed = parse_time(value)
-    return format_datetime(parsed, "short", locale=lang) if parsed is not None else ""
+    return format_datetime(parsed, "short", tzinfo=_zone, locale=lang) if parsed is not None else ""
 
 
 def reason_text(

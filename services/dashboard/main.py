@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.dashboard import labels
 from services.dashboard.pages import pages
 from shared.service import Service, ServiceContext
 
 
 async def start(ctx: ServiceContext) -> None:
-    """Nothing to start: the pages work per request."""
+    """The pages work per request; they only need the node's zone to tell the time in."""
+    labels.use_zone(ctx.settings.timezone)
 
 
 service = Service(name="dashboard", router=APIRouter(), migrations=None, start=start, pages=pages)

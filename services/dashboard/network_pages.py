@@ -7,6 +7,7 @@ shaded matrix) that mirror themselves in Arabic and read well to a screen reader
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -22,6 +23,8 @@ from shared import i18n
 from shared.auth import Principal, Role, require
 from shared.errors import Forbidden, NotFound
 from shared.i18n import N_
+
+SMALL_COUNT = 5  # the audit API's "<5": counts from 1 to 4 (services/audit/domain.py)
 
 router = APIRouter(route_class=PageRoute)
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.ADMIN))]
@@ -39,11 +42,44 @@ RECENT = timedelta(days=90)
 VOLUME_MONTHS = 11  # and the current one
 
 
-def _count(value: Any) -> float:
-    """A figure as a number for drawing: a suppressed small count ("<5") draws as 2."""
+FEWER_THAN_FIVE = N_("fewer than 5")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A count from the audit API as the page shows it: the number, or for a suppressed small
+    count (the API's "<5") its words, never a number made up for it."""
+
+    text: str  # "12", "0", "<5"
+    spoken: str | None  # "fewer than 5", in the reader's language, for a suppressed count
+    amount: int | None  # the count, None when suppressed
+
+    @property
+    def suppressed(self) -> bool:
+        return self.amount is None
+
+
+def figure(value: Any, lang: str) -> Figure:
+    if isinstance(value, bool):  # not a count
+        value = None
     if isinstance(value, int | float):
-        return float(value)
-    return 2.0 if isinstance(value, str) and value.startswith("<") else 0.0
+        return Figure(str(int(value)), None, int(value))
+    if isinstance(value, str) and value.startswith("<"):
+        return Figure(value, i18n.translations(lang).gettext(FEWER_THAN_FIVE), None)
+    return Figure("0", None, 0)  # a cell the API did not list: no referral there
+
+
+def scale(figures: list[Figure]) -> float:
+    """The largest a bar can stand for: the largest count, or the most a suppressed one can
+    be (4), whichever is more."""
+    bound = SMALL_COUNT - 1 if any(f.suppressed for f in figures) else 0
+    return max([bound, *(f.amount for f in figures if f.amount is not None)], default=0)
+
+
+def width(f: Figure, largest: float) -> int:
+    """A bar's width class: a count's own; a suppressed count's hatched bar reaches as far as
+    it might (4), so that it reads as "somewhere up to here"."""
+    return coverage.bar_width(SMALL_COUNT - 1 if f.amount is None else f.amount, largest)
 
 
 async def _figures(api: NodeApi, path: str, **params: Any) -> list[dict[str, Any]] | None:
@@ -130,9 +166,9 @@ async def _page(
     recent = now - RECENT
     year = (now.replace(day=1) - timedelta(days=VOLUME_MONTHS * 31)).replace(day=1)
     flows, volumes, overdue = await asyncio.gather(
-        _flows(api, names, since=recent),
+        _flows(api, names, lang, since=recent),
         _volumes(api, names, lang, since=year),
-        _overdue(api, names, since=recent),
+        _overdue(api, names, lang, since=recent),
     )
     gaps = [
         {
@@ -167,7 +203,7 @@ async def _page(
 
 
 async def _flows(
-    api: NodeApi, names: dict[str, dict[str, str]], *, since: datetime
+    api: NodeApi, names: dict[str, dict[str, str]], lang: str, *, since: datetime
 ) -> dict[str, Any] | None:
     """Referrals between organisations, as a matrix: senders in rows, receivers in columns."""
     rows = await _figures(api, "referrals", by=["from_org", "to_org"], **{"from": since})
@@ -175,21 +211,23 @@ async def _flows(
         return None
     senders = sorted({str(r.get("from_org")) for r in rows})
     receivers = sorted({str(r.get("to_org")) for r in rows})
-    cells = {(str(r.get("from_org")), str(r.get("to_org"))): r.get("referrals") for r in rows}
-    largest = max((_count(v) for v in cells.values()), default=0)
+    cells = {
+        (str(r.get("from_org")), str(r.get("to_org"))): figure(r.get("referrals"), lang)
+        for r in rows
+    }
+    largest = round(scale(list(cells.values())))
+
+    def shade(f: Figure) -> str:  # a suppressed cell is hatched, not shaded as some number
+        return "suppressed" if f.amount is None else str(coverage.heat(f.amount, largest))
+
     return {
         "receivers": [(o, names["org"].get(o, o)) for o in receivers],
         "rows": [
             {
                 "name": names["org"].get(sender, sender),
                 "cells": [
-                    {
-                        "value": cells.get((sender, receiver), 0),
-                        "heat": coverage.heat(
-                            round(_count(cells.get((sender, receiver), 0))), round(largest)
-                        ),
-                    }
-                    for receiver in receivers
+                    {"value": cell, "heat": shade(cell)}
+                    for cell in (cells.get((sender, r), figure(0, lang)) for r in receivers)
                 ],
             }
             for sender in senders
@@ -200,43 +238,39 @@ async def _flows(
 async def _volumes(
     api: NodeApi, names: dict[str, dict[str, str]], lang: str, *, since: datetime
 ) -> list[dict[str, Any]] | None:
-    """Referrals by month, each month's bar split by category in a list beneath."""
-    rows = await _figures(api, "referrals", by=["month", "category"], **{"from": since})
-    if rows is None:
+    """Referrals by month, each month's bar split by category in a list beneath.
+
+    A month's total is the API's own count for the month, not a sum of its categories: a
+    suppressed category cell ("<5") cannot be added up."""
+    by_category, by_month = await asyncio.gather(
+        _figures(api, "referrals", by=["month", "category"], **{"from": since}),
+        _figures(api, "referrals", by=["month"], **{"from": since}),
+    )
+    if by_category is None or by_month is None:
         return None
-    months: dict[str, list[tuple[str, Any]]] = {}
-    for row in rows:
+    months: dict[str, list[tuple[str, Figure]]] = {str(row.get("month")): [] for row in by_month}
+    for row in by_category:
         months.setdefault(str(row.get("month")), []).append(
             (
                 names["category"].get(str(row.get("category")), str(row.get("category"))),
-                row.get("referrals"),
+                figure(row.get("referrals"), lang),
             )
         )
-    totals = {m: sum(_count(v) for _, v in items) for m, items in months.items()}
-    largest = max(totals.values(), default=0)
+    totals = {str(row.get("month")): figure(row.get("referrals"), lang) for row in by_month}
+    largest = scale(list(totals.values()))
     return [
         {
             "month": month,
-            "total": _total_label([v for _, v in items]),
-            "width": coverage.bar_width(totals[month], largest),
+            "total": totals.get(month, figure(0, lang)),
+            "width": width(totals.get(month, figure(0, lang)), largest),
             "by_category": items,
         }
         for month, items in sorted(months.items())
     ]
 
 
-def _total_label(values: list[Any]) -> str:
-    """The sum of figures as a person should read it: exact where every count is, "<5" for
-    one suppressed count alone, "N+" when suppressed counts add an unknown few."""
-    known = sum(int(v) for v in values if isinstance(v, int))
-    suppressed = sum(1 for v in values if not isinstance(v, int))
-    if not suppressed:
-        return str(known)
-    return "<5" if known == 0 and suppressed == 1 else f"{known}+"
-
-
 async def _overdue(
-    api: NodeApi, names: dict[str, dict[str, str]], *, since: datetime
+    api: NodeApi, names: dict[str, dict[str, str]], lang: str, *, since: datetime
 ) -> list[dict[str, Any]] | None:
     """Per receiving organisation: received, overdue, the rate, and the median time to answer."""
     rows, times = await asyncio.gather(
@@ -246,17 +280,25 @@ async def _overdue(
     if rows is None:
         return None
     medians = {str(r.get("to_org")): r.get("median_hours_to_answer") for r in times or []}
-    largest = max((_count(r.get("overdue")) for r in rows), default=0)
+    shown = [(r, figure(r.get("overdue"), lang)) for r in rows]
+    largest = scale([f for _, f in shown])
+
+    def most_first(pair: tuple[dict[str, Any], Figure]) -> tuple[int, str]:
+        # By how many went overdue; a suppressed count (1 to 4) between 0 and 5.
+        f = pair[1]
+        return (-(f.amount if f.amount is not None else 1), str(pair[0].get("org")))
+
     return [
         {
+            "org": r.get("org"),
             "name": names["org"].get(str(r.get("org")), r.get("org")),
-            "referrals": r.get("referrals"),
-            "overdue": r.get("overdue"),
+            "referrals": figure(r.get("referrals"), lang),
+            "overdue": f,
             "rate": r.get("overdue_rate"),
             "median": medians.get(str(r.get("org"))),
-            "width": coverage.bar_width(_count(r.get("overdue")), largest),
+            "width": width(f, largest),
         }
-        for r in sorted(rows, key=lambda r: -_count(r.get("overdue")))
+        for r, f in sorted(shown, key=most_first)
     ]
 
 

@@ -244,7 +244,11 @@ async def _body(draft: Draft, fields: list[PayloadField], lookups: Lookups) -> d
         body["region"] = region
     if draft.get("legal_basis") == "consent":
         expires = draft.get("consent_expires_at")
-        body["consent"] = {"expires_at": f"{expires}T23:59:59Z"} if expires else {}
+        body["consent"] = (
+            {"expires_at": labels.last_second(date.fromisoformat(expires)).isoformat()}
+            if expires
+            else {}
+        )
     return body
 
 

@@ -89,7 +89,7 @@ class Notifier:
         return Writer(
             lang,
             base_url=self.ctx.settings.base_url,
-            timezone=self.settings.timezone,
+            timezone=self.ctx.settings.timezone,
             categories=self.categories,
         )
 
@@ -463,7 +463,7 @@ def digest_cutoff(now: datetime, *, hour: int, timezone: str) -> datetime:
 async def send_digests(n: Notifier, now: datetime) -> int:
     """Group what waited for each person's digest until the last digest time into one
     delivery per person and channel; returns how many digests were queued."""
-    cutoff = digest_cutoff(now, hour=n.settings.digest_hour, timezone=n.settings.timezone)
+    cutoff = digest_cutoff(now, hour=n.settings.digest_hour, timezone=n.ctx.settings.timezone)
     queued = 0
     async with n.ctx.pool.acquire() as conn, conn.transaction():
         rows = await store.held(conn, before=cutoff)

@@ -39,8 +39,8 @@ class NotificationSettings(BaseSettings):
     )
     send_timeout: float = Field(default=10.0, gt=0)
     worker_poll: float = Field(default=2.0, gt=0)
+    # In the node's zone: NodeSettings.timezone (RELAIS_TIMEZONE), the one the pages use too.
     digest_hour: int = Field(default=18, ge=0, le=23, description="when digests go, local time")
-    timezone: str = "Africa/Casablanca"
 
     @field_validator("webhook_allowed_networks")
     @classmethod

@@ -95,12 +95,19 @@ class TestVerifier:
 
 
 class TestFigures:
-    def test_counts_under_five_are_hidden(self) -> None:
-        assert [domain.shown(n) for n in (0, 1, 4, 5, 12)] == ["<5", "<5", "<5", 5, 12]
+    def test_counts_from_one_to_four_are_hidden(self) -> None:
+        assert [domain.shown(n) for n in (1, 2, 3, 4, 5, 12)] == ["<5", "<5", "<5", "<5", 5, 12]
+
+    def test_zero_is_shown_as_zero(self) -> None:
+        assert domain.shown(0) == 0
 
     def test_a_rate_needs_five_on_both_sides(self) -> None:
         assert domain.rate(4, 100) is None and domain.rate(5, 4) is None
         assert domain.rate(5, 10) == 0.5
+
+    def test_a_rate_of_nothing_is_zero_when_the_whole_is_shown(self) -> None:
+        assert domain.rate(0, 12) == 0.0
+        assert domain.rate(0, 3) is None  # the whole is hidden: so is its rate
 
     def test_coverage_counts_open_providers_and_national_services_everywhere(self) -> None:
         records = [
