@@ -7,9 +7,10 @@ checks the role, validates and records the replay in the audit chain."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_time
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from services.dashboard.node_api import ApiRefused, NodeApi
@@ -35,6 +36,12 @@ REFUSED = N_("The node refused the replay. What it said:")
 def services_of(request: Request) -> list[str]:
     """The services this node runs: each has its outbox."""
     return sorted(request.app.state.contexts)
+
+
+def wall_clock(moment: datetime, lang: str) -> str:
+    """The day and hour as they read in Morocco: "mardi 1 décembre 2026 08:00"."""
+    local = moment.astimezone(MOROCCO)
+    return f"{format_date(local, 'full', locale=lang)} {format_time(local, 'short', locale=lang)}"
 
 
 @router.get(PAGE)
@@ -94,11 +101,7 @@ async def confirm(
         since=since,
         service=service,
         chosen=chosen,
-        from_time=(
-            format_datetime(start.time, "full", tzinfo=MOROCCO, locale=lang)
-            if start.time is not None
-            else None
-        ),
+        from_time=wall_clock(start.time, lang) if start.time is not None else None,
         from_seq=start.seq,
     )
 
