@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -43,12 +44,18 @@ def load_settings(**overrides: object) -> NodeSettings:
     try:
         return NodeSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = [
-            f"  RELAIS_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
-            for e in exc.errors()
-        ]
-        print("relais: cannot start, bad settings:\n" + "\n".join(lines), file=sys.stderr)
+        lines = [f"  {setting_problem(e)}" for e in exc.errors()]
+        print(_("relais: cannot start, bad settings:") + "\n" + "\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def setting_problem(error: Any) -> str:
+    """One wrong setting, named as the operator sets it; a missing one said in their language
+    (pydantic's other messages name a technical rule, left as they are)."""
+    name = f"RELAIS_{'_'.join(str(p) for p in error['loc']).upper() or 'SETTINGS'}"
+    if error["type"] == "missing":
+        return _("%(setting)s: not set") % {"setting": name}
+    return f"{name}: {error['msg']}"
 
 
 def credentials_problem(settings: NodeSettings) -> str | None:
@@ -103,14 +110,44 @@ def serve(settings: NodeSettings, names: Sequence[str] | None = None) -> None:
         print(_("relais: cannot start: %(problem)s") % {"problem": problem}, file=sys.stderr)
         raise SystemExit(2)
     app = build_app(settings, names)
-    uvicorn.run(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_level=settings.log_level.lower(),
-        access_log=False,  # paths can carry ids; metrics count requests instead
-        timeout_graceful_shutdown=5,
-    )
+    try:
+        uvicorn.run(
+            QuietRefusals(app),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level=settings.log_level.lower(),
+            access_log=False,  # paths can carry ids; metrics count requests instead
+            timeout_graceful_shutdown=5,
+        )
+    except SystemExit:
+        refused = app.state.refused
+        if refused is None:
+            raise  # uvicorn's own exit (a bug's traceback is already printed above)
+        print(_("relais: cannot start: %(problem)s") % {"problem": refused}, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+class QuietRefusals:
+    """The node's app as uvicorn runs it, minus the traceback of a known refusal to start.
+
+    Starlette reports any exception of the lifespan to uvicorn with its traceback, which
+    uvicorn prints: for a refusal (``shared.web.REFUSALS``, e.g. a changed migration file)
+    that buries the one line that matters. The traceback of anything else is kept."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "lifespan.startup.failed" and self.app.state.refused:
+                message = {**message, "message": ""}
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 if __name__ == "__main__":

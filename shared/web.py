@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.routing import compile_path
 
 from shared import asyncapi, ops, outages, problems, telemetry
+from shared.db import MigrationChanged
 from shared.runtime import NodeRuntime
 from shared.service import Service
 from shared.settings import NodeSettings
@@ -24,6 +25,10 @@ HTTP_REQUESTS = Counter(
     "relais_http_requests_total", "HTTP requests", ["method", "route", "status"]
 )
 HTTP_LATENCY = Histogram("relais_http_request_seconds", "HTTP request latency", ["method", "route"])
+# Known reasons for a node to refuse to start, each explaining itself in one line in the
+# operator's language: ``deploy.node.serve`` prints that line and exits without a traceback,
+# which is kept for everything else (a bug shows where it is).
+REFUSALS: tuple[type[Exception], ...] = (MigrationChanged,)
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/asyncapi.json", "/docs")
 UNMEASURED = frozenset({"/healthz", "/readyz", "/metrics"})
 # Set while a request is being measured: the requests it makes to the app itself are not.
@@ -35,7 +40,12 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
+        try:
+            await runtime.start()
+        except REFUSALS as refused:
+            app.state.refused = str(refused)
+            await runtime.stop()  # what had started before the refusal
+            raise
         app.state.contexts = runtime.contexts
         try:
             yield
@@ -45,6 +55,7 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
     app = FastAPI(title=title, version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.runtime = runtime
+    app.state.refused = None
     for service in services:
         app.include_router(service.router, prefix=f"/api/v1/{service.name}", tags=[service.name])
         if service.pages is not None:

@@ -24,6 +24,7 @@ from services.dashboard import (
     notification_pages,
     profile_pages,
     referral_pages,
+    replay_pages,
     wizard,
 )
 from services.dashboard.lookups import Lookups
@@ -84,6 +85,7 @@ for section in (
     notification_admin_pages,
     audit_pages,
     deadletter_pages,
+    replay_pages,
 ):
     pages.include_router(section.router)
 Anyone = Annotated[Principal, Depends(require())]

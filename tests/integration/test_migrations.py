@@ -147,9 +147,13 @@ class TestAChangedMigration:
             if process.returncode is None:
                 process.kill()
         output = out.decode()
-        assert process.returncode != 0, output
-        assert "services/directory/migrations/0001_init.sql" in output
-        assert "a été modifié après avoir été appliqué" in output  # in French, as asked
+        assert process.returncode == 2, output  # a refusal, not uvicorn's startup failure (3)
+        assert "Traceback" not in output  # the line that matters, not buried under a stack
+        refusal = [line for line in output.splitlines() if line.startswith("relais : ")]
+        assert len(refusal) == 1, output
+        assert refusal[0].startswith("relais : démarrage impossible : ")  # in French, as asked
+        assert "services/directory/migrations/0001_init.sql" in refusal[0]
+        assert "a été modifié après avoir été appliqué" in refusal[0]
 
 
 class TestADatabaseOfThePreviousRelease:

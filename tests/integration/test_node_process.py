@@ -40,6 +40,14 @@ def test_a_missing_setting_stops_start_up_naming_it() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_bad_settings_are_named_in_the_operators_language() -> None:
+    result = start_node({"RELAIS_NODE_ID": "sanad", "RELAIS_ORG": "sanad", "RELAIS_LANG": "ar"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("relais: تعذّر التشغيل، إعدادات غير صحيحة:")
+    assert "RELAIS_NATS_URL: غير محدَّد" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_the_demo_secret_is_refused_outside_the_demo() -> None:
     result = start_node(
         {
