@@ -8,6 +8,7 @@ node processes started and seeded (users, tokens, directory), for end-to-end tes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -27,10 +28,11 @@ MEMBERS = ("sanad", "amal")
 TEMPLATE = "relais_template"
 
 
-@pytest.fixture(scope="session")
-async def network() -> AsyncIterator[Network]:
+@contextlib.asynccontextmanager
+async def servers(prefix: str = "relais-test-") -> AsyncIterator[Network]:
+    """PostgreSQL and the nats-servers of a network of the suite's members, started."""
     # A short root: PostgreSQL's Unix socket path must fit in 108 bytes.
-    root = Path(tempfile.mkdtemp(prefix="relais-test-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     net = on_free_ports(root, MEMBERS, hub_org="secretariat", secret_key=DEMO_SECRET)
     net.extra_env["RELAIS_METRICS_SECONDS"] = "1"  # figures in /metrics fresh within a second
     try:
@@ -42,6 +44,12 @@ async def network() -> AsyncIterator[Network]:
             print(f"\nkept the test network's files (logs/) in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def network() -> AsyncIterator[Network]:
+    async with servers() as net:
+        yield net
 
 
 @pytest.fixture(scope="session")

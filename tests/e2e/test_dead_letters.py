@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
+from deploy.demo import bring_up, credentials
 from deploy.network import Network
 from shared.bus import Bus
 from shared.contracts.directory import (
@@ -26,6 +28,7 @@ from shared.contracts.directory import (
     OrganisationPublished,
 )
 from shared.events import CloudEvent, make_event
+from tests.conftest import servers
 from tests.e2e.conftest import client, relais, user
 from tests.waiting import eventually
 
@@ -57,6 +60,20 @@ async def letters(path: Path, node: str) -> list[dict[str, Any]]:
 async def status_at(node: httpx.AsyncClient, referral_id: str) -> str | None:
     response = await node.get(f"/api/v1/referrals/{referral_id}")
     return str(response.json()["status"]) if response.status_code == 200 else None
+
+
+# A network of their own: these tests make dead letters on purpose (a refused step, a forged
+# record), which the suite's shared network must not show to the tests of a healthy one.
+@pytest.fixture(scope="module")
+async def network() -> AsyncIterator[Network]:
+    async with servers("relais-letters-") as net:
+        yield net
+
+
+@pytest.fixture(scope="module")
+async def running_network(network: Network) -> AsyncIterator[Creds]:
+    users = await bring_up(network, {})
+    yield credentials(network, users)
 
 
 async def recorded(admin: httpx.AsyncClient, action: str, object: str) -> list[dict[str, Any]]:
