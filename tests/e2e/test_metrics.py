@@ -17,8 +17,10 @@ import nats
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.demo import bring_up, credentials
 from deploy.network import Network
 from shared.federation import DEADLETTER, INBOX
+from tests.conftest import servers
 from tests.e2e.conftest import client
 from tests.e2e.test_referrals import send, status_at
 from tests.waiting import eventually
@@ -50,6 +52,20 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 def series(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
     return {labels: v for (n, labels), v in samples.items() if n == name}
+
+
+# A network of their own: they stop the hub's and a member's nats-server, and they read
+# figures (members, dead letters, lag) that the other tests of the shared network change.
+@pytest.fixture(scope="module")
+async def network() -> AsyncIterator[Network]:
+    async with servers("relais-metrics-") as net:
+        yield net
+
+
+@pytest.fixture(scope="module")
+async def running_network(network: Network) -> AsyncIterator[Creds]:
+    users = await bring_up(network, {})
+    yield credentials(network, users)
 
 
 async def until_metric(
