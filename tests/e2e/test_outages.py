@@ -17,9 +17,12 @@ from typing import Any
 
 import httpx
 import nats
+import pytest
 
+from deploy.demo import bring_up, credentials
 from deploy.network import Network
 from deploy.processes import ProcessSpec
+from tests.conftest import servers
 from tests.e2e.conftest import client, user
 from tests.e2e.test_referral_safety import _ask, _system_token
 from tests.e2e.test_referrals import referral
@@ -27,6 +30,20 @@ from tests.waiting import eventually
 
 Creds = dict[str, Any]
 DOWN_FOR = 4.0  # seconds of requests while the database is stopped
+
+
+# A network of their own: they stop PostgreSQL and a nats-server under every node at once,
+# which the shared network's other tests (its clocks, its consumers' back-off) must not inherit.
+@pytest.fixture(scope="module")
+async def network() -> AsyncIterator[Network]:
+    async with servers("relais-outages-") as net:
+        yield net
+
+
+@pytest.fixture(scope="module")
+async def running_network(network: Network) -> AsyncIterator[Creds]:
+    users = await bring_up(network, {})
+    yield credentials(network, users)
 
 
 @contextlib.asynccontextmanager
