@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint format bench chaos clean setup tools
+.PHONY: run test check lint format bench chaos chaos-cluster clean setup tools
 
 setup: $(STAMP)
 
@@ -47,6 +47,10 @@ bench: $(STAMP)
 # The chaos suite's full run (~25 min): python -m tests.chaos --help for a shorter one.
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos
+
+# The same with the hub as three clustered nats-servers (R3), one of them killed or paused.
+chaos-cluster: $(STAMP)
+	$(BIN)/python -m tests.chaos --hub-cluster
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable --exclude relais > requirements.lock

@@ -8,7 +8,7 @@ import argparse
 import asyncio
 import sys
 
-from tests.chaos.faults import KINDS
+from tests.chaos.faults import CLUSTER_KINDS, KINDS
 from tests.chaos.run import Options, parse_kinds, quiet_logs, run
 
 
@@ -29,7 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="the random faults' seed")
     parser.add_argument(
-        "--faults", default=",".join(KINDS), help="fault kinds, comma-separated (default: all)"
+        "--faults",
+        default=None,
+        help=f"fault kinds, comma-separated (default: all: {','.join(KINDS)}; with --hub-cluster"
+        f" {','.join(CLUSTER_KINDS)})",
+    )
+    parser.add_argument(
+        "--hub-cluster",
+        action="store_true",
+        help="the hub as three clustered nats-servers (R3 streams, each leaf linked to all"
+        " three); hub-server-kill and hub-server-pause take one of the three",
     )
     parser.add_argument(
         "--every-kind-first", action="store_true", help="each kind once, in order, then at random"
@@ -37,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the network's folder and logs")
     args = parser.parse_args(argv)
     try:
-        kinds = parse_kinds(args.faults)
+        known = CLUSTER_KINDS if args.hub_cluster else KINDS
+        kinds = parse_kinds(args.faults or ",".join(known), known)
     except ValueError as error:
         parser.error(str(error))
     quiet_logs()
@@ -48,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds=kinds,
         every_kind_first=args.every_kind_first,
         keep=args.keep,
+        hub_cluster=args.hub_cluster,
     )
     result = asyncio.run(run(options))
     five_hundreds = sum(

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from deploy.processes import Managed
+from tests.chaos.cluster import HubClusterNetwork
 from tests.chaos.network import MEMBERS, ChaosNetwork
 
 KINDS = (
@@ -43,6 +44,13 @@ KINDS = (
     "backend-terminate",
     "link-cut",
     "clock-jump",
+)
+# With the hub as a cluster (``--hub-cluster``): one of its three servers killed or paused
+# instead of the single hub's nats-server; never two at once (a fault is healed, the server
+# healthy again, before the next), since the R3 streams need two of three.
+HUB_SERVER_KINDS = ("hub-server-kill", "hub-server-pause")
+CLUSTER_KINDS = (
+    tuple(k for k in KINDS if k not in ("hub-nats-kill", "hub-nats-pause")) + HUB_SERVER_KINDS
 )
 NODES = ("hub", *MEMBERS)
 CLOCK_JUMP_MAX = 3600.0  # seconds, either way
@@ -96,6 +104,10 @@ class Injector:
             "leaf-nats-pause": lambda: self._pause(f"nats-{self.rng.choice(MEMBERS)}"),
             "hub-nats-kill": lambda: self._kill("nats-hub"),
             "hub-nats-pause": lambda: self._pause("nats-hub"),
+            "hub-server-kill": lambda: self._kill(self.rng.choice(self._hub_servers())),
+            "hub-server-pause": lambda: self._pause(
+                self.rng.choice(self._hub_servers()), wait_ready=True
+            ),
             "postgres-kill": lambda: self._kill("postgres", postmaster_only=True),
             "postgres-pause": lambda: self._pause("postgres"),
             "backend-terminate": lambda: self._terminate(self.rng.choice(NODES)),
@@ -127,7 +139,16 @@ class Injector:
 
         return kill
 
-    def _pause(self, name: str) -> Step:
+    def _hub_servers(self) -> list[str]:
+        net = self.chaos.net
+        if not isinstance(net, HubClusterNetwork):
+            raise ValueError("hub-server-* faults need the hub cluster (--hub-cluster)")
+        return net.server_names
+
+    def _pause(self, name: str, *, wait_ready: bool = False) -> Step:
+        """``wait_ready``: healed only once the process is ready again (a hub server that has
+        caught up with its cluster), so that the next fault never finds two servers out."""
+
         async def pause(fault: Fault) -> None:
             fault.target = name
             fault.held_s = self.rng.uniform(*self.hold)
@@ -139,6 +160,8 @@ class Injector:
             finally:
                 await self.chaos.net.supervisor.kill(name, signal.SIGCONT)
                 self._paused.discard(name)
+            if wait_ready:
+                await _back(self.chaos.net.supervisor[name], None)
             fault.healed_at = time.monotonic()
 
         return pause

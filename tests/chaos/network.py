@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from deploy.demo import bring_up, credentials
 from deploy.nats_config import NatsServerSpec
@@ -19,11 +19,22 @@ from deploy.network import Network, NodePlan, on_free_ports
 from deploy.ports import free_ports
 from deploy.processes import ProcessSpec
 from shared.settings import DEMO_SECRET
+from tests.chaos.cluster import hub_cluster_network
 from tests.chaos.link import LinkRelay
 
 SENDERS = ("sanad", "jusoor")
 RECIPIENT = "amal"
 MEMBERS = ("sanad", "amal", "jusoor")
+
+
+class Link(Protocol):
+    """A member's leaf link to the hub that the suite can cut: a ``LinkRelay``, or on a hub
+    cluster a ``LinkGroup`` (one relay per hub server)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def cut(self) -> int: ...
+    def heal(self) -> None: ...
 
 
 @dataclass
@@ -32,7 +43,7 @@ class ChaosNetwork:
     under ``root``, which ``relais audit verify --node`` reads)."""
 
     net: Network
-    relays: dict[str, LinkRelay]
+    relays: dict[str, Link]
     creds: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -84,16 +95,26 @@ def _relayed(net: Network, relays: dict[str, LinkRelay]) -> None:
 
 
 @asynccontextmanager
-async def chaos_network(keep: bool = False) -> AsyncIterator[ChaosNetwork]:
+async def chaos_network(
+    keep: bool = False, hub_cluster: bool = False
+) -> AsyncIterator[ChaosNetwork]:
+    """``hub_cluster``: the hub's nats-server is three clustered servers (chaos/cluster.py)."""
     # A short root: PostgreSQL's Unix socket path must fit in 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="relais-chaos-"))
-    net = on_free_ports(root, MEMBERS, hub_org="secretariat", secret_key=DEMO_SECRET)
-    assert net.hub.leaf_port is not None
-    ports = free_ports(len(MEMBERS))
-    relays = {
-        m: LinkRelay(m, port, net.hub.leaf_port) for m, port in zip(MEMBERS, ports, strict=True)
-    }
-    _relayed(net, relays)
+    net: Network
+    relays: dict[str, Link]
+    if hub_cluster:
+        cluster = hub_cluster_network(root, MEMBERS, hub_org="secretariat", secret_key=DEMO_SECRET)
+        net, relays = cluster, dict(cluster.links)
+    else:
+        net = on_free_ports(root, MEMBERS, hub_org="secretariat", secret_key=DEMO_SECRET)
+        assert net.hub.leaf_port is not None
+        ports = free_ports(len(MEMBERS))
+        single = {
+            m: LinkRelay(m, port, net.hub.leaf_port) for m, port in zip(MEMBERS, ports, strict=True)
+        }
+        _relayed(net, single)
+        relays = dict(single)
     chaos = ChaosNetwork(net, relays)
     try:
         for relay in relays.values():

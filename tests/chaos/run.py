@@ -47,6 +47,7 @@ class Options:
     quiet_within: float = 300.0  # for the network to deliver everything after the heal
     keep: bool = False  # keep the network's folder (its logs)
     write: bool = True  # the figures to bench-results/
+    hub_cluster: bool = False  # the hub as three clustered nats-servers (tests/chaos/cluster.py)
 
 
 @dataclass
@@ -59,7 +60,7 @@ class Result:
 async def run(options: Options, say: Say = print) -> Result:
     started_wall = datetime.now(UTC)
     t0 = time.monotonic()
-    async with chaos_network(keep=options.keep) as chaos:
+    async with chaos_network(keep=options.keep, hub_cluster=options.hub_cluster) as chaos:
         up_s = time.monotonic() - t0
         say(f"chaos: network up in {up_s:.1f}s ({chaos.root})")
         ledger = Ledger()
@@ -117,6 +118,8 @@ async def run(options: Options, say: Say = print) -> Result:
             "hold_s": list(options.hold),
             "senders": list(SENDERS),
             "recipient": RECIPIENT,
+            # Only in that mode: a single-hub run's document stays as it was.
+            **({"hub": "cluster of 3 nats-servers, R3 streams"} if options.hub_cluster else {}),
         },
         faults=injector.faults,
         verdict=verdict,
@@ -299,12 +302,12 @@ def quiet_logs() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
 
-def parse_kinds(text: str) -> tuple[str, ...]:
+def parse_kinds(text: str, known: Sequence[str] = KINDS) -> tuple[str, ...]:
     chosen = tuple(k.strip() for k in text.split(",") if k.strip())
-    unknown = [k for k in chosen if k not in KINDS]
+    unknown = [k for k in chosen if k not in known]
     if unknown:
         raise ValueError(
-            f"unknown fault kind(s) {', '.join(unknown)}; choose from {', '.join(KINDS)}"
+            f"unknown fault kind(s) {', '.join(unknown)}; choose from {', '.join(known)}"
         )
     return chosen
 
