@@ -29,9 +29,13 @@ class DemoOrg:
     website: str = ""
 
 
-def offer(service_id: str, category: str, fr: str, **fields: object) -> ServiceOffer:
+def offer(
+    service_id: str, category: str, description: dict[str, str], **fields: object
+) -> ServiceOffer:
+    """A service of the demo, described in French, Arabic and English as a member would: an
+    Arabic page shows Arabic text, not French in the wrong direction."""
     return ServiceOffer.model_validate(
-        {"service_id": service_id, "category": category, "description": {"fr": fr}, **fields}
+        {"service_id": service_id, "category": category, "description": description, **fields}
     )
 
 
@@ -62,14 +66,22 @@ MEMBERS = (
             offer(
                 "permanence_juridique",
                 "legal_aid",
-                "Permanence juridique : conseil, accompagnement devant les tribunaux.",
+                {
+                    "fr": "Permanence juridique : conseil, accompagnement devant les tribunaux.",
+                    "ar": "مداومة قانونية: استشارة ومرافقة أمام المحاكم.",
+                    "en": "Legal aid desk: advice, support before the courts.",
+                },
                 languages=["fra", "ara", "ary", "eng"],
                 cities=["rabat", "sale", "temara"],
             ),
             offer(
                 "asile_regularisation",
                 "asylum_regularisation",
-                "Accompagnement des demandes d'asile et de régularisation.",
+                {
+                    "fr": "Accompagnement des demandes d'asile et de régularisation.",
+                    "ar": "مرافقة طلبات اللجوء وتسوية الوضعية.",
+                    "en": "Support with asylum and regularisation applications.",
+                },
                 languages=["fra", "ary", "eng", "spa"],
                 regions=["rabat_sale_kenitra"],
                 capacity="waitlist",
@@ -91,21 +103,33 @@ MEMBERS = (
             offer(
                 "soins_primaires",
                 "primary_health",
-                "Consultations de médecine générale, orientation vers l'hôpital.",
+                {
+                    "fr": "Consultations de médecine générale, orientation vers l'hôpital.",
+                    "ar": "استشارات في الطب العام، وتوجيه نحو المستشفى.",
+                    "en": "General medical consultations, referral to hospital.",
+                },
                 languages=["ary", "fra", "eng"],
                 cities=["oujda", "nador", "berkane"],
             ),
             offer(
                 "ecoute_psychosociale",
                 "mental_health_psychosocial",
-                "Écoute et soutien psychosocial, groupes de parole.",
+                {
+                    "fr": "Écoute et soutien psychosocial, groupes de parole.",
+                    "ar": "إنصات ودعم نفسي واجتماعي، ومجموعات للحوار.",
+                    "en": "Listening and psychosocial support, discussion groups.",
+                },
                 languages=["fra", "eng", "ary"],
                 cities=["oujda"],
             ),
             offer(
                 "sante_femmes",
                 "sexual_reproductive_health",
-                "Suivi de grossesse et santé sexuelle et reproductive.",
+                {
+                    "fr": "Suivi de grossesse et santé sexuelle et reproductive.",
+                    "ar": "تتبّع الحمل والصحة الجنسية والإنجابية.",
+                    "en": "Pregnancy follow-up and sexual and reproductive health.",
+                },
                 languages=["fra", "ary"],
                 cities=["oujda", "nador"],
                 eligibility={"sex": "female", "populations": ["women"]},
@@ -126,14 +150,22 @@ MEMBERS = (
             offer(
                 "interpretariat",
                 "interpretation",
-                "Interprètes bénévoles pour accompagner les démarches.",
+                {
+                    "fr": "Interprètes bénévoles pour accompagner les démarches.",
+                    "ar": "مترجمون متطوعون لمرافقة الإجراءات.",
+                    "en": "Volunteer interpreters to go along with procedures.",
+                },
                 languages=["wol", "bam", "lin", "fra", "eng"],
                 national=True,
             ),
             offer(
                 "accueil_urgence",
                 "shelter",
-                "Hébergement d'urgence pour femmes et enfants.",
+                {
+                    "fr": "Hébergement d'urgence pour femmes et enfants.",
+                    "ar": "إيواء مستعجل للنساء والأطفال.",
+                    "en": "Emergency shelter for women and children.",
+                },
                 languages=["fra", "eng", "wol"],
                 cities=["tanger", "tetouan"],
                 capacity="waitlist",
@@ -142,7 +174,11 @@ MEMBERS = (
             offer(
                 "aide_alimentaire",
                 "food_basic_needs",
-                "Distribution alimentaire et produits de première nécessité.",
+                {
+                    "fr": "Distribution alimentaire et produits de première nécessité.",
+                    "ar": "توزيع الغذاء والمواد الأساسية.",
+                    "en": "Food distribution and basic necessities.",
+                },
                 languages=["fra", "eng", "wol", "bam"],
                 cities=["tanger"],
             ),

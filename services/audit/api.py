@@ -15,15 +15,19 @@ from services.audit import handlers, queries, store, verification
 from services.audit.queries import Dimension, Filters, Format, Log, Order
 from shared import audit_trail
 from shared.auth import Principal, Role, require
+from shared.auth.roles import NETWORK_FIGURE_READERS
+from shared.contracts import audit_actions
 from shared.contracts.audit import Outcome
 from shared.contracts.directory import ORG_ID
-from shared.errors import NotFound
+from shared.errors import Invalid, NotFound
 from shared.service import ServiceContext, context_of
 
 router = APIRouter()
 Context = Annotated[ServiceContext, Depends(context_of("audit"))]
 OwnLog = Annotated[Principal, Depends(require(Role.ADMIN, Role.AUDITOR))]
 NetworkLog = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.AUDITOR))]
+# The figures: exactly the roles the network page admits (shared/auth/roles.py).
+FigureReader = Annotated[Principal, Depends(require(*NETWORK_FIGURE_READERS))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 MEDIA = {Format.CSV: "text/csv; charset=utf-8", Format.NDJSON: "application/x-ndjson"}
@@ -44,8 +48,16 @@ def filters(
     object: Annotated[
         str | None, Query(min_length=1, max_length=200, description="e.g. referral:<id>")
     ] = None,
+    outcome: Annotated[Outcome | None, Query(description="ok, refused or failed")] = None,
 ) -> Filters:
-    return Filters(since, until, org, actor, action, object).checked()
+    if action is not None and not audit_actions.is_action(action):
+        # A code no service records would find nothing and read as "no such record".
+        raise Invalid(
+            f"{action} is not an audit action (the codes: shared/contracts/audit_actions.py)",
+            field="action",
+        )
+    where = Filters(since, until, org, actor, action, object, outcome and outcome.value)
+    return where.checked()
 
 
 Filtered = Annotated[Filters, Depends(filters)]
@@ -76,6 +88,13 @@ async def list_records(
     async with audit.writer.acquire() as conn:
         items, next_cursor = await queries.page(conn, Log.OWN, where, order, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/actors", summary="The actors this node's log names (for a search's picker)")
+async def list_actors(ctx: Context, _: OwnLog) -> list[str]:
+    audit = await handlers.audit_of(ctx)
+    async with audit.writer.acquire() as conn:
+        return await queries.actors(conn)
 
 
 async def _export(
@@ -239,50 +258,64 @@ async def list_alerts(ctx: Context, _: NetworkLog, limit: Limit = 100) -> list[A
         ]
 
 
-By = Annotated[list[Dimension], Query(description="group by these, in this order")]
+# Without `by`, the total of everything (`by=` with no value is not a list any client sends).
+By = Annotated[
+    list[Dimension] | None,
+    Query(description="group by these, in this order; none: the total of everything"),
+]
 Since = Annotated[datetime | None, Query(alias="from")]
 Until = Annotated[datetime | None, Query(alias="to")]
 
 
 @router.get(
     "/figures/referrals",
-    summary='Referrals by category, region, month, urgency, outcome (counts 1 to 4: "<5")',
+    summary="Referrals by category, region, month (in the node's zone), urgency, outcome:"
+    ' counts 1 to 4 "<5", and "x" for a count hidden so that none of those can be worked out'
+    " from a total",
 )
 async def referral_figures(
-    ctx: Context, _: NetworkLog, by: By, since: Since = None, until: Until = None
-) -> list[dict[str, Any]]:
-    _hub_only(ctx)
-    async with ctx.pool.acquire() as conn:
-        return await queries.referral_counts(conn, _distinct(by), since, until)
-
-
-@router.get("/figures/response-times", summary="Median hours to answer and to complete")
-async def response_time_figures(
     ctx: Context,
-    _: NetworkLog,
-    by: Annotated[list[Dimension] | None, Query()] = None,
+    _: FigureReader,
+    by: By = None,
     since: Since = None,
     until: Until = None,
 ) -> list[dict[str, Any]]:
     _hub_only(ctx)
     async with ctx.pool.acquire() as conn:
-        return await queries.response_times(conn, _distinct(by or []), since, until)
+        return await queries.referral_counts(
+            conn, _distinct(by or []), since, until, ctx.settings.timezone
+        )
+
+
+@router.get("/figures/response-times", summary="Median hours to answer and to complete")
+async def response_time_figures(
+    ctx: Context,
+    _: FigureReader,
+    by: By = None,
+    since: Since = None,
+    until: Until = None,
+) -> list[dict[str, Any]]:
+    _hub_only(ctx)
+    async with ctx.pool.acquire() as conn:
+        return await queries.response_times(
+            conn, _distinct(by or []), since, until, ctx.settings.timezone
+        )
 
 
 @router.get("/figures/overdue", summary="Overdue rates per receiving organisation")
 async def overdue_figures(
-    ctx: Context, _: NetworkLog, since: Since = None, until: Until = None
+    ctx: Context, _: FigureReader, since: Since = None, until: Until = None
 ) -> list[dict[str, Any]]:
     _hub_only(ctx)
     async with ctx.pool.acquire() as conn:
-        return await queries.overdue_rates(conn, since, until)
+        return await queries.overdue_rates(conn, since, until, ctx.settings.timezone)
 
 
 @router.get(
     "/figures/coverage",
     summary="Per region, the categories of service with an open provider (directory records)",
 )
-async def coverage_figures(ctx: Context, _: NetworkLog) -> list[dict[str, Any]]:
+async def coverage_figures(ctx: Context, _: FigureReader) -> list[dict[str, Any]]:
     _hub_only(ctx)
     async with ctx.pool.acquire() as conn:
         return await queries.coverage(conn)

@@ -292,8 +292,8 @@ def shown(count: int) -> int | str:
     category), one to four referrals can point at the very people referred. Zero points at
     nobody: "no referral went overdue at amal" says something about amal's work, nothing
     about a person, so it is shown as 0 (hiding it as "<5" made an empty cell look like
-    cases). What hiding a cell does not do by itself: a total shown beside it can give it
-    back by subtraction (secondary suppression is not done here)."""
+    cases). Hiding a cell does not do by itself: a total shown beside it could give it back
+    by subtraction, so the figures' tables hide a second count too (``suppression``)."""
     return count if count == 0 or count >= SMALL_COUNT else f"<{SMALL_COUNT}"
 
 

@@ -138,7 +138,9 @@ async def _tokens(
         tokens=[
             {
                 **t,
-                "roles_label": ", ".join(labels.word(ROLE_LABELS, r, lang) for r in t["roles"]),
+                "roles_label": labels.joined(
+                    (labels.word(ROLE_LABELS, r, lang) for r in t["roles"]), lang
+                ),
                 "created": labels.moment(t.get("created_at"), lang),
                 "expires": labels.moment(t.get("expires_at"), lang),
                 "last_used": labels.moment(t.get("last_used_at"), lang),

@@ -12,7 +12,7 @@ Pure functions over plain values; the gettext catalogues hold the words.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -207,6 +207,33 @@ def localised(labels: Mapping[str, Any] | None, lang: str, fallback: str = "") -
     return fallback
 
 
+@dataclass(frozen=True)
+class Said:
+    """A text an organisation wrote, and the language it is in: a page in another language
+    marks it (``lang``, ``dir``) so that screen readers voice it right and an Arabic text's
+    full stop stays at its end on a French page (and the other way round)."""
+
+    text: str
+    lang: str
+    dir: str
+
+    def __bool__(self) -> bool:
+        return bool(self.text)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def said(labels: Mapping[str, Any] | None, lang: str) -> Said:
+    """``localised``'s choice of text, with the language it is in."""
+    if isinstance(labels, Mapping):
+        for code in (lang, i18n.DEFAULT, *i18n.SUPPORTED):
+            text = labels.get(code)
+            if isinstance(text, str) and text:
+                return Said(text, code, i18n.direction(code))
+    return Said("", lang, i18n.direction(lang))
+
+
 def word(table: Mapping[str, str], code: str | None, lang: str) -> str:
     """``code`` said with ``table``'s words in ``lang`` (the code itself if unknown)."""
     if code is None:
@@ -331,3 +358,10 @@ DELIVERY_STATE = {
     "cancelled": N_("Cancelled"),
     "gave_up": N_("Given up"),
 }
+
+
+def joined(items: Iterable[str], lang: str) -> str:
+    """Several names as one phrase, the way ``lang`` lists them (CLDR through Babel): "a, b
+    et c" in French, "a وb وc" in Arabic, never Latin commas in an Arabic sentence."""
+    shown = [item for item in items if item]
+    return format_list(shown, locale=lang) if shown else ""

@@ -21,6 +21,7 @@ from services.dashboard.node_api import ApiRefused, NodeApi
 from services.dashboard.rendering import PageRoute, language_of, render
 from shared import i18n
 from shared.auth import Principal, Role, require
+from shared.auth.roles import NETWORK_FIGURE_READERS
 from shared.errors import Forbidden, NotFound
 from shared.i18n import N_
 
@@ -28,6 +29,8 @@ SMALL_COUNT = 5  # the audit API's "<5": counts from 1 to 4 (services/audit/doma
 
 router = APIRouter(route_class=PageRoute)
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.ADMIN))]
+# Who reads the page: whoever the audit API gives the network's figures to (the same set).
+Reader = Annotated[Principal, Depends(require(*NETWORK_FIGURE_READERS))]
 OrgId = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,30}$")]
 FIGURES = "/api/v1/audit/figures"
 REASON_NEEDED = N_("Say why: the organisation is told.")
@@ -43,20 +46,33 @@ VOLUME_MONTHS = 11  # and the current one
 
 
 FEWER_THAN_FIVE = N_("fewer than 5")
+HIDDEN = "x"  # the audit API's mark for a count hidden to protect a small one
+HIDDEN_TO_PROTECT = N_("hidden, so that a small count cannot be worked out from the total")
 
 
 @dataclass(frozen=True)
 class Figure:
-    """A count from the audit API as the page shows it: the number, or for a suppressed small
-    count (the API's "<5") its words, never a number made up for it."""
+    """A count from the audit API as the page shows it: the number, or for a suppressed
+    count its mark and words, never a number made up for it: a small count (the API's "<5",
+    1 to 4), or one hidden beside it (the API's "x", 5 or more) so that the small one cannot
+    be worked out by subtracting the shown counts from the total."""
 
-    text: str  # "12", "0", "<5"
-    spoken: str | None  # "fewer than 5", in the reader's language, for a suppressed count
+    text: str  # "12", "0", "<5", "x"
+    spoken: str | None  # its words, in the reader's language, for a suppressed count
     amount: int | None  # the count, None when suppressed
+    hidden: bool = False  # suppressed to protect another count: 5 or more
 
     @property
     def suppressed(self) -> bool:
         return self.amount is None
+
+    @property
+    def at_least(self) -> int:
+        """How far a bar may safely reach for it: the count, or for a suppressed one the
+        most a small count can be (4), the least a hidden one is (5)."""
+        if self.amount is not None:
+            return self.amount
+        return SMALL_COUNT if self.hidden else SMALL_COUNT - 1
 
 
 def figure(value: Any, lang: str) -> Figure:
@@ -66,20 +82,21 @@ def figure(value: Any, lang: str) -> Figure:
         return Figure(str(int(value)), None, int(value))
     if isinstance(value, str) and value.startswith("<"):
         return Figure(value, i18n.translations(lang).gettext(FEWER_THAN_FIVE), None)
+    if value == HIDDEN:
+        return Figure(value, i18n.translations(lang).gettext(HIDDEN_TO_PROTECT), None, True)
     return Figure("0", None, 0)  # a cell the API did not list: no referral there
 
 
 def scale(figures: list[Figure]) -> float:
-    """The largest a bar can stand for: the largest count, or the most a suppressed one can
-    be (4), whichever is more."""
-    bound = SMALL_COUNT - 1 if any(f.suppressed for f in figures) else 0
-    return max([bound, *(f.amount for f in figures if f.amount is not None)], default=0)
+    """The largest a bar can stand for: the largest count, or what a suppressed one's bar
+    reaches (4 for "<5", 5 for a hidden one), whichever is more."""
+    return max([f.at_least for f in figures], default=0)
 
 
 def width(f: Figure, largest: float) -> int:
     """A bar's width class: a count's own; a suppressed count's hatched bar reaches as far as
-    it might (4), so that it reads as "somewhere up to here"."""
-    return coverage.bar_width(SMALL_COUNT - 1 if f.amount is None else f.amount, largest)
+    it safely can (4 for "<5", "somewhere up to here"; 5 for a hidden one, "from here on")."""
+    return coverage.bar_width(f.at_least, largest)
 
 
 async def _figures(api: NodeApi, path: str, **params: Any) -> list[dict[str, Any]] | None:
@@ -101,7 +118,7 @@ def _pairs(params: dict[str, Any]) -> list[tuple[str, str | int | float | bool |
 
 @router.get("/network")
 async def network_page(
-    request: Request, principal: Coordinator, done: int = 0, applied: int = 0
+    request: Request, principal: Reader, done: int = 0, applied: int = 0
 ) -> Response:
     notice = APPLICATION_RECORDED if applied else MEMBERSHIP_DONE if done else None
     return await _page(request, principal, notice=notice)
@@ -142,9 +159,13 @@ async def _page(
             "name": labels.localised(o.get("name"), lang, o["org_id"]),
             "city": names["city"].get(o.get("city", ""), o.get("city", "")),
             "kind": o.get("kind"),
-            "services": [
-                names["category"].get(s["category"], s["category"]) for s in o.get("services", [])
-            ],
+            "services": labels.joined(
+                (
+                    names["category"].get(s["category"], s["category"])
+                    for s in o.get("services", [])
+                ),
+                lang,
+            ),
         }
         for o in organisations
         if o.get("status") == "applicant"
@@ -164,7 +185,11 @@ async def _page(
     # The figures, side by side: each is one query at the hub over the referrals' facts.
     now = datetime.now(UTC)
     recent = now - RECENT
-    year = (now.replace(day=1) - timedelta(days=VOLUME_MONTHS * 31)).replace(day=1)
+    # From the first of a month in the node's zone, as the API counts its months.
+    local = now.astimezone(labels.zone())
+    year = (local.replace(day=1) - timedelta(days=VOLUME_MONTHS * 31)).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
     flows, volumes, overdue = await asyncio.gather(
         _flows(api, names, lang, since=recent),
         _volumes(api, names, lang, since=year),
@@ -199,6 +224,8 @@ async def _page(
         errors=errors or {},
         failed_org=failed_org,
         typed_reason=typed_reason,
+        # An auditor reads the figures and the members and acts on no membership.
+        can_manage=principal.has(Role.COORDINATOR, Role.ADMIN),
     )
 
 
@@ -238,10 +265,10 @@ async def _flows(
 async def _volumes(
     api: NodeApi, names: dict[str, dict[str, str]], lang: str, *, since: datetime
 ) -> list[dict[str, Any]] | None:
-    """Referrals by month, each month's bar split by category in a list beneath.
+    """Referrals by month (in the node's zone), each month's bar split by category beneath.
 
     A month's total is the API's own count for the month, not a sum of its categories: a
-    suppressed category cell ("<5") cannot be added up."""
+    suppressed category cell ("<5", or "x" beside it) cannot be added up."""
     by_category, by_month = await asyncio.gather(
         _figures(api, "referrals", by=["month", "category"], **{"from": since}),
         _figures(api, "referrals", by=["month"], **{"from": since}),
@@ -286,7 +313,8 @@ async def _overdue(
     def most_first(pair: tuple[dict[str, Any], Figure]) -> tuple[int, str]:
         # By how many went overdue; a suppressed count (1 to 4) between 0 and 5.
         f = pair[1]
-        return (-(f.amount if f.amount is not None else 1), str(pair[0].get("org")))
+        amount = f.amount if f.amount is not None else SMALL_COUNT if f.hidden else 1
+        return (-amount, str(pair[0].get("org")))
 
     return [
         {

@@ -53,11 +53,12 @@ async def _rules(
             {
                 **rule,
                 "label": labels.word(labels.NOTIFICATION_KIND, rule["kind"], lang),
-                "roles_label": ", ".join(
-                    labels.word(ROLE_LABELS, r, lang) for r in rule.get("roles", [])
+                "roles_label": labels.joined(
+                    (labels.word(ROLE_LABELS, r, lang) for r in rule.get("roles", [])), lang
                 ),
-                "channels_label": ", ".join(
-                    labels.word(labels.CHANNEL, c, lang) for c in rule.get("channels", [])
+                "channels_label": labels.joined(
+                    (labels.word(labels.CHANNEL, c, lang) for c in rule.get("channels", [])),
+                    lang,
                 ),
             }
             for rule in rules

@@ -55,6 +55,7 @@ from shared.service import context_of
 
 STATIC = Path(__file__).parent / "static"
 LANG_COOKIE_MAX_AGE = timedelta(days=365)
+WAITING_SHOWN = 5  # the home page's referrals waiting for an answer; the inbox has the rest
 USERNAME_MAX_LENGTH = 40  # as the account rules allow; a longer one cannot match
 
 ROLE_LABELS = {
@@ -99,7 +100,14 @@ async def home(request: Request, principal: Anyone) -> Response:
     if principal.kind == "user":
         user = await accounts.get_user(context_of("auth")(request).pool, principal.subject)
         name = (user.display_name if user is not None else None) or name
-    names = await Lookups(NodeApi(request), lang).org_names()
+    api = NodeApi(request)
+    names = await Lookups(api, lang).org_names()
+    # What a case worker opens Relais for, rather than the menu again: what waits for them.
+    waiting, more_waiting = (
+        await referral_pages.waiting_for_answer(api, lang, WAITING_SHOWN)
+        if principal.has(Role.CASEWORKER, Role.FOCAL_POINT) and not settings.is_hub
+        else (None, False)
+    )
     return render(
         request,
         "home.html",
@@ -115,6 +123,8 @@ async def home(request: Request, principal: Anyone) -> Response:
         ),
         org=settings.org,
         node_kind=HUB_NODE if settings.is_hub else MEMBER_NODE,
+        waiting=waiting,
+        more_waiting=more_waiting,
     )
 
 

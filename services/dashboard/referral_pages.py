@@ -10,16 +10,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from services.dashboard import labels, wizard
+from services.dashboard import labels, send_again, wizard
 from services.dashboard.lookups import Lookups
 from services.dashboard.node_api import ApiRefused, NodeApi
 from services.dashboard.rendering import PageRoute, language_of, render
 from shared import i18n
 from shared.auth import Principal, Role, require
-from shared.errors import Forbidden
+from shared.errors import Forbidden, NotFound
 from shared.i18n import N_
 
 router = APIRouter(route_class=PageRoute)
+router.include_router(send_again.router)
 REFERRALS = "/api/v1/referrals"
 Reader = Annotated[Principal, Depends(require(Role.CASEWORKER, Role.FOCAL_POINT, Role.AUDITOR))]
 Anyone = Annotated[Principal, Depends(require())]
@@ -36,10 +37,27 @@ REASON_KIND = {
     "withdraw": "withdraw",
 }
 ACTION_DONE = N_("Done: the other organisation is told.")
+# Sent is not received: the other node confirms it has the referral, and only then is the
+# other organisation told (the status moves on to "received").
+SENT_NOT_YET_RECEIVED = N_(
+    "Sent. It will show “%(received)s” when the other organisation's node confirms it has it."
+)
+CHOOSE_REASON = N_("Choose a reason.")
+WAITING_FOR_ANSWER = N_("Nothing is needed from you now: the other organisation answers.")
+# What a person most likely wants comes first: the step forward. The steps that end or undo
+# a referral come last, apart and drawn as secondary buttons, so nobody withdraws by habit.
+FORWARD = ("accept", "start", "complete")
+ENDING = ("decline", "close", "withdraw", "revoke-consent")
+NEEDS_REASON = ("decline", "close")
 PAYLOAD_SHOWN = N_("This reading of the personal data is recorded in the audit log.")
 NOTE_MAX = 2000
 YES = N_("Yes")
 NO = N_("No")
+# History steps that point at another referral (sending again), said with its organisation.
+LINKED_CHANGE = {
+    "sent_again": N_("Sent again, to %(org)s"),
+    "follows": N_("Follows the referral to %(org)s"),
+}
 
 
 @router.get("/referrals")
@@ -100,14 +118,26 @@ async def _rows(
     box: str,
     filters: dict[str, str],
     after: str = "",
+    limit: int = 0,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of a box's rows, and the cursor of the next (older) page if there is one."""
-    found = await api.get(REFERRALS, box=box, after=after, **filters)
+    found = await api.get(REFERRALS, box=box, after=after, limit=limit, **filters)
     orgs = await lookups.org_names()
     categories = dict(await lookups.categories())
     items = found.get("items", []) if isinstance(found, dict) else found
     older = found.get("next") if isinstance(found, dict) else None
     return [_row(item, orgs, categories, lang) for item in items or []], older
+
+
+async def waiting_for_answer(
+    api: NodeApi, lang: str, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """The newest referrals of the inbox that wait for this organisation's answer (at most
+    ``limit``), and whether there are more."""
+    rows, older = await _rows(
+        api, Lookups(api, lang), lang, "inbox", {"status": "received"}, "", limit
+    )
+    return rows, older is not None
 
 
 def _row(
@@ -141,7 +171,24 @@ async def referral_page(
             query = urlencode({"log": "network", "object": f"referral:{referral_id}"})
             return RedirectResponse(f"/audit?{query}", status_code=303)
         raise Forbidden("this needs one of the roles: auditor, caseworker, focal_point")
-    return await _referral(request, principal, referral_id, notice=ACTION_DONE if done else None)
+    return await _referral(request, principal, referral_id, done=bool(done))
+
+
+def in_order(allowed: list[str]) -> tuple[list[str], list[str]]:
+    """The actions a page offers, as (steps forward, steps that end or undo), each in the
+    order a person most likely wants them."""
+    forward = [a for a in FORWARD if a in allowed]
+    ending = [a for a in ENDING if a in allowed]
+    return forward, ending
+
+
+def done_notice(status: Any, lang: str) -> str:
+    """What the page says once an action went through, true to the status it shows."""
+    gettext = i18n.translations(lang).gettext
+    if status == "sent":
+        received = labels.word(labels.STATUS, "received", lang)
+        return gettext(SENT_NOT_YET_RECEIVED) % {"received": received}
+    return gettext(ACTION_DONE)
 
 
 async def _referral(
@@ -154,6 +201,8 @@ async def _referral(
     failed_action: str | None = None,
     typed_note: str = "",
     notice: str | None = None,
+    done: bool = False,
+    errors: dict[str, labels.FieldError] | None = None,
     status_code: int = 200,
 ) -> Response:
     api = NodeApi(request)
@@ -173,13 +222,27 @@ async def _referral(
     if not principal.has(Role.CASEWORKER, Role.FOCAL_POINT):
         allowed = []  # an auditor reads the metadata, and acts on nothing
     reasons = await _reasons(api, lang)
+    forward, ending = in_order(allowed)
+
+    def offered(codes: list[str]) -> list[dict[str, Any]]:
+        return [
+            {
+                "code": a,
+                "label": labels.word(labels.ACTION, a, lang),
+                "reasons": reasons.get(REASON_KIND.get(a, ""), []),
+                "needs_reason": a in NEEDS_REASON,
+            }
+            for a in codes
+        ]
+
     history = [
         {
-            "change": labels.word(labels.CHANGE, h.get("change") or h.get("status"), lang),
+            "change": await _change(api, h, orgs, lang),
             "at": labels.moment(h.get("at"), lang),
             "at_iso": h.get("at") or "",
             "by": orgs.get(str(h.get("by_org")), h.get("by_org")),
             "reason": _reason_label(reasons, h.get("reason"), lang),
+            "link": h.get("link") if h.get("change") in LINKED_CHANGE else None,
         }
         for h in referral.get("history") or []
     ]
@@ -192,15 +255,11 @@ async def _referral(
         referral=referral,
         row=row,
         history=history,
-        actions=[
-            {
-                "code": a,
-                "label": labels.word(labels.ACTION, a, lang),
-                "reasons": reasons.get(REASON_KIND.get(a, ""), []),
-                "needs_reason": a in ("decline", "close"),
-            }
-            for a in allowed
-        ],
+        actions=offered(forward),
+        ending_actions=offered(ending),
+        waiting=WAITING_FOR_ANSWER
+        if referral.get("box") == "outbox" and referral.get("status") in ("sent", "received")
+        else None,
         legal_basis=labels.word(labels.LEGAL_BASIS, referral.get("legal_basis"), lang),
         consent=consent,
         consent_expires=labels.moment(consent.get("expires_at"), lang)
@@ -224,8 +283,27 @@ async def _referral(
         failed_action=failed_action,
         typed_note=typed_note,
         notice=notice,
+        done_notice=done_notice(referral.get("status"), lang) if done else None,
+        errors=errors or {},
         payload_notice=PAYLOAD_SHOWN,
+        can_send_again=principal.has(Role.CASEWORKER, Role.FOCAL_POINT)
+        and send_again.may_send_again(referral),
     )
+
+
+async def _change(api: NodeApi, step: dict[str, Any], orgs: dict[str, str], lang: str) -> str:
+    """A history step in words; a link to another referral names that referral's recipient."""
+    change = step.get("change") or step.get("status")
+    linked = step.get("link")
+    if change not in LINKED_CHANGE or not linked:
+        return labels.word(labels.CHANGE, change, lang)
+    try:
+        other = await api.get(f"{REFERRALS}/{linked}")
+    except (ApiRefused, NotFound):
+        other = {}
+    org = str(other.get("to_org") or "") if isinstance(other, dict) else ""
+    message = LINKED_CHANGE[str(change)]
+    return i18n.translations(lang).gettext(message) % {"org": orgs.get(org, org) or "—"}
 
 
 async def _reasons(api: NodeApi, lang: str) -> dict[str, list[tuple[str, str]]]:
@@ -306,6 +384,17 @@ async def act_on_referral(
     """One action on a referral; on refusal the page again, saying why and keeping the note."""
     if action not in ACTIONS:
         return await _referral(request, principal, referral_id, status_code=400)
+    if action in NEEDS_REASON and not reason:
+        gettext = i18n.translations(language_of(request)).gettext
+        return await _referral(
+            request,
+            principal,
+            referral_id,
+            errors={"reason": labels.FieldError(gettext(CHOOSE_REASON))},
+            failed_action=action,
+            typed_note=note,
+            status_code=422,
+        )
     api = NodeApi(request)
     body = {k: v for k, v in {"reason": reason, "note": note.strip()}.items() if v}
     try:

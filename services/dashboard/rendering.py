@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from shared import i18n, outages
-from shared.auth.roles import Principal, Role
+from shared.auth.roles import NETWORK_FIGURE_READERS, Principal, Role
 from shared.auth.sessions import CSRF_FIELD, session_of
 from shared.errors import DomainError, Forbidden, NotFound, Unauthenticated
 from shared.i18n import N_
@@ -123,7 +123,7 @@ def render(
 
 
 NAV_ITEMS: tuple[tuple[str, str, frozenset[Role]], ...] = (
-    ("/network", N_("Network"), frozenset({Role.COORDINATOR, Role.ADMIN})),
+    ("/network", N_("Network"), NETWORK_FIGURE_READERS),
     (
         "/referrals?box=inbox",
         N_("Inbox"),

@@ -52,6 +52,7 @@ SINGLE = (
     "consent_given",
     "consent_expires_at",
     "key",
+    "follows",  # sending again: the earlier referral (see send_again.py)
 )
 CHOOSE_CATEGORY = N_("Choose the service the person needs.")
 CHOOSE_ORGANISATION = N_("Choose the organisation to send the referral to.")
@@ -159,6 +160,8 @@ def _step_of(api_field: str) -> str:
         return "details"
     if api_field in ("to_org",):
         return "organisation"
+    if api_field == "follows":
+        return "review"
     if api_field.startswith(("legal_basis", "consent")):
         return "basis"
     if api_field == "form":
@@ -239,6 +242,8 @@ async def _body(draft: Draft, fields: list[PayloadField], lookups: Lookups) -> d
         "legal_basis": draft.get("legal_basis"),
         "payload": payload,
     }
+    if draft.get("follows"):
+        body["follows"] = draft.get("follows")
     region = (await lookups.region_of_city()).get(draft.get("city"))
     if region:
         body["region"] = region
@@ -323,6 +328,37 @@ async def _suggestions(api: NodeApi, draft: Draft) -> list[dict[str, Any]]:
     return [item for item in items or [] if isinstance(item, dict)]
 
 
+def present_suggestions(
+    items: list[dict[str, Any]], names: dict[str, dict[str, str]], lang: str
+) -> list[dict[str, Any]]:
+    """The directory's suggestions as the pages show them: name, city, service, reasons."""
+    shown = []
+    for item in items:
+        org_id = str(item.get("org_id"))
+        service = item.get("service") or {}
+        shown.append(
+            {
+                "org_id": org_id,
+                "name": labels.localised(item.get("org_name"), lang, org_id),
+                "city": names["city"].get(str(item.get("org_city")), item.get("org_city")),
+                "description": labels.localised(service.get("description"), lang),
+                "capacity": service.get("capacity"),
+                "capacity_label": labels.word(labels.CAPACITY, service.get("capacity"), lang),
+                "reasons": [
+                    labels.reason_text(r, lang, lambda kind, code: names[kind].get(code, code))
+                    for r in item.get("reasons") or []
+                ],
+            }
+        )
+    return shown
+
+
+async def show_step(request: Request, principal: Principal, step: str, draft: Draft) -> Response:
+    """The wizard at ``step`` with what ``draft`` already holds (a referral sent again
+    enters it at the person's details)."""
+    return await _step(request, principal, step, draft, {})
+
+
 async def _step(
     request: Request,
     principal: Principal,
@@ -350,24 +386,7 @@ async def _step(
         )
     elif step == "organisation":
         shown |= {"to_org"}
-        suggestions = []
-        for item in await _suggestions(api, draft):
-            org_id = str(item.get("org_id"))
-            service = item.get("service") or {}
-            suggestions.append(
-                {
-                    "org_id": org_id,
-                    "name": labels.localised(item.get("org_name"), lang, org_id),
-                    "city": names["city"].get(str(item.get("org_city")), item.get("org_city")),
-                    "description": labels.localised(service.get("description"), lang),
-                    "capacity": service.get("capacity"),
-                    "capacity_label": labels.word(labels.CAPACITY, service.get("capacity"), lang),
-                    "reasons": [
-                        labels.reason_text(r, lang, lambda kind, code: names[kind].get(code, code))
-                        for r in item.get("reasons") or []
-                    ],
-                }
-            )
+        suggestions = present_suggestions(await _suggestions(api, draft), names, lang)
         context.update(suggestions=suggestions, no_suggestion=NO_SUGGESTION)
     elif step == "details":
         shown |= {"payload"}

@@ -117,10 +117,25 @@ _LIFECYCLE: dict[Membership, tuple[frozenset[MembershipStatus], MembershipStatus
 }
 
 
+# What would put an organisation out of the network, which the hub's own cannot be.
+_EXCLUDING = frozenset({Membership.REJECT, Membership.SUSPEND, Membership.LEAVE})
+
+
 def change_membership(
-    current: OrganisationPublished, action: Membership, reason: str | None
+    current: OrganisationPublished,
+    action: Membership,
+    reason: str | None,
+    *,
+    secretariat: str = "",
 ) -> OrganisationPublished:
-    """The next version of ``current`` after ``action``; a reason is required to say no."""
+    """The next version of ``current`` after ``action``; a reason is required to say no.
+    ``secretariat`` is the hub's own organisation: it runs the network and cannot be put out
+    of it (a suspended hub would refuse its own coordinators)."""
+    if current.org_id == secretariat and action in _EXCLUDING:
+        raise Conflict(
+            f"the secretariat's organisation runs the hub: it cannot {action.value} itself",
+            field="org_id",
+        )
     allowed_from, to = _LIFECYCLE[action]
     if current.status not in allowed_from:
         raise InvalidTransition(

@@ -55,7 +55,7 @@ async def change_membership(
     def changed(current: OrganisationPublished | None) -> OrganisationPublished:
         if current is None:
             raise NotFound(f"no organisation {org_id}", field="org_id")
-        return domain.change_membership(current, action, reason)
+        return domain.change_membership(current, action, reason, secretariat=ctx.settings.org)
 
     return await _publish(ctx, org_id, changed, actor=actor, action=f"membership.{action}")
 

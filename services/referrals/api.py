@@ -35,6 +35,11 @@ class HistoryOut(BaseModel):
     reason: str | None
     has_note: bool = Field(description="a note was added; read it with the payload")
     applied: bool = Field(description="false: it arrived after a step that overrides it")
+    link: str | None = Field(
+        default=None,
+        description="the referral this step points at: the new one (sent_again) or the "
+        "earlier one (follows)",
+    )
 
 
 class ReferralOut(BaseModel):
@@ -60,6 +65,11 @@ class ReferralOut(BaseModel):
     closed_at: datetime | None
     payload_erased: bool
     updated_at: datetime
+    follows: str | None = Field(
+        default=None,
+        description="the earlier referral this one was sent again from (the sender's record "
+        "only: never told to the recipient)",
+    )
 
 
 class ReferralDetail(ReferralOut):
@@ -125,6 +135,7 @@ def _out(referral: store.Referral) -> dict[str, Any]:
         "closed_at": referral.closed_at,
         "payload_erased": referral.sealed_key is None,
         "updated_at": referral.updated_at,
+        "follows": referral.follows,
     }
 
 
@@ -237,6 +248,7 @@ async def get_referral(referral_id: ReferralId, ctx: Context, principal: Reader)
                 reason=h.reason,
                 has_note=h.sealed_note is not None,
                 applied=h.applied,
+                link=h.link,
             )
             for h in history
         ],

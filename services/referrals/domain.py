@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.contracts.referrals import Status, Urgency
-from shared.errors import Forbidden, Invalid, InvalidTransition
+from shared.errors import Conflict, Forbidden, Invalid, InvalidTransition
 from shared.settings import Deadlines
 
 
@@ -240,3 +240,24 @@ def still_pending(deadline: Deadline, status: Status) -> bool:
     if deadline is Deadline.ACKNOWLEDGE:
         return status in (Status.SENT, Status.RECEIVED)
     return status in (Status.SENT, Status.RECEIVED, Status.ACCEPTED)
+
+
+# -- sending again ---------------------------------------------------------------------------
+
+# A referral that ended without the service: it may be sent again, to another organisation.
+# Refused is not a status (the recipient's node turned the envelope away; it stays "sent").
+SEND_AGAIN_FROM = frozenset({Status.DECLINED, Status.EXPIRED})
+
+
+def check_send_again(side: Side, status: Status, refused: bool) -> None:
+    """Whether a new referral may follow this one: only the sender's own referral, and only
+    once it ended without the service (declined, expired, or refused by the recipient's
+    node). A clear refusal otherwise."""
+    if side is not Side.SENDER:
+        raise Invalid("only a referral this organisation sent can be sent again", field="follows")
+    if status not in SEND_AGAIN_FROM and not refused:
+        raise Conflict(
+            f"a referral that is {status.value} cannot be sent again: only a declined, "
+            "expired or refused one",
+            field="follows",
+        )

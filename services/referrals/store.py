@@ -42,6 +42,7 @@ class Referral:
     shredded_at: datetime | None
     updated_at: datetime
     seq: int  # this node's creation order: the lists' stable paging key
+    follows: str | None = None  # the earlier referral this one was sent again from (sender)
 
     @property
     def referral_id(self) -> str:
@@ -84,6 +85,7 @@ class HistoryEntry:
     reason: str | None
     sealed_note: str | None
     applied: bool
+    link: str | None = None  # the referral this step points at (sent again as, follows)
 
 
 def _referral(row: asyncpg.Record) -> Referral:
@@ -104,7 +106,12 @@ def _referral(row: asyncpg.Record) -> Referral:
         shredded_at=row["shredded_at"],
         updated_at=row["updated_at"],
         seq=row["seq"],
+        follows=_id(row["follows"]),
     )
+
+
+def _id(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 async def now(conn: Connection) -> datetime:
@@ -125,6 +132,7 @@ async def insert(
     nonce: str,
     ciphertext: str,
     sealed_key: str,
+    follows: str | None = None,
 ) -> None:
     await conn.execute(
         """
@@ -132,9 +140,9 @@ async def insert(
             referral_id, box, from_org, to_org, category, urgency, region, legal_basis,
             consent, consent_state, status, status_at, status_by, created_by, created_at,
             acknowledge_by, answer_by, header, signature, nonce, ciphertext, sealed_key,
-            updated_at)
+            updated_at, follows)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                $18, $19, $20, $21, $22, $12)
+                $18, $19, $20, $21, $22, $12, $23)
         """,
         header.referral_id,
         box.value,
@@ -158,6 +166,7 @@ async def insert(
         nonce,
         ciphertext,
         sealed_key,
+        follows,
     )
 
 
@@ -198,12 +207,13 @@ async def add_history(
     reason: str | None = None,
     sealed_note: str | None = None,
     applied: bool = True,
+    link: str | None = None,
 ) -> None:
     await conn.execute(
         """
-        INSERT INTO referrals.history
-            (referral_id, change, status, at, by_org, by_actor, reason, sealed_note, applied)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        INSERT INTO referrals.history (referral_id, change, status, at, by_org, by_actor,
+                                       reason, sealed_note, applied, link)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         """,
         referral_id,
         change,
@@ -214,6 +224,7 @@ async def add_history(
         reason,
         sealed_note,
         applied,
+        link,
     )
 
 
@@ -231,6 +242,7 @@ async def history(conn: Connection, referral_id: str) -> list[HistoryEntry]:
             reason=r["reason"],
             sealed_note=r["sealed_note"],
             applied=r["applied"],
+            link=_id(r["link"]),
         )
         for r in rows
     ]

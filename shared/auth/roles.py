@@ -13,7 +13,7 @@ class Role(StrEnum):
     CASEWORKER = "caseworker"
     FOCAL_POINT = "focal_point"
     COORDINATOR = "coordinator"  # secretariat: network view and membership, no case content
-    AUDITOR = "auditor"
+    AUDITOR = "auditor"  # reads the audit logs and the network's figures; acts on nothing
     ADMIN = "admin"  # accounts and tokens of the node, not case content
 
 
@@ -33,3 +33,10 @@ class Principal:
     def has(self, *roles: Role) -> bool:
         """Whether the caller holds at least one of ``roles`` (never true for no role at all)."""
         return not self.roles.isdisjoint(roles)
+
+
+# The network's figures are aggregate, their small counts suppressed, and carry no case
+# content: the secretariat uses them, the auditor checks what it says with them, and the
+# hub's administrator sees them on the page it keeps members' credentials from. The audit
+# API and the network page both admit exactly these roles.
+NETWORK_FIGURE_READERS = frozenset({Role.COORDINATOR, Role.AUDITOR, Role.ADMIN})

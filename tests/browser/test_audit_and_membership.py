@@ -44,17 +44,17 @@ async def test_the_coordinator_finds_a_referral_in_the_network_log_and_exports_i
     await page.goto(url_of(creds, "hub", "/audit"))
     await expect(page.get_by_role("heading", level=1)).to_have_text("Journal d'audit")
 
-    # A filter the log cannot take is named beside its field, and kept.
-    await page.locator("#filter-action").fill("n'importe quoi")
-    await page.get_by_role("button", name="Rechercher").click()
+    # A code no service records (an old bookmark) is named beside its field, and kept.
+    await page.goto(url_of(creds, "hub", "/audit?log=network&action=referral.nope"))
     await expect(page.locator("#action-error")).to_be_visible()
-    await expect(page.locator("#filter-action")).to_have_value("n'importe quoi")
+    await expect(page.locator("#filter-action")).to_have_value("referral.nope")
 
-    await page.locator("#filter-action").fill("")
+    await page.locator("#filter-action").select_option("")
     await page.locator("#filter-object").fill(f"referral:{referral_id}")
     await page.get_by_role("button", name="Rechercher").click()
     await search_until_found(page)
-    offered = page.locator("tr.audit-row", has_text="referral.offered")
+    offered = page.locator("tr.audit-row", has=page.locator('td[data-code="referral.offered"]'))
+    await expect(offered.locator("td.action")).to_have_text("Orientation proposée (vue par le hub)")
     await expect(offered).to_contain_text("Association Sanad")
     await expect(offered).to_contain_text("Centre de santé communautaire Amal")
     await screenshot(page, "audit-network")
@@ -81,11 +81,12 @@ async def test_a_nodes_admin_searches_its_own_log(
     page = await open_page(contexts, browser)
     await log_in(page, creds, "sanad", "admin")
     await page.get_by_role("link", name="Journal d'audit").first.click()
-    await page.locator("#filter-action").fill("session.login")
+    await page.get_by_label("Action", exact=True).select_option(label="Connexion")
     await page.get_by_role("button", name="Rechercher").click()
     row = page.locator("tr.audit-row").first
-    await expect(row).to_contain_text("user:admin")
-    await expect(row).to_contain_text("session.login")
+    await expect(row.locator("td.actor")).to_have_attribute("title", "user:admin")
+    await expect(row.locator("td.action")).to_have_text("Connexion")
+    await expect(row.locator("td.action")).to_have_attribute("data-code", "session.login")
     await screenshot(page, "audit-own")
 
 

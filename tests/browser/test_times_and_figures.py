@@ -1,7 +1,8 @@
 """What a person reads on the pages is true: a deadline's clock is in Moroccan time (the API's
 UTC value, converted to Africa/Casablanca), and every figure on the coordinator's /network is
-the audit API's own (0 as 0, a suppressed count as "<5" said "fewer than 5", a month's total
-as the API counts it)."""
+the audit API's own (0 as 0, a suppressed count as "<5" said "fewer than 5", a count hidden
+beside it as "x" said as hidden, no row or column of the matrix with a lone hidden cell beside
+its total, a month's total as the API counts it)."""
 
 from __future__ import annotations
 
@@ -118,6 +119,13 @@ async def test_every_figure_on_the_network_page_is_the_apis(
         await screenshot(page, "network-figures")
         overdue = await figures(hub, "overdue", **{"from": since})
         months = await figures(hub, "referrals", by=["month"])
+        margins = {
+            side: {
+                r[side]: r["referrals"]
+                for r in await figures(hub, "referrals", by=[side], **{"from": since})
+            }
+            for side in ("from_org", "to_org")
+        }
         again = await figures(hub, "referrals", by=["from_org", "to_org"], **{"from": since})
     assert again == flows, "the figures moved while the page was read"
 
@@ -141,6 +149,22 @@ async def test_every_figure_on_the_network_page_is_the_apis(
     assert "<5" in expected
     suppressed = page.locator("#flows td.heat-suppressed").first
     await expect(suppressed.locator(".visually-hidden")).to_have_text("moins de 5")
+    # Secondary suppression: beside a sender's or a receiver's published total, a row or a
+    # column of the matrix hides no cell or at least two (else the total minus the shown
+    # cells would give a "<5" back); a count hidden for that is said as hidden.
+    for side, lines, across in (("from_org", senders, receivers), ("to_org", receivers, senders)):
+        for org in lines:
+            line = [
+                cells.get((org, other) if side == "from_org" else (other, org), 0)
+                for other in across
+            ]
+            hidden = sum(isinstance(v, str) for v in line)
+            assert not isinstance(margins[side][org], int) or hidden != 1, (side, org, line)
+    if "x" in expected:
+        hidden_cell = page.locator("#flows td.heat-suppressed", has_text="x").first
+        await expect(hidden_cell.locator(".visually-hidden")).to_have_text(
+            "masqué, pour qu'un petit nombre ne puisse pas se déduire du total"
+        )
 
     # Each month's total is the API's total for the month.
     for item in months:

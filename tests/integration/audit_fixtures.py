@@ -28,7 +28,7 @@ def drafts(count: int, *, start: int = 0, actor: str = "user:focal") -> list[Dra
             service="referrals",
             actor_org="sanad",
             actor=actor,
-            action="referral.accepted" if (start + i) % 2 else "payload.read",
+            action="referral.accepted" if (start + i) % 2 else "referral.payload_read",
             object=f"referral:{start + i:04d}",
             digest=digest({"n": start + i}),
             outcome="ok",

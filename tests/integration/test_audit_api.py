@@ -8,7 +8,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,8 @@ class TestTheLogAPageAtATime:
             ({"limit": 5000}, "limit"),
             ({"org": "Not An Org"}, "org"),
             ({"action": "DROP TABLE"}, "action"),
+            ({"action": "referral.acceptd"}, "action"),
+            ({"outcome": "maybe"}, "outcome"),
             ({"cursor": -1}, "cursor"),
             ({"order": "sideways"}, "order"),
         ],
@@ -172,11 +174,39 @@ class TestExports:
         report = (await hub.client.get(f"{PREFIX}/verification", headers=hub.as_("auditor"))).json()
         assert report["ok"] and report["last_seq"] >= 31
 
+    async def test_an_action_no_service_records_is_refused_by_name(self, hub: Hub) -> None:
+        # Well formed but not a code any service records: a typo would otherwise read as
+        # "no such record".
+        for path in ("/records", "/records/export", "/network"):
+            response = await hub.client.get(
+                f"{PREFIX}{path}", params={"action": "referral.acceptd"}, headers=hub.as_("auditor")
+            )
+            assert response.status_code == 422, path
+            problem = response.json()
+            assert problem["field"] == "action"
+            assert "referral.acceptd is not an audit action" in problem["detail"]
+
+    async def test_filters_by_outcome_and_lists_the_actors_the_log_names(self, hub: Hub) -> None:
+        await handlers.append(hub.ctx, drafts(4))
+        refused = drafts(2, start=4, actor="user:leila")
+        refused = [replace(draft, outcome="refused") for draft in refused]
+        await handlers.append(hub.ctx, refused)
+        found = await hub.client.get(
+            f"{PREFIX}/records", params={"outcome": "refused"}, headers=hub.as_("auditor")
+        )
+        assert found.status_code == 200, found.text
+        assert [i["object"] for i in found.json()["items"]] == ["referral:0004", "referral:0005"]
+        actors = await hub.client.get(f"{PREFIX}/actors", headers=hub.as_("auditor"))
+        assert actors.status_code == 200
+        assert actors.json() == ["user:focal", "user:leila"]
+        denied = await hub.client.get(f"{PREFIX}/actors", headers=hub.as_("caseworker"))
+        assert denied.status_code == 403
+
     async def test_an_ndjson_export_of_a_filtered_range(self, hub: Hub) -> None:
         await handlers.append(hub.ctx, drafts(10))
         response = await hub.client.get(
             f"{PREFIX}/records/export",
-            params={"format": "ndjson", "action": "payload.read"},
+            params={"format": "ndjson", "action": "referral.payload_read"},
             headers=hub.as_("auditor"),
         )
         lines = [json.loads(line) for line in response.text.splitlines()]
@@ -214,13 +244,18 @@ class TestFigures:
         by_category = await hub.client.get(
             f"{PREFIX}/figures/referrals", params={"by": ["category"]}, headers=coordinator
         )
+        # 3 under five, and 7 hidden beside it: the total of 10 (by=[]) minus 7 would give 3.
         assert by_category.json() == [
-            {"category": "legal_aid", "referrals": 7},
+            {"category": "legal_aid", "referrals": "x"},
             {"category": "primary_health", "referrals": "<5"},
         ]
+        everything = await hub.client.get(
+            f"{PREFIX}/figures/referrals", params={"by": []}, headers=coordinator
+        )
+        assert everything.json() == [{"referrals": 10}]
         overdue = (await hub.client.get(f"{PREFIX}/figures/overdue", headers=coordinator)).json()
-        assert overdue == [
-            {"org": "amal", "referrals": 7, "overdue": 5, "overdue_rate": 0.714},
+        assert overdue == [  # no rate beside a hidden count: 5 over the rate would give 7
+            {"org": "amal", "referrals": "x", "overdue": 5, "overdue_rate": None},
             {"org": "nour", "referrals": "<5", "overdue": "<5", "overdue_rate": None},
         ]
         times = (
@@ -230,6 +265,103 @@ class TestFigures:
         ).json()
         assert times[0]["median_hours_to_answer"] == 13.0
         assert times[1]["median_hours_to_answer"] is None  # three cases: no time shown
+        assert [t["referrals"] for t in times] == ["x", "<5"]  # as the referral figures
+
+    async def test_no_small_cell_of_a_two_way_table_comes_back_by_subtraction(
+        self, hub: Hub
+    ) -> None:
+        await _referrals(
+            hub.ctx,
+            [("legal_aid", "oriental", "amal", False, None) for _ in range(9)]
+            + [("legal_aid", "souss_massa", "amal", False, None) for _ in range(8)]
+            + [("primary_health", "oriental", "amal", False, None) for _ in range(2)]
+            + [("primary_health", "souss_massa", "amal", False, None) for _ in range(12)],
+        )
+        coordinator = hub.as_("coordinator")
+
+        async def table(*by: str) -> list[dict[str, Any]]:
+            got = await hub.client.get(
+                f"{PREFIX}/figures/referrals", params={"by": list(by)}, headers=coordinator
+            )
+            assert got.status_code == 200, got.text
+            return list(got.json())
+
+        cells = {
+            (r["category"], r["region"]): r["referrals"] for r in await table("category", "region")
+        }
+        assert cells[("primary_health", "oriental")] == "<5"
+        # Its row total (14, by category) and its column total (11, by region) are published:
+        # a second cell of each is hidden, and so on until each line has two or none.
+        assert {r["category"]: r["referrals"] for r in await table("category")} == {
+            "legal_aid": 17,
+            "primary_health": 14,
+        }
+        assert {r["region"]: r["referrals"] for r in await table("region")} == {
+            "oriental": 11,
+            "souss_massa": 20,
+        }
+        assert cells == {
+            ("legal_aid", "oriental"): "x",
+            ("legal_aid", "souss_massa"): "x",
+            ("primary_health", "oriental"): "<5",
+            ("primary_health", "souss_massa"): "x",
+        }
+
+    async def test_a_total_a_table_had_to_hide_is_hidden_where_it_is_published(
+        self, hub: Hub
+    ) -> None:
+        # amal received 4 + 4: beside its total of 8 both would be 4. No other count of
+        # amal's row can be hidden, so its total goes, in the table and in the list by
+        # receiver that publishes it; there, it would be alone beside the total of
+        # everything (18), so nour's goes too.
+        await _referrals(
+            hub.ctx,
+            [("legal_aid", "oriental", "amal", False, None) for _ in range(4)]
+            + [("primary_health", "oriental", "amal", False, None) for _ in range(4)]
+            + [("legal_aid", "oriental", "nour", False, None) for _ in range(10)],
+        )
+        coordinator = hub.as_("coordinator")
+
+        async def table(*by: str) -> list[dict[str, Any]]:
+            got = await hub.client.get(
+                f"{PREFIX}/figures/referrals", params={"by": list(by)}, headers=coordinator
+            )
+            assert got.status_code == 200, got.text
+            return list(got.json())
+
+        assert await table("to_org", "category") == [
+            {"to_org": "amal", "category": "legal_aid", "referrals": "<5"},
+            {"to_org": "amal", "category": "primary_health", "referrals": "<5"},
+            {"to_org": "nour", "category": "legal_aid", "referrals": "x"},
+        ]
+        assert await table("to_org") == [
+            {"to_org": "amal", "referrals": "x"},
+            {"to_org": "nour", "referrals": "x"},
+        ]
+        overdue = (await hub.client.get(f"{PREFIX}/figures/overdue", headers=coordinator)).json()
+        assert [o["referrals"] for o in overdue] == ["x", "x"]  # the same counts, hidden alike
+        assert await table() == [{"referrals": 18}]
+
+    async def test_months_are_counted_in_the_nodes_zone(self, hub: Hub) -> None:
+        # 23:30 UTC on 31 October 2026 is 00:30 on 1 November in Casablanca (UTC+1).
+        late = datetime(2026, 10, 31, 23, 30, tzinfo=UTC)
+        assert hub.ctx.settings.timezone == "Africa/Casablanca"
+        async with hub.ctx.pool.acquire() as conn:
+            for at in [late] * 6 + [late - timedelta(hours=2)] * 5:
+                await conn.execute(
+                    "INSERT INTO audit.referral_fact (referral_id, from_org, to_org, category,"
+                    " urgency, region, created_at, status)"
+                    " VALUES (gen_random_uuid(), 'sanad', 'amal', 'legal_aid', 'routine',"
+                    " 'oriental', $1, 'sent')",
+                    at,
+                )
+        got = await hub.client.get(
+            f"{PREFIX}/figures/referrals", params={"by": "month"}, headers=hub.as_("coordinator")
+        )
+        assert got.json() == [
+            {"month": "2026-10", "referrals": 5},  # 22:30 UTC: 23:30 on the 31st
+            {"month": "2026-11", "referrals": 6},  # in UTC these would be October's
+        ]
 
     async def test_a_bad_dimension_gets_422_and_the_figures_are_the_hubs_coordinators(
         self, hub: Hub

@@ -1,5 +1,6 @@
 """The coordinator's figures tell the truth: 0 is 0, a suppressed small count ("<5") is said
-and drawn as "fewer than 5", never as a number, and a month's total is the API's own."""
+and drawn as "fewer than 5", never as a number, a count hidden to protect it ("x") is said
+as hidden and drawn hatched, and a month's total is the API's own."""
 
 from __future__ import annotations
 
@@ -47,6 +48,21 @@ class TestAFigure:
         few = figure("<5", "en")
         assert scale([few, figure(0, "en")]) == 4  # the most it can be
         assert width(few, 20) == width(figure(4, "en"), 20)
+
+    def test_a_count_hidden_to_protect_a_small_one_is_said_as_hidden_not_as_a_number(
+        self,
+    ) -> None:
+        hidden = figure("x", "fr")
+        assert hidden.suppressed and hidden.hidden and hidden.amount is None
+        assert hidden.text == "x"
+        assert hidden.spoken == "masqué, pour qu'un petit nombre ne puisse pas se déduire du total"
+        assert figure("x", "ar").spoken == "مخفي، حتى لا يمكن استنتاج عدد صغير من المجموع"
+        assert not figure("<5", "fr").hidden
+
+    def test_a_hidden_bar_starts_where_a_shown_count_may_start(self) -> None:
+        hidden = figure("x", "en")
+        assert scale([hidden, figure("<5", "en")]) == 5  # the least a hidden count is
+        assert width(hidden, 20) == width(figure(5, "en"), 20)
 
     def test_the_page_says_fewer_than_five_to_a_screen_reader(self) -> None:
         macros = i18n.environment(TEMPLATES, "fr").get_template("_macros.html").module
@@ -97,7 +113,7 @@ class TestVolumes:
         api = Answers(
             {
                 ("referrals", ("month", "category")): [
-                    {"month": "2026-11", "category": "legal_aid", "referrals": 7},
+                    {"month": "2026-11", "category": "legal_aid", "referrals": "x"},
                     {"month": "2026-11", "category": "primary_health", "referrals": "<5"},
                     {"month": "2026-12", "category": "legal_aid", "referrals": "<5"},
                 ],
@@ -112,7 +128,7 @@ class TestVolumes:
         november, december = months
         assert november["total"].text == "11" and november["width"] == 100
         assert [(n, f.text) for n, f in november["by_category"]] == [
-            ("Aide juridique", "7"),
+            ("Aide juridique", "x"),
             ("Soins de santé primaires", "<5"),
         ]
         assert december["total"].suppressed and december["total"].spoken == "moins de 5"
@@ -125,6 +141,7 @@ class TestFlows:
                 ("referrals", ("from_org", "to_org")): [
                     {"from_org": "amal", "to_org": "nour", "referrals": 12},
                     {"from_org": "nour", "to_org": "amal", "referrals": "<5"},
+                    {"from_org": "nour", "to_org": "nour", "referrals": "x"},
                 ]
             }
         )
@@ -136,5 +153,5 @@ class TestFlows:
         }
         assert cells == {
             "Amal": [("0", "0"), ("12", "4")],
-            "Nour": [("<5", "suppressed"), ("0", "0")],
+            "Nour": [("<5", "suppressed"), ("x", "suppressed")],
         }

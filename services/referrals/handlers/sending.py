@@ -21,6 +21,7 @@ from services.referrals.handlers.common import (
 from shared.auth import Principal
 from shared.contracts.directory import CODE, ORG_ID, KeyUse
 from shared.contracts.referrals import (
+    REFERRAL_ID,
     Box,
     Consent,
     Header,
@@ -29,6 +30,7 @@ from shared.contracts.referrals import (
     Urgency,
 )
 from shared.crypto import key_id
+from shared.db import Connection
 from shared.errors import Conflict, Invalid
 from shared.events import new_event_id
 from shared.service import ServiceContext
@@ -53,6 +55,13 @@ class NewReferral(BaseModel):
     )
     consent: ConsentIn | None = None
     payload: dict[str, Any]
+    follows: str | None = Field(
+        default=None,
+        pattern=REFERRAL_ID,
+        description="sending again: the id of this organisation's earlier referral of the "
+        "person, declined, expired or refused. Kept on this node only: the new recipient is "
+        "not told of it",
+    )
 
 
 def _request_digest(new: NewReferral) -> str:
@@ -91,6 +100,8 @@ async def create(
             earlier = await store.remembered(conn, caller, idempotency_key)
             if earlier is not None:
                 return _same_request(earlier, digest)
+        if new.follows is not None:
+            await _check_follows(conn, new.follows)
         now = await store.now(conn)
         if new.consent and new.consent.expires_at and new.consent.expires_at <= now:
             raise Invalid("the consent has already expired", field="consent.expires_at")
@@ -140,6 +151,7 @@ async def create(
             nonce=offer.sealed.nonce,
             ciphertext=offer.sealed.ciphertext,
             sealed_key=offer.sealed.key_for_sender,
+            follows=new.follows,
         )
         await store.add_history(
             conn,
@@ -150,6 +162,8 @@ async def create(
             by_org=ctx.settings.org,
             by_actor=principal.subject,
         )
+        if new.follows is not None:
+            await _link(ctx, conn, principal, new.follows, referral_id, now)
         await store.set_alarms(conn, referral_id, alarms_of(ctx, header, domain.Side.SENDER))
         if idempotency_key is not None:
             await store.remember(conn, caller, idempotency_key, digest, referral_id)
@@ -160,6 +174,48 @@ async def create(
             ctx, conn, actor_of(principal), "sent", referral_id, offer.model_dump(mode="json")
         )
     return referral_id
+
+
+async def _check_follows(conn: Connection, earlier_id: str) -> None:
+    """The referral a new one follows: this organisation's own, sent by it, and ended
+    without the service (locked, so that two sends again see each other)."""
+    earlier = await store.get(conn, earlier_id, for_update=True)
+    if earlier is None:
+        raise Invalid("this organisation has no referral with this id", field="follows")
+    domain.check_send_again(earlier.side, earlier.status, earlier.refused_reason is not None)
+
+
+async def _link(
+    ctx: ServiceContext,
+    conn: Connection,
+    principal: Principal,
+    earlier_id: str,
+    referral_id: str,
+    now: datetime,
+) -> None:
+    """Both referrals' histories point at each other, and the sending again is audited."""
+    for on, change, link in (
+        (referral_id, "follows", earlier_id),
+        (earlier_id, "sent_again", referral_id),
+    ):
+        await store.add_history(
+            conn,
+            on,
+            change=change,
+            status=None,
+            at=now,
+            by_org=ctx.settings.org,
+            by_actor=principal.subject,
+            link=link,
+        )
+    await audit(
+        ctx,
+        conn,
+        actor_of(principal),
+        "sent_again",
+        earlier_id,
+        {"follows": earlier_id, "referral_id": referral_id},
+    )
 
 
 def _same_request(earlier: tuple[str, str], digest: str) -> str:
