@@ -6,44 +6,19 @@ the demo's services in Arabic, its lists joined the Arabic way."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.browser.conftest import log_in, open_page, screenshot, url_of
+from tests.browser.test_times_and_figures import send as send_between
+from tests.browser.test_times_and_figures import until_shown
 from tests.e2e.conftest import client
-
-WAIT = 45.0
 
 
 async def send(creds: dict[str, Any]) -> str:
     """A referral from Sanad to Amal, through the API as a member system would send it."""
-    payload = {"given_name": "Awa", "family_name": "D.", "need_summary": "Fièvre."}
-    async with client(creds, "sanad", "caseworker") as node:
-        response = await node.post(
-            "/api/v1/referrals",
-            json={
-                "to_org": "amal",
-                "category": "primary_health",
-                "urgency": "priority",
-                "legal_basis": "consent",
-                "consent": {},
-                "payload": payload,
-            },
-        )
-    assert response.status_code == 201, response.text
-    return str(response.json()["referral_id"])
-
-
-async def until_shown(page: Page, selector: str) -> None:
-    """Reload ``page`` until ``selector`` is on it: for what crosses the network."""
-    deadline = time.monotonic() + WAIT
-    while not await page.locator(selector).count():
-        assert time.monotonic() < deadline, f"{selector} never appeared on {page.url}"
-        await asyncio.sleep(1)
-        await page.reload()
+    return await send_between(creds, "sanad", "amal", "primary_health")
 
 
 async def test_the_sender_is_told_what_is_true_and_withdrawing_is_not_offered_first(
