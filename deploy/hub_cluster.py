@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -44,16 +45,65 @@ class HubServer:
         """Where a member's leaf reaches this server: TLS, as on the single hub."""
         return f"tls://{self.spec.host}:{self.spec.leaf_port}"
 
-    def render(self, routes: list[str], config_dir: Path) -> str:
+    def render(self, routes: list[str], config_dir: Path, *, advertise: bool = True) -> str:
         """The configuration, for a file in ``config_dir`` (the accounts file is included by a
-        path relative to it); the leaf port's TLS and the include are the single hub's."""
+        path relative to it); the leaf port's TLS and the include are the single hub's.
+        ``advertise=False``: the server does not tell its leaves where else the cluster is
+        (a leaf would add those addresses and bypass the relays a chaos test puts between)."""
         return self.spec.render(
             config_dir,
             template="hub-cluster.conf.tmpl",
             cluster_name=CLUSTER_NAME,
             cluster_port=self.cluster_port,
             routes=", ".join(f'"{route}"' for route in routes),
+            advertise="" if advertise else "  no_advertise: true\n",
         )
+
+    def process(self, peers: list[HubServer], root: Path, *, advertise: bool = True) -> ProcessSpec:
+        """This server as a supervised process among ``peers`` (the whole cluster, itself
+        included). Ready once it knows the meta leader and the leader sees every other server
+        current: before that an R3 stream cannot be placed ("no suitable peers for placement,
+        peer offline"), though ``/healthz`` already answers ok.
+        """
+        spec = self.spec
+        config = root / "nats" / f"{spec.name}-cluster.conf"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        routes = [peer.route for peer in peers if peer is not self]
+        config.write_text(self.render(routes, config.parent, advertise=advertise))
+
+        async def ready() -> bool:
+            async with httpx.AsyncClient(timeout=1) as client:
+                leader = (await _meta(client, self)).get("leader")
+                chosen = next((peer for peer in peers if peer.spec.name == leader), None)
+                # Only the leader's view of the others is current: a follower sees the other
+                # followers as not current.
+                return chosen is not None and whole(await _meta(client, chosen), size=len(peers))
+
+        return ProcessSpec(
+            name=f"nats-{spec.name}",
+            argv=[nats_server.binary(), "-c", str(config)],
+            log_path=root / "logs" / f"nats-{spec.name}.log",
+            ready=ready,
+            ready_timeout=60,
+        )
+
+
+async def _meta(client: httpx.AsyncClient, server: HubServer) -> dict[str, Any]:
+    spec = server.spec
+    jsz = (await client.get(f"http://{spec.host}:{spec.monitor_port}/jsz")).json()
+    return dict(jsz.get("meta_cluster") or {})
+
+
+def whole(meta: dict[str, Any], *, size: int) -> bool:
+    """Whether the meta leader's ``/jsz`` ``meta_cluster`` shows a cluster of ``size`` with
+    every other server current and online."""
+    others = meta.get("replicas") or []
+    return (
+        bool(meta.get("leader"))
+        and meta.get("cluster_size") == size
+        and len(others) == size - 1
+        and all(peer.get("current") and not peer.get("offline") for peer in others)
+    )
 
 
 @dataclass
@@ -129,24 +179,7 @@ class HubCluster:
         return next(leaf for leaf in self.leaves if leaf.name == org)
 
     def server_process(self, server: HubServer) -> ProcessSpec:
-        spec = server.spec
-        config = self.root / "nats" / f"{spec.name}-cluster.conf"
-        config.parent.mkdir(parents=True, exist_ok=True)
-        routes = [s.route for s in self.servers if s is not server]
-        config.write_text(server.render(routes, config.parent))
-
-        async def ready() -> bool:
-            async with httpx.AsyncClient(timeout=1) as client:
-                response = await client.get(f"http://{spec.host}:{spec.monitor_port}/healthz")
-                return response.status_code == 200
-
-        return ProcessSpec(
-            name=f"nats-{spec.name}",
-            argv=[nats_server.binary(), "-c", str(config)],
-            log_path=self.root / "logs" / f"nats-{spec.name}.log",
-            ready=ready,
-            ready_timeout=60,
-        )
+        return server.process(self.servers, self.root)
 
     def leaf_process(self, leaf: NatsServerSpec) -> ProcessSpec:
         return nats_server.process(leaf, config_dir=self.root / "nats", log_dir=self.root / "logs")

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import httpx
 
-from deploy import nats_server
 from deploy.hub_cluster import HubServer
 from deploy.nats_config import NatsServerSpec
 from deploy.network import HUB_DOMAIN, Network, NodePlan, plan_network
@@ -114,28 +113,10 @@ class HubClusterNetwork(Network):
         return replace(spec, hub_leaf_urls=urls)
 
     def server_process(self, server: HubServer) -> ProcessSpec:
-        spec = server.spec
-        config = self.root / "nats" / f"{spec.name}-cluster.conf"
-        config.parent.mkdir(parents=True, exist_ok=True)
-        routes = [s.route for s in self.servers if s is not server]
-        # nats-server tells its leaves where else to reach the cluster (each server's own leaf
-        # port), and a leaf adds those to its list: the relays would be bypassed (as on the
-        # single hub, tests/chaos/network.py).
-        text = server.render(routes, config.parent)
-        config.write_text(text.replace("leafnodes {\n", "leafnodes {\n  no_advertise: true\n", 1))
-
-        async def ready() -> bool:
-            async with httpx.AsyncClient(timeout=1) as client:
-                response = await client.get(f"http://{spec.host}:{spec.monitor_port}/healthz")
-                return response.status_code == 200
-
-        return ProcessSpec(
-            name=f"nats-{spec.name}",
-            argv=[nats_server.binary(), "-c", str(config)],
-            log_path=self.root / "logs" / f"nats-{spec.name}.log",
-            ready=ready,
-            ready_timeout=60,
-        )
+        # nats-server would tell its leaves where else to reach the cluster (each server's own
+        # leaf port), and a leaf adds those to its list: the relays would be bypassed (as on
+        # the single hub, tests/chaos/network.py).
+        return server.process(self.servers, self.root, advertise=False)
 
     async def start_servers(self) -> None:
         self.postgres.prepare()
