@@ -7,28 +7,14 @@ from pathlib import Path
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import pruning
-from shared.contracts.referrals import Urgency
+from shared.contracts.referrals import DEFAULT_DEADLINES, Deadlines, Urgency
 
 DEFAULT_TIMEZONE = "Africa/Casablanca"
 DEMO_SECRET = "relais-demo-secret-do-not-use-in-production"
-
-
-class Deadlines(BaseModel):
-    """How long a recipient has to acknowledge (accept or decline) and to answer (start)."""
-
-    acknowledge_hours: float = Field(gt=0)
-    answer_hours: float = Field(gt=0)
-
-
-DEFAULT_DEADLINES = {
-    Urgency.EMERGENCY: Deadlines(acknowledge_hours=4, answer_hours=24),
-    Urgency.PRIORITY: Deadlines(acknowledge_hours=24, answer_hours=72),
-    Urgency.ROUTINE: Deadlines(acknowledge_hours=72, answer_hours=7 * 24),
-}
 
 
 class NodeRole(StrEnum):

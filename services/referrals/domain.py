@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from shared.contracts.referrals import Status, Urgency
+from shared.contracts.referrals import Deadlines, Status, Urgency
 from shared.errors import Conflict, Forbidden, Invalid, InvalidTransition
-from shared.settings import Deadlines
 
 
 class Side(StrEnum):

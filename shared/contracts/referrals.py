@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from shared.contracts.directory import CODE, ORG_ID
 from shared.events import Payload, Scope, registry
@@ -38,6 +38,20 @@ class Urgency(StrEnum):
     EMERGENCY = "emergency"
     PRIORITY = "priority"
     ROUTINE = "routine"
+
+
+class Deadlines(BaseModel):
+    """How long a recipient has to acknowledge (accept or decline) and to answer (start)."""
+
+    acknowledge_hours: float = Field(gt=0)
+    answer_hours: float = Field(gt=0)
+
+
+DEFAULT_DEADLINES = {
+    Urgency.EMERGENCY: Deadlines(acknowledge_hours=4, answer_hours=24),
+    Urgency.PRIORITY: Deadlines(acknowledge_hours=24, answer_hours=72),
+    Urgency.ROUTINE: Deadlines(acknowledge_hours=72, answer_hours=7 * 24),
+}
 
 
 class LegalBasis(StrEnum):

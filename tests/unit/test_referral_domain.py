@@ -12,7 +12,7 @@ from services.referrals import domain
 from services.referrals.domain import Action, Side, Step
 from shared.contracts.referrals import Status, Urgency
 from shared.errors import Forbidden, Invalid, InvalidTransition
-from shared.settings import DEFAULT_DEADLINES
+from shared.contracts.referrals import DEFAULT_DEADLINES
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
