@@ -23,6 +23,7 @@ from shared.contracts.directory import OrganisationPublished, PublicKey
 from shared.crypto import NodeKeys
 from shared.federation import HUB_ACCOUNT
 from shared.joining import (
+    HUB_FILE,
     Application,
     Credentials,
     load_or_create_nkey,
@@ -31,7 +32,7 @@ from shared.joining import (
 )
 from shared.nats_accounts import render_accounts
 
-HUB_FILE, SECRETS_FILE, ACCOUNTS_FILE = "hub.json", "secrets.json", "accounts.conf"
+SECRETS_FILE, ACCOUNTS_FILE = "secrets.json", "accounts.conf"
 APPLICATION_FILE, CREDENTIALS_FILE, CA_FILE = (
     "application.json",
     "credentials.json",

@@ -27,6 +27,9 @@ from shared.contracts.directory import ORG_ID, KeyUse, MembershipStatus, Organis
 from shared.errors import Forbidden, Invalid
 
 NKEY_SEED_FILE = "nats.nkey"
+# The hub's public material, in the folder ``relais hub init`` makes: its description and the
+# network CA's certificate (written by ``deploy/``, read by the hub's dashboard).
+HUB_FILE, CA_CERT = "hub.json", "ca.crt"
 NEW_NKEY_SEED_FILE = "nats.nkey.new"  # made by ``relais node rekey``, until the hub takes it
 NKEY_PATTERN = r"^U[A-Z2-7]{55}$"
 

@@ -17,6 +17,7 @@ from shared import outbox
 from shared.bus import Bus, Delivery, Handler, Subscription
 from shared.crypto import NodeKeys
 from shared.db import Connection, Pool
+from shared.errors import Unavailable
 from shared.events import CloudEvent, Payload, make_event, registry
 from shared.settings import NodeSettings
 from shared.supervision import Supervisor, Work
@@ -36,6 +37,13 @@ class ServiceContext:
     @property
     def schema(self) -> str:
         return self.name
+
+    def node_keys(self) -> NodeKeys:
+        """The node's keys; ``Unavailable`` (retried, 503) in a service started without them,
+        rather than an ``AttributeError`` deep in sealing or opening a referral."""
+        if self.keys is None:
+            raise Unavailable(f"the {self.name} service runs without the node's keys")
+        return self.keys
 
     @property
     def source(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -90,6 +90,10 @@ class Entry:
     def of(cls, row: Any) -> Entry:
         """From a database row (or any mapping) of the same names."""
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+# The columns of audit.entry, in the order of the record (one list: the store and the queries).
+ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
 def chain(draft: Draft, *, seq: int, prev_hash: str) -> Entry:

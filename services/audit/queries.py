@@ -12,24 +12,10 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.audit import domain, suppression
+from services.audit import domain, store, suppression
 from shared.db import Connection, Pool
 from shared.errors import Invalid
 
-ENTRY_FIELDS = (
-    "seq",
-    "at",
-    "service",
-    "actor_org",
-    "actor",
-    "action",
-    "object",
-    "digest",
-    "outcome",
-    "event_id",
-    "prev_hash",
-    "hash",
-)
 NETWORK_FIELDS = ("seq", "at", "action", "from_org", "to_org", "object", "meta")
 NARROW = timedelta(days=31)
 
@@ -109,8 +95,7 @@ def _where(log: Log, filters: Filters, args: list[Any]) -> list[str]:
 
 def _select(log: Log) -> str:
     if log is Log.OWN:
-        columns = ", ".join(ENTRY_FIELDS).replace("event_id", "event_id::text AS event_id")
-        return f"SELECT {columns} FROM audit.entry"
+        return f"SELECT {store.ENTRY_COLUMNS} FROM audit.entry"
     return f"SELECT {', '.join(NETWORK_FIELDS)} FROM audit.network_event"
 
 
@@ -179,7 +164,7 @@ async def export(pool: Pool, log: Log, filters: Filters, fmt: Format) -> AsyncIt
     """Every record matching ``filters``, oldest first, as CSV or NDJSON, a chunk at a time
     (a server-side cursor: a million records never sit in memory)."""
     sql, args = _query(log, filters.checked(), Order.ASC, None, None)
-    fields = ENTRY_FIELDS if log is Log.OWN else NETWORK_FIELDS
+    fields = domain.ENTRY_FIELDS if log is Log.OWN else NETWORK_FIELDS
     async with pool.acquire() as conn, conn.transaction():
         if fmt is Format.CSV:
             yield _csv_line(fields)

@@ -10,17 +10,14 @@ from datetime import datetime
 
 import asyncpg
 
-from services.audit.domain import Anchor, Draft, Entry, chain
+from services.audit.domain import ENTRY_FIELDS, Anchor, Draft, Entry, chain
 from shared.db import Connection, Pool
 
 SCHEMA = "audit"
 WRITER_ROLE = "relais_audit_writer"
 # One chain per node: every writer takes this transaction-level lock before reading the head.
 CHAIN_LOCK = 0x72656C6169735F61  # "relais_a"
-ENTRY_COLUMNS = (
-    "seq, at, service, actor_org, actor, action, object, digest, outcome, event_id::text,"
-    " prev_hash, hash"
-)
+ENTRY_COLUMNS = ", ".join(ENTRY_FIELDS).replace("event_id", "event_id::text")
 
 
 async def create_writer_pool(dsn: str, *, max_size: int = 5) -> Pool:
@@ -89,50 +86,18 @@ async def append(conn: Connection, drafts: Sequence[Draft]) -> list[Entry]:
         entry = chain(draft, seq=seq, prev_hash=prev)
         prev = entry.hash
         entries.append(entry)
-    rows = [
-        (
-            e.seq,
-            e.at,
-            e.service,
-            e.actor_org,
-            e.actor,
-            e.action,
-            e.object,
-            e.digest,
-            e.outcome,
-            e.event_id,
-            e.prev_hash,
-            e.hash,
-        )
-        for e in entries
-    ]
+    rows = [tuple(getattr(e, name) for name in ENTRY_FIELDS) for e in entries]
     if len(rows) > 50:
         await conn.copy_records_to_table(
-            "entry", schema_name=SCHEMA, columns=list(_COLUMNS), records=rows
+            "entry", schema_name=SCHEMA, columns=list(ENTRY_FIELDS), records=rows
         )
     elif rows:
         await conn.executemany(
-            f"INSERT INTO audit.entry ({', '.join(_COLUMNS)})"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            f"INSERT INTO audit.entry ({', '.join(ENTRY_FIELDS)})"
+            f" VALUES ({', '.join(f'${n}' for n in range(1, len(ENTRY_FIELDS) + 1))})",
             rows,
         )
     return entries
-
-
-_COLUMNS = (
-    "seq",
-    "at",
-    "service",
-    "actor_org",
-    "actor",
-    "action",
-    "object",
-    "digest",
-    "outcome",
-    "event_id",
-    "prev_hash",
-    "hash",
-)
 
 
 async def entries_from(

@@ -4,8 +4,8 @@ network CA), read from the folder ``relais hub init`` made.
 
 That folder is the parent of the accounts file the hub's directory rewrites
 (``RELAIS_NATS_ACCOUNTS_FILE``). Only its public files are read: ``hub.json`` and the CA's
-certificate, never the hub's passwords. The names are those ``deploy/joining.py`` and
-``deploy/tls.py`` write; the dashboard does not import the launcher that assembles it.
+certificate, never the hub's passwords. The names are ``shared/joining.py``'s, which the
+launcher writes by; the dashboard does not import the launcher.
 """
 
 from __future__ import annotations
@@ -17,11 +17,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.errors import Unavailable
-from shared.joining import Credentials
+from shared.joining import CA_CERT, HUB_FILE, Credentials
 from shared.settings import NodeSettings
-
-HUB_FILE = "hub.json"  # deploy.joining.HUB_FILE
-CA_FILE = "ca.crt"  # deploy.tls.CA_CERT
 
 
 def hub_folder(settings: NodeSettings) -> Path:
@@ -37,7 +34,7 @@ def credentials_file(settings: NodeSettings, issued: dict[str, Any]) -> Credenti
     folder = hub_folder(settings)
     try:
         described = json.loads((folder / HUB_FILE).read_text())
-        ca_certificate = (folder / CA_FILE).read_text()
+        ca_certificate = (folder / CA_CERT).read_text()
         return Credentials(
             org_id=issued["org_id"],
             hub=described["address"],

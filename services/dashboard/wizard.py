@@ -26,6 +26,7 @@ from services.dashboard.node_api import ApiRefused, NodeApi
 from services.dashboard.rendering import PageRoute, language_of, render
 from shared import i18n
 from shared.auth import Principal, Role, require
+from shared.contracts.referrals import is_form_date
 from shared.errors import NotFound
 from shared.i18n import N_
 
@@ -194,7 +195,7 @@ def _check(step: str, draft: Draft, fields: list[PayloadField], lang: str) -> di
         elif basis == "consent" and draft.get("consent_given") != "yes":
             errors["consent_given"] = FieldError(gettext(CONFIRM_CONSENT))
         expires = draft.get("consent_expires_at")
-        if basis == "consent" and expires and not _is_date(expires):
+        if basis == "consent" and expires and not is_form_date(expires):
             errors["consent_expires_at"] = FieldError(gettext(labels.NOT_A_DATE))
     return errors
 
@@ -204,7 +205,7 @@ def _field_problem(spec: PayloadField, value: str) -> tuple[str, dict[str, Any]]
         return (labels.FIELD_REQUIRED, {}) if spec.required and spec.type != "boolean" else None
     if spec.max_length is not None and len(value) > spec.max_length:
         return labels.TOO_LONG, {"count": spec.max_length}
-    if spec.type == "date" and not _is_date(value):
+    if spec.type == "date" and not is_form_date(value):
         return labels.NOT_A_DATE, {}
     if spec.type == "integer":
         if not value.lstrip("-").isdigit():
@@ -216,14 +217,6 @@ def _field_problem(spec: PayloadField, value: str) -> tuple[str, dict[str, Any]]
     if spec.type == "choice" and value not in {code for code, _ in spec.choices}:
         return labels.NOT_A_CHOICE, {}
     return None
-
-
-def _is_date(value: str) -> bool:
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return len(value) == 10
 
 
 async def _body(draft: Draft, fields: list[PayloadField], lookups: Lookups) -> dict[str, Any]:

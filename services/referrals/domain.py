@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from shared.contracts.referrals import Deadlines, Status, Urgency
+from shared.contracts.referrals import Deadlines, LegalBasis, Status, Urgency
 from shared.errors import Conflict, Forbidden, Invalid, InvalidTransition
 
 
@@ -190,6 +190,24 @@ class Timer(StrEnum):
 class DueDates:
     acknowledge_by: datetime
     answer_by: datetime
+
+
+def check_legal_basis(basis: LegalBasis | None, consented: bool) -> LegalBasis:
+    """A referral is sent on a stated legal basis, and consent is recorded when, and only when,
+    it is that basis; returns the basis, ``Invalid`` naming the field if not."""
+    if basis is None:
+        raise Invalid("a referral needs its legal basis", field="legal_basis")
+    if basis is LegalBasis.CONSENT and not consented:
+        raise Invalid("the legal basis is consent: record the consent", field="consent")
+    if basis is not LegalBasis.CONSENT and consented:
+        raise Invalid("consent is recorded only when it is the legal basis", field="consent")
+    return basis
+
+
+def check_consent_current(expires_at: datetime | None, now: datetime) -> None:
+    """A consent that has already run out cannot carry a new referral."""
+    if expires_at is not None and expires_at <= now:
+        raise Invalid("the consent has already expired", field="consent.expires_at")
 
 
 def due_dates(created_at: datetime, urgency: Urgency, table: dict[Urgency, Deadlines]) -> DueDates:

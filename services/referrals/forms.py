@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import json
 import re
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.contracts.referrals import is_form_date
 from shared.errors import Invalid
 
 DATA = Path(__file__).parent / "data"
@@ -81,7 +81,7 @@ def _check_value(spec: FieldSpec, value: Any) -> None:
         if _CONTROL.search(value) or (spec.type == "string" and "\n" in value):
             raise Invalid(f"{spec.name} contains characters that are not allowed", field=where)
     elif spec.type == "date":
-        if not (isinstance(value, str) and _is_date(value)):
+        if not (isinstance(value, str) and is_form_date(value)):
             raise Invalid(f"{spec.name} must be a date, YYYY-MM-DD", field=where)
     elif spec.type == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
@@ -95,14 +95,6 @@ def _check_value(spec: FieldSpec, value: Any) -> None:
             raise Invalid(f"{spec.name} must be true or false", field=where)
     elif value not in (spec.choices or []):
         raise Invalid(f"{spec.name} must be one of: {', '.join(spec.choices or [])}", field=where)
-
-
-def _is_date(value: str) -> bool:
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return len(value) == 10
 
 
 @functools.cache

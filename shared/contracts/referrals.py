@@ -11,7 +11,7 @@ Inside a node: ``ReferralChanged`` and ``ReferralDeadline`` tell the node's othe
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -20,6 +20,16 @@ from shared.contracts.directory import CODE, ORG_ID
 from shared.events import Payload, Scope, registry
 
 REFERRAL_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$"  # a UUIDv7
+
+
+def is_form_date(value: str) -> bool:
+    """Whether ``value`` is a date as a category's form carries it: ``YYYY-MM-DD``, nothing else
+    (``date.fromisoformat`` also takes ``20260102``). One rule for the API and the pages."""
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
 
 
 class Status(StrEnum):

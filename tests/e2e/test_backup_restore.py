@@ -17,12 +17,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 
 from deploy import nats_server
 from deploy.demo import bring_up, credentials
 from deploy.network import Network, on_free_ports
 from deploy.processes import ProcessSpec
+from shared.federation import OUTBOX, account_api
 from shared.settings import DEMO_SECRET
 from tests.e2e.conftest import client, relais
 from tests.e2e.test_referrals import send, status_at
@@ -47,11 +49,44 @@ async def own_network() -> AsyncIterator[tuple[Network, dict[str, Any]]]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-async def reach(node: Any, referral_id: str, status: str, within: float = 60) -> None:
+async def reach(
+    node: Any, referral_id: str, status: str, within: float = 60, net: Network | None = None
+) -> None:
+    """``net``: on a timeout, say where amal's answers stopped (its OUTBOX, the hub's copy)."""
+
     async def there() -> bool:
         return await status_at(node, referral_id) == status
 
-    await eventually(there, within=within, what=f"{referral_id} is {status}")
+    try:
+        await eventually(there, within=within, what=f"{referral_id} is {status}")
+    except AssertionError as missed:
+        if net is None:
+            raise
+        raise AssertionError(f"{missed}\n{await where_answers_stopped(net)}") from None
+
+
+async def where_answers_stopped(net: Network) -> str:
+    """amal's OUTBOX and the hub's FROM_amal that sources it, and the hub's warnings: the
+    facts that tell a lost link from a hub that skips the restored node's sequence."""
+    lines = []
+    for label, url, api, stream in (
+        ("amal OUTBOX", net.plan(NODE).nats_url, None, OUTBOX),
+        ("hub FROM_amal", net.hub.nats_url, account_api(NODE), f"FROM_{NODE}"),
+    ):
+        try:
+            nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+            try:
+                js = nc.jetstream() if api is None else nc.jetstream(prefix=api)
+                info = await js.stream_info(stream)
+                lines.append(f"{label}: state={info.state} sources={info.sources}")
+            finally:
+                await nc.close()
+        except Exception as exc:  # a diagnostic: say what could not be read, and go on
+            lines.append(f"{label}: unreadable ({exc!r})")
+    log = net.root / "logs" / "nats-hub.log"
+    if log.exists():
+        lines += [line for line in log.read_text().splitlines() if "[WRN]" in line][-15:]
+    return "\n".join(lines)
 
 
 async def restored_node(net: Network, fresh: Path, database_url: str) -> None:
@@ -123,7 +158,7 @@ async def test_a_node_restored_on_a_fresh_folder_rejoins_and_keeps_its_referrals
         # (amal's answer leaves from a new OUTBOX, which the hub must read from the start).
         after = await send(creds)
         await reach(amal, after, "received", within=120)
-        await reach(sanad, after, "received", within=120)
+        await reach(sanad, after, "received", within=120, net=net)
         # An old one moves on too.
         accepted = await amal.post(f"/api/v1/referrals/{before[0]}/accept")
         assert accepted.status_code == 200, accepted.text
@@ -169,7 +204,7 @@ async def test_a_restored_copy_of_the_jetstream_store_makes_the_hub_skip_new_eve
     sent = [await send(creds) for _ in range(5)]
     async with client(creds, "sanad", "caseworker") as sanad:
         for referral_id in sent:
-            await reach(sanad, referral_id, "received")
+            await reach(sanad, referral_id, "received", net=net)
 
     await net.supervisor.stop(node.name)
     await net.supervisor.stop(nats.name)

@@ -10,9 +10,8 @@ import pytest
 
 from services.referrals import domain
 from services.referrals.domain import Action, Side, Step
-from shared.contracts.referrals import Status, Urgency
+from shared.contracts.referrals import DEFAULT_DEADLINES, LegalBasis, Status, Urgency
 from shared.errors import Forbidden, Invalid, InvalidTransition
-from shared.contracts.referrals import DEFAULT_DEADLINES
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
@@ -146,3 +145,27 @@ class TestDeadlines:
         assert domain.still_pending(domain.Deadline.ANSWER, Status.ACCEPTED)
         assert not domain.still_pending(domain.Deadline.ANSWER, Status.IN_PROGRESS)
         assert not domain.still_pending(domain.Deadline.ANSWER, Status.WITHDRAWN)
+
+
+class TestLegalBasis:
+    def test_a_referral_states_its_basis(self) -> None:
+        with pytest.raises(Invalid) as refused:
+            domain.check_legal_basis(None, False)
+        assert refused.value.field == "legal_basis"
+
+    def test_consent_is_recorded_when_and_only_when_it_is_the_basis(self) -> None:
+        assert domain.check_legal_basis(LegalBasis.CONSENT, True) is LegalBasis.CONSENT
+        for basis, consented in ((LegalBasis.CONSENT, False), (LegalBasis.VITAL_INTEREST, True)):
+            with pytest.raises(Invalid) as refused:
+                domain.check_legal_basis(basis, consented)
+            assert refused.value.field == "consent"
+        assert (
+            domain.check_legal_basis(LegalBasis.VITAL_INTEREST, False) is LegalBasis.VITAL_INTEREST
+        )
+
+    def test_a_consent_that_ran_out_carries_nothing(self) -> None:
+        domain.check_consent_current(None, T0)
+        domain.check_consent_current(T0 + timedelta(days=1), T0)
+        with pytest.raises(Invalid) as refused:
+            domain.check_consent_current(T0, T0)
+        assert refused.value.field == "consent.expires_at"

@@ -101,8 +101,7 @@ def data_key(ctx: ServiceContext, referral: store.Referral) -> bytes:
         raise Conflict(
             "the personal data of this referral was erased (consent revoked or retention)"
         )
-    assert ctx.keys is not None
-    return envelope.data_key(referral.sealed_key, ctx.keys.encryption)
+    return envelope.data_key(referral.sealed_key, ctx.node_keys().encryption)
 
 
 def alarms_of(ctx: ServiceContext, header: Header, side: domain.Side) -> list[domain.Alarm]:

@@ -113,11 +113,10 @@ async def _verified(ctx: ServiceContext, offer: ReferralOffered, sender: str) ->
         envelope.check_signature(offer, signing.public_key)
     except Forbidden:
         raise Refusal("bad_signature") from None
-    assert ctx.keys is not None
-    if header.recipient_key_id != key_id(ctx.keys.encryption_public):
+    if header.recipient_key_id != key_id(ctx.node_keys().encryption_public):
         raise Refusal("not_our_key")
     try:
-        key = envelope.data_key(offer.sealed.key_for_recipient, ctx.keys.encryption)
+        key = envelope.data_key(offer.sealed.key_for_recipient, ctx.node_keys().encryption)
         payload = envelope.open_payload(header, offer.sealed.nonce, offer.sealed.ciphertext, key)
     except envelope.Unreadable:
         raise Refusal("undecryptable") from None

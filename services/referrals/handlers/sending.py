@@ -82,15 +82,9 @@ async def create(
             return _same_request(earlier, digest)
     form = forms.form_of(new.category)
     payload = form.check(new.payload)
-    if new.legal_basis is None:
-        raise Invalid("a referral needs its legal basis", field="legal_basis")
-    if new.legal_basis is LegalBasis.CONSENT and new.consent is None:
-        raise Invalid("the legal basis is consent: record the consent", field="consent")
-    if new.legal_basis is not LegalBasis.CONSENT and new.consent is not None:
-        raise Invalid("consent is recorded only when it is the legal basis", field="consent")
+    domain.check_legal_basis(new.legal_basis, new.consent is not None)
     recipient = await roster.recipient(ctx, new.to_org, new.category)
-    assert ctx.keys is not None, "the referrals service needs the node's keys"
-    keys = ctx.keys
+    keys = ctx.node_keys()
     async with ctx.pool.acquire() as conn, conn.transaction():
         if idempotency_key is not None:
             # Two concurrent retries: the second waits here for the first to commit.
@@ -103,8 +97,7 @@ async def create(
         if new.follows is not None:
             await _check_follows(conn, new.follows)
         now = await store.now(conn)
-        if new.consent and new.consent.expires_at and new.consent.expires_at <= now:
-            raise Invalid("the consent has already expired", field="consent.expires_at")
+        domain.check_consent_current(new.consent.expires_at if new.consent else None, now)
         recipient_key = roster.current_key(recipient, KeyUse.ENCRYPTION, now)
         due = domain.due_dates(now, new.urgency, ctx.settings.referral_deadlines)
         referral_id = new_event_id()
