@@ -246,6 +246,7 @@ class Preference:
     language: str | None = None
     digest: bool = False
     channels: Mapping[Kind, frozenset[Channel]] = field(default_factory=dict)
+    timezone: str | None = None  # IANA name; None: the node's zone
 
 
 @dataclass(frozen=True)
