@@ -7,7 +7,8 @@ PostgreSQL's own zone data has Casablanca at UTC+0 all year, so SQL never conver
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from babel.dates import get_timezone_location
 
@@ -41,15 +42,19 @@ OFFERED = (
 )
 
 
+# Files of the zone database that are no place's zone: the machine's own, a placeholder.
+NOT_A_PLACE = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@cache
+def _known() -> frozenset[str]:
+    return frozenset(available_timezones()) - NOT_A_PLACE
+
+
 def is_zone(name: str) -> bool:
-    """Whether ``name`` is a zone of the IANA database (``Europe/Paris``), not a file path."""
-    if not name or name.startswith("/") or ".." in name:
-        return False
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
+    """Whether ``name`` is a zone of the IANA database (``Europe/Paris``): a name the database
+    lists, not merely a file ``ZoneInfo`` can open (``right/UTC``, a path)."""
+    return name in _known()
 
 
 def zone_or(name: str | None, fallback: str) -> ZoneInfo:

@@ -44,7 +44,7 @@ import math
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
@@ -66,8 +66,11 @@ from shared.contracts.directory import (
 from shared.settings import DEFAULT_TIMEZONE
 
 HSDS_VERSION = "3.0"
-# The 3W's dates are days in the node's zone (zoneinfo's, never PostgreSQL's zone data).
+# The 3W's times are people's (a secretariat's spreadsheet): in the node's zone, named in the
+# column's header (zoneinfo's conversion, never PostgreSQL's zone data).
 NODE_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
+LOCAL_TIME = "%Y-%m-%d %H:%M"
+ZONED_TAG = "#date +capacity"  # the column of a time: its header names the zone
 # Every HSDS id is uuid5(ID_NAMESPACE, "<object>/<codes>"): anyone can recompute it.
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:relais:hsds")
 EXTENSION = "x-relais"
@@ -533,11 +536,14 @@ def three_w_rows(
     records: Iterable[OrganisationPublished],
     ref: ReferenceData,
     *,
-    zone: tzinfo = NODE_ZONE,
+    zone: ZoneInfo = NODE_ZONE,
 ) -> Iterator[list[str]]:
     """The header row, the HXL hashtag row, then one row per organisation, service and place.
-    Its dates are people's (a secretariat's spreadsheet): the day in ``zone``, the node's."""
-    yield [header for header, _ in THREE_W_COLUMNS]
+    Its times are in ``zone`` (the node's), named in their column's header."""
+    yield [
+        f"{header} (heure locale, {zone.key})" if tag == ZONED_TAG else header
+        for header, tag in THREE_W_COLUMNS
+    ]
     yield [tag for _, tag in THREE_W_COLUMNS]
     for record in active(records):
         for offer in record.services:
@@ -551,7 +557,7 @@ def _three_w_row(
     offer: ServiceOffer,
     place: Place,
     ref: ReferenceData,
-    zone: tzinfo,
+    zone: ZoneInfo,
 ) -> list[str]:
     region_code = ""
     city_name = city_code = ""
@@ -582,7 +588,7 @@ def _three_w_row(
         ", ".join(_language_label(ref, code) for code in dict.fromkeys(offer.languages)),
         ", ".join(_population_label(ref, code) for code in offer.eligibility.populations),
         CAPACITY[offer.capacity],
-        set_at.astimezone(zone).date().isoformat() if set_at else "",
+        set_at.astimezone(zone).strftime(LOCAL_TIME) if set_at else "",
         "oui" if offer.takes_referrals else "non",
     ]
 
