@@ -66,6 +66,7 @@ async def feed_page(
         principal=principal,
         unread=found.get("unread", 0),
         items=items,
+        groups=feed.grouped(items),
         older=items[-1].id if len(items) == PAGE else None,
         first_page=not before,
         notice=ALL_READ if done else None,
@@ -82,7 +83,9 @@ async def feed_items(request: Request, principal: Anyone, after: FeedCursor = ""
     else:
         found = await NodeApi(request).get(f"{NOTIFICATIONS}/feed", limit=PAGE)
     items = await _entries(request, principal, found)
-    return render(request, "notifications_items.html", principal=principal, items=items)
+    return render(
+        request, "notifications_items.html", principal=principal, groups=feed.grouped(items)
+    )
 
 
 @router.post("/notifications/read")

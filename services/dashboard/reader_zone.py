@@ -14,7 +14,7 @@ import time
 from fastapi import Request
 
 from services.dashboard import labels
-from services.dashboard.node_api import ApiRefused, ApiUnavailable, NodeApi
+from services.dashboard.node_api import NodeApi
 from shared.auth.guards import principal_of
 from shared.auth.roles import Principal
 from shared.errors import DomainError
@@ -35,8 +35,10 @@ async def chosen_zone(request: Request, principal: Principal) -> str | None:
         return kept[1]
     try:
         found = await NodeApi(request).get(PREFERENCES)
-    except (ApiRefused, ApiUnavailable):
-        return None  # a member system, or notifications down: the node's zone, said as such
+    except DomainError:
+        # Notifications down, or not run on this node: the node's zone (named as such beside
+        # every time) for this minute, rather than a page that fails for want of a preference.
+        found = None
     zone = found.get("timezone") if isinstance(found, dict) else None
     zone = zone if isinstance(zone, str) else None
     remember(principal.subject, zone)
