@@ -41,6 +41,7 @@ def use_zone(name: str) -> None:
 
 
 def node_zone() -> ZoneInfo:
+    """The node's zone, whoever reads: the zone the APIs count their days and months in."""
     return _node_zone
 
 
@@ -60,8 +61,8 @@ def zone_note(lang: str) -> str:
 
 
 def local_day(day: date, *, end: bool = False) -> datetime:
-    """The start of ``day`` in the node's zone (of the next day, for the end of a range), as
-    an aware time: a day a person types means their day, not UTC's."""
+    """The start of ``day`` in the reader's zone (of the next day, for the end of a range),
+    as an aware time: a day a person types means their day, not UTC's."""
     start = day + timedelta(days=1) if end else day
     return datetime.combine(start, time(), tzinfo=zone())
 
