@@ -150,12 +150,20 @@ def _preferences(
         choices=choices,
         languages_offered=[("", gettext(ACCOUNT_LANGUAGE))]
         + [(c, i18n.language_name(c)) for c in i18n.SUPPORTED],
-        zones_offered=[
-            ("", gettext(NODE_ZONE) % {"zone": labels.node_zone().key}),
-            *zones.offered(typed.get("timezone") or None, lang),
-        ],
+        zones_offered=_zones_offered(typed.get("timezone") or None, lang),
         sms_offered="sms" in offered,
     )
+
+
+def _zones_offered(chosen: str | None, lang: str) -> list[tuple[str, str]]:
+    """The node's zone first, as "no choice" (it follows the node's setting), then the others;
+    the node's own zone again only if the person chose it by name (through the API)."""
+    node = labels.node_zone()
+    others = [z for z in zones.offered(chosen, lang) if z[0] != node.key or chosen == node.key]
+    return [
+        ("", i18n.translations(lang).gettext(NODE_ZONE) % {"zone": zones.zone_name(node, lang)}),
+        *others,
+    ]
 
 
 @router.post("/notifications/preferences")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from services.dashboard import labels
+from services.dashboard import labels, notification_pages
 from services.dashboard.rendering import TEMPLATES
 from services.notifications.api import Preferences
 from services.notifications.domain import Facts, Kind
@@ -177,3 +177,16 @@ def test_a_suggestions_description_in_another_language_is_marked_on_both_pages()
         source = (TEMPLATES / template).read_text()
         assert "suggestion(s, loop.index" in source
         assert '<li class="suggestion">' not in source  # no copy of the macro
+
+
+class TestThePreferencesChoice:
+    def test_the_nodes_zone_comes_first_as_no_choice_and_only_once(self) -> None:
+        offered = notification_pages._zones_offered(None, "fr")
+        assert offered[0] == ("", "Le fuseau du nœud (heure du Maroc)")
+        assert "Africa/Casablanca" not in dict(offered)
+        assert "Europe/Paris" in dict(offered)
+
+    def test_the_nodes_zone_chosen_by_name_is_kept_so_the_page_shows_it(self) -> None:
+        offered = dict(notification_pages._zones_offered("Africa/Casablanca", "ar"))
+        assert offered[""] == "المنطقة الزمنية للعقدة (بتوقيت المغرب)"
+        assert "Africa/Casablanca" in offered
