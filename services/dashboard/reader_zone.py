@@ -3,8 +3,9 @@ by the notifications service, beside their language and contacts), else the node
 
 A dependency of every page, run before the page's own: it looks up who is reading (the same
 lookup the page's guard makes, cached on the request) and sets ``labels.reading_in`` for this
-request. The choice is remembered a minute per person, so a page costs no extra call; the
-preferences page refreshes it at once when the person saves a new zone.
+request. The choice is remembered a minute per person, so a person's pages cost at most one
+extra (in-process) call a minute; the preferences page refreshes it at once when the person
+saves a new zone.
 """
 
 from __future__ import annotations

@@ -61,6 +61,9 @@ async def test_a_person_who_picks_a_zone_reads_the_deadline_in_it(
         await page.goto(url_of(creds, "amal", "/referrals?box=inbox"))
         await expect(shown).to_have_text(in_new_york)
         await expect(shown).to_have_attribute("title", "heure de America/New_York")
+        await expect(page.locator(".site-footer")).to_contain_text(
+            "Heures affichées : heure de America/New_York"
+        )
         machine = await shown.get_attribute("datetime")
         assert machine is not None and datetime.fromisoformat(machine) == due
         await page.goto(url_of(creds, "amal", f"/referrals/{referral_id}"))
@@ -83,6 +86,7 @@ async def test_a_person_who_picks_a_zone_reads_the_deadline_in_it(
     await page.goto(url_of(creds, "amal", "/referrals?box=inbox"))
     await expect(shown).to_have_text(in_morocco)
     await expect(shown).to_have_attribute("title", "heure du Maroc")
+    await expect(page.locator(".site-footer")).to_contain_text("Heures affichées : heure du Maroc")
 
 
 async def test_the_feed_groups_a_referrals_notifications_under_one_heading(
