@@ -38,7 +38,6 @@ CODES = ("org", "actor", "action", "outcome", "object")
 Text = Annotated[str, Query(max_length=200)]
 Log = Annotated[str, Query(pattern=r"^(own|network|)$")]
 Cursor = Annotated[str, Query(pattern=r"^[0-9]{0,19}$")]
-NOT_A_DAY = N_("Enter a date (year-month-day).")
 OWN_LOG = N_("This node's log")
 NETWORK_LOG = N_("The network log")
 LOG_NAMES = {"own": OWN_LOG, "network": NETWORK_LOG}
@@ -88,7 +87,7 @@ def api_filters(typed: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
             try:
                 query[name] = _day(typed[name], end=name == "to").isoformat()
             except ValueError:
-                bad[name] = NOT_A_DAY
+                bad[name] = labels.NOT_A_DATE
     for name in CODES:
         if typed.get(name):
             query[name] = typed[name]

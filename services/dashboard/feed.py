@@ -3,7 +3,9 @@
 The notifications API owns the facts (kind, sender, recipient, category, urgency, deadline);
 the words are the dashboard's: the sentence of what happened, the organisations by the names
 the directory gives them in that language, the times through ``labels``. The feed page and its
-live updates render the same ``FeedEntry`` with the same partial (``notifications_items.html``).
+live updates render the same ``FeedEntry`` with the same partial (``notifications_items.html``),
+grouped by referral (``grouped``): a referral's notifications together under its heading,
+the group placed by its newest item.
 
 Pure: the names come in as tables, so each kind's wording has plain unit tests.
 """
@@ -41,6 +43,8 @@ TO = N_("To")
 CATEGORY = N_("Service")  # as the inbox calls the category
 URGENCY = N_("Urgency")
 DEADLINE = N_("Deadline")
+# The heading of one referral's notifications in the feed.
+ABOUT_REFERRAL = N_("Referral from %(from)s to %(to)s")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,29 @@ class FeedEntry:
     emergency: bool
     at: str
     at_iso: str
+    referral_id: str | None = None
+    about: str = ""  # the heading of its referral's group: from whom to whom, which service
+
+
+@dataclass(frozen=True)
+class FeedGroup:
+    """One referral's notifications, newest first (or one notification about no referral)."""
+
+    key: str  # the referral's id, or the lone notification's
+    heading: str  # empty for a notification about no referral
+    items: list[FeedEntry]
+
+
+def grouped(entries: list[FeedEntry]) -> list[FeedGroup]:
+    """``entries`` (newest first) gathered by referral; the groups in the order of their
+    newest item, so the feed still reads newest first."""
+    groups: dict[str, FeedGroup] = {}
+    for one in entries:
+        key = one.referral_id or f"notification-{one.id}"
+        if key not in groups:
+            groups[key] = FeedGroup(key, one.about, [])
+        groups[key].items.append(one)
+    return list(groups.values())
 
 
 def link_of(facts: Mapping[str, Any], reader_org: str) -> str | None:
@@ -119,6 +146,12 @@ def entry(
         name = labels.word(labels.DEADLINE, deadline, lang) if deadline else ""
         details.append((name or gettext(DEADLINE), due))
     urgency = facts.get("urgency")
+    referral = str(facts["referral_id"]) if facts.get("referral_id") else None
+    about = ""
+    if referral:
+        about = gettext(ABOUT_REFERRAL) % {"from": words["from"], "to": words["to"]}
+        if category:
+            about = f"{about} · {categories.get(category, category)}"
     return FeedEntry(
         id=str(item.get("id", "")),
         kind=kind,
@@ -131,4 +164,6 @@ def entry(
         emergency=bool(item.get("emergency", False)),
         at=labels.moment(item.get("created_at"), lang),
         at_iso=str(item.get("created_at", "")),
+        referral_id=referral,
+        about=about,
     )

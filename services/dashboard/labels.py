@@ -3,8 +3,10 @@ legal basis, actions), the directory's reasons for a suggestion, the labels the 
 three languages, the clock to a deadline, and the API's field errors.
 
 Every time a person reads is in the node's zone (``RELAIS_TIMEZONE``, ``Africa/Casablanca`` by
-default: UTC+1, UTC+0 during Ramadan), set once when the dashboard starts (``use_zone``);
-the machine-readable form beside it (``datetime=``) stays ISO 8601 with its offset.
+default: UTC+1, UTC+0 during Ramadan), set once when the dashboard starts (``use_zone``), or in
+the zone the reader chose in their preferences, set for the request being answered
+(``reading_in``); the machine-readable form beside it (``datetime=``) stays ISO 8601 with its
+offset.
 
 Pure functions over plain values; the gettext catalogues hold the words.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -21,39 +24,47 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime, format_timedelta
 from babel.lists import format_list
 
-from shared import i18n
+from shared import i18n, zones
 from shared.i18n import N_
 from shared.settings import DEFAULT_TIMEZONE
 
 # The node's zone; one node is one process, so the dashboard's start sets it for every page.
-_zone = ZoneInfo(DEFAULT_TIMEZONE)
-MOROCCAN_TIME = N_("Moroccan time")
-ZONE_TIME = N_("Time in %(zone)s")
+_node_zone = ZoneInfo(DEFAULT_TIMEZONE)
+# The zone of the reader of the page being rendered, if they chose one (a request's context).
+_reader_zone: ContextVar[ZoneInfo | None] = ContextVar("reader_zone", default=None)
 
 
 def use_zone(name: str) -> None:
     """Show every time in ``name`` (an IANA zone the node's settings have checked)."""
-    global _zone
-    _zone = ZoneInfo(name)
+    global _node_zone
+    _node_zone = ZoneInfo(name)
+
+
+def node_zone() -> ZoneInfo:
+    """The node's zone, whoever reads: the zone the APIs count their days and months in."""
+    return _node_zone
+
+
+def reading_in(name: str | None) -> None:
+    """Show this request's times in ``name``, the reader's choice (the node's zone if None or
+    not a zone). Set in the request's own context, so concurrent pages do not mix."""
+    _reader_zone.set(zones.zone_or(name, _node_zone.key) if name else None)
 
 
 def zone() -> ZoneInfo:
-    return _zone
+    return _reader_zone.get() or _node_zone
 
 
 def zone_note(lang: str) -> str:
     """The zone the times are in, named for the reader: "Moroccan time" at home."""
-    gettext = i18n.translations(lang).gettext
-    if _zone.key == DEFAULT_TIMEZONE:
-        return gettext(MOROCCAN_TIME)
-    return gettext(ZONE_TIME) % {"zone": _zone.key}
+    return zones.zone_name(zone(), lang)
 
 
 def local_day(day: date, *, end: bool = False) -> datetime:
-    """The start of ``day`` in the node's zone (of the next day, for the end of a range), as
-    an aware time: a day a person types means their day, not UTC's."""
+    """The start of ``day`` in the reader's zone (of the next day, for the end of a range),
+    as an aware time: a day a person types means their day, not UTC's."""
     start = day + timedelta(days=1) if end else day
-    return datetime.combine(start, time(), tzinfo=_zone)
+    return datetime.combine(start, time(), tzinfo=zone())
 
 
 def last_second(day: date) -> datetime:
@@ -290,7 +301,7 @@ def clock(summary: Mapping[str, Any], lang: str, now: datetime | None = None) ->
     return Clock(
         kind=kind,
         label=word(DEADLINE, kind, lang),
-        due=format_datetime(due, "short", tzinfo=_zone, locale=lang),
+        due=format_datetime(due, "short", tzinfo=zone(), locale=lang),
         due_iso=due.isoformat(),
         zone=zone_note(lang),
         left=format_timedelta(remaining, add_direction=True, locale=lang, threshold=1.5),
@@ -301,7 +312,9 @@ def clock(summary: Mapping[str, Any], lang: str, now: datetime | None = None) ->
 def moment(value: Any, lang: str) -> str:
     """A time the API sent, in the reader's words and the node's zone."""
     parsed = parse_time(value)
-    return format_datetime(parsed, "short", tzinfo=_zone, locale=lang) if parsed is not None else ""
+    return (
+        format_datetime(parsed, "short", tzinfo=zone(), locale=lang) if parsed is not None else ""
+    )
 
 
 def reason_text(

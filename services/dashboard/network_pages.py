@@ -185,8 +185,9 @@ async def _page(
     # The figures, side by side: each is one query at the hub over the referrals' facts.
     now = datetime.now(UTC)
     recent = now - RECENT
-    # From the first of a month in the node's zone, as the API counts its months.
-    local = now.astimezone(labels.zone())
+    # From the first of a month in the node's zone, as the API counts its months (not the
+    # reader's own zone: the months must be the API's).
+    local = now.astimezone(labels.node_zone())
     year = (local.replace(day=1) - timedelta(days=VOLUME_MONTHS * 31)).replace(
         day=1, hour=0, minute=0, second=0, microsecond=0
     )

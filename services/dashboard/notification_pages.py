@@ -10,12 +10,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from services.dashboard import feed, labels
+from services.dashboard import feed, labels, reader_zone
 from services.dashboard.labels import FieldError
 from services.dashboard.lookups import Lookups
 from services.dashboard.node_api import ApiRefused, NodeApi
 from services.dashboard.rendering import PageRoute, language_of, render
-from shared import i18n
+from shared import i18n, zones
 from shared.auth import Principal, require
 from shared.i18n import N_
 
@@ -33,6 +33,7 @@ ALL_READ = N_("Everything is marked as read.")
 NOT_AN_EMAIL = N_("Enter an e-mail address, like name@example.org.")
 NOT_A_PHONE = N_("Enter the number in international form, like +212612345678.")
 ACCOUNT_LANGUAGE = N_("The language of my account")
+NODE_ZONE = N_("The node's zone (%(zone)s)")
 
 
 async def _entries(
@@ -65,6 +66,7 @@ async def feed_page(
         principal=principal,
         unread=found.get("unread", 0),
         items=items,
+        groups=feed.grouped(items),
         older=items[-1].id if len(items) == PAGE else None,
         first_page=not before,
         notice=ALL_READ if done else None,
@@ -81,7 +83,9 @@ async def feed_items(request: Request, principal: Anyone, after: FeedCursor = ""
     else:
         found = await NodeApi(request).get(f"{NOTIFICATIONS}/feed", limit=PAGE)
     items = await _entries(request, principal, found)
-    return render(request, "notifications_items.html", principal=principal, items=items)
+    return render(
+        request, "notifications_items.html", principal=principal, groups=feed.grouped(items)
+    )
 
 
 @router.post("/notifications/read")
@@ -98,6 +102,7 @@ async def preferences_page(request: Request, principal: Anyone, saved: int = 0) 
         "phone": chosen.get("phone") or "",
         "language": chosen.get("language") or "",
         "digest": bool(chosen.get("digest")),
+        "timezone": chosen.get("timezone") or "",
         "channels": {
             kind: "+".join(sorted(set(channels) | {"in_app"}, key=_channel_order))
             for kind, channels in (chosen.get("channels") or {}).items()
@@ -145,8 +150,20 @@ def _preferences(
         choices=choices,
         languages_offered=[("", gettext(ACCOUNT_LANGUAGE))]
         + [(c, i18n.language_name(c)) for c in i18n.SUPPORTED],
+        zones_offered=_zones_offered(typed.get("timezone") or None, lang),
         sms_offered="sms" in offered,
     )
+
+
+def _zones_offered(chosen: str | None, lang: str) -> list[tuple[str, str]]:
+    """The node's zone first, as "no choice" (it follows the node's setting), then the others;
+    the node's own zone again only if the person chose it by name (through the API)."""
+    node = labels.node_zone()
+    others = [z for z in zones.offered(chosen, lang) if z[0] != node.key or chosen == node.key]
+    return [
+        ("", i18n.translations(lang).gettext(NODE_ZONE) % {"zone": zones.zone_name(node, lang)}),
+        *others,
+    ]
 
 
 @router.post("/notifications/preferences")
@@ -168,6 +185,7 @@ async def save_preferences(request: Request, principal: Anyone) -> Response:
         "phone": text("phone", 40).replace(" ", ""),
         "language": text("language", 5),
         "digest": form.get("digest") == "on",
+        "timezone": text("timezone", 64),
         "channels": channels,
     }
     body = {
@@ -176,6 +194,7 @@ async def save_preferences(request: Request, principal: Anyone) -> Response:
         "language": typed["language"] or None,
         "digest": typed["digest"],
         "channels": {kind: choice.split("+") for kind, choice in channels.items()},
+        "timezone": typed["timezone"] or None,
     }
     api = NodeApi(request)
     try:
@@ -187,19 +206,20 @@ async def save_preferences(request: Request, principal: Anyone) -> Response:
         return _preferences(
             request, principal, typed, available, errors=errors, status_code=refused.status
         )
+    reader_zone.remember(principal.subject, typed["timezone"] or None)
     return RedirectResponse("/notifications/preferences?saved=1", status_code=303)
 
 
 def _field_errors(refused: ApiRefused, lang: str) -> dict[str, FieldError]:
     gettext = i18n.translations(lang).gettext
-    own_words = {"email": NOT_AN_EMAIL, "phone": NOT_A_PHONE}
+    own_words = {"email": NOT_AN_EMAIL, "phone": NOT_A_PHONE, "timezone": labels.NOT_A_CHOICE}
     errors: dict[str, FieldError] = {}
     for name, detail in refused.errors or [("form", refused.detail)]:
         field = name.split(".")[0]
         if field == "channels":
             kind = name.split(".")[1] if "." in name else ""
             field = f"channels.{kind}" if kind in labels.NOTIFICATION_KIND else "form"
-        elif field not in ("email", "phone", "language", "digest"):
+        elif field not in ("email", "phone", "language", "digest", "timezone"):
             field = "form"
         if field in own_words:
             errors[field] = FieldError(gettext(own_words[field]))

@@ -29,6 +29,7 @@ from services.dashboard import (
 )
 from services.dashboard.lookups import Lookups
 from services.dashboard.node_api import NodeApi
+from services.dashboard.reader_zone import reader_zone
 from services.dashboard.rendering import (
     LANG_COOKIE,
     LOGIN_PATH,
@@ -72,7 +73,7 @@ ENTER_PASSWORD = N_("Enter your password.")
 WRONG_CREDENTIALS = N_("Wrong username or password.")
 FORM_EXPIRED = N_("This form had expired. Please log in again.")
 
-pages = APIRouter(route_class=PageRoute)
+pages = APIRouter(route_class=PageRoute, dependencies=[Depends(reader_zone)])
 pages.mount("/static", StaticFiles(directory=STATIC), name="static")
 # The wizard's /referrals/new before the referral pages' /referrals/{referral_id}.
 for section in (
@@ -88,7 +89,7 @@ for section in (
     deadletter_pages,
     replay_pages,
 ):
-    pages.include_router(section.router)
+    pages.include_router(section.router)  # its routes take the dependency of `pages`
 Anyone = Annotated[Principal, Depends(require())]
 
 

@@ -43,8 +43,6 @@ NOT_A_WEBSITE = N_("Enter a web address starting with https://.")
 PERSON_NAME_REQUIRED = N_("Give this focal point's name, or empty the whole row.")
 AGES_CROSSED = N_("The minimum age is above the maximum age.")
 CHOOSE_CITY = N_("Choose the city where the organisation is based.")
-UNKNOWN_CHOICE = N_("Choose one of the values offered.")
-TOO_MANY = N_("At most %(count)s.")
 
 # The hub's or the API's reasons (English, from services/directory) said in the reader's words.
 STALE = N_(
@@ -150,9 +148,9 @@ def parse(form: Typed, current: Mapping[str, Any], lang: str, choices: Choices) 
     def codes(name: str, known: set[str] | None, limit: int) -> list[str]:
         value, ok = _codes(form, name, known)
         if not ok:
-            say(name, UNKNOWN_CHOICE)
+            say(name, labels.NOT_A_CHOICE)
         if len(value) > limit:
-            say(name, TOO_MANY, count=limit)
+            say(name, labels.TOO_BIG, count=limit)
         return value
 
     record = dict(current)
@@ -169,7 +167,7 @@ def parse(form: Typed, current: Mapping[str, Any], lang: str, choices: Choices) 
     if not city:
         say("city", CHOOSE_CITY)
     elif choices.cities is not None and city not in choices.cities:
-        say("city", UNKNOWN_CHOICE)
+        say("city", labels.NOT_A_CHOICE)
     record["city"] = city
     website = limited("website", WEBSITE_MAX)
     if website and not WEBSITE.match(website):
@@ -199,7 +197,7 @@ def parse(form: Typed, current: Mapping[str, Any], lang: str, choices: Choices) 
         people.append(person)
         person_rows.append(row)
     if len(people) > MAX_FOCAL_POINTS:
-        say("focal_points", TOO_MANY, count=MAX_FOCAL_POINTS)
+        say("focal_points", labels.TOO_BIG, count=MAX_FOCAL_POINTS)
     record["focal_points"] = people
 
     held = {s.get("service_id"): s for s in current.get("services") or []}
@@ -220,7 +218,7 @@ def parse(form: Typed, current: Mapping[str, Any], lang: str, choices: Choices) 
         if not category:
             say(f"{at}.category", labels.FIELD_REQUIRED)
         elif choices.categories is not None and category not in choices.categories:
-            say(f"{at}.category", UNKNOWN_CHOICE)
+            say(f"{at}.category", labels.NOT_A_CHOICE)
         offer = dict(previous)  # capacity and its moment are kept: the switch sets them
         offer["category"] = category
         offer["description"] = {
@@ -233,7 +231,7 @@ def parse(form: Typed, current: Mapping[str, Any], lang: str, choices: Choices) 
         offer["hours"] = limited(f"{at}.hours", HOURS_MAX)
         cost = _text(form, f"{at}.cost") or "free"
         if cost not in COSTS:
-            say(f"{at}.cost", UNKNOWN_CHOICE)
+            say(f"{at}.cost", labels.NOT_A_CHOICE)
         offer["cost"] = cost
         offer["takes_referrals"] = bool(form.get(f"{at}.takes_referrals"))
         offer["eligibility"] = _eligibility(form, f"{at}.eligibility", choices, say, codes)
@@ -262,7 +260,7 @@ def _eligibility(form: Typed, at: str, choices: Choices, say: Any, codes: Any) -
         say(f"{at}.min_age", AGES_CROSSED)
     sex = _text(form, f"{at}.sex") or "any"
     if sex not in SEXES:
-        say(f"{at}.sex", UNKNOWN_CHOICE)
+        say(f"{at}.sex", labels.NOT_A_CHOICE)
     return {
         **ages,
         "sex": sex,

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from services.dashboard import labels
 from shared import i18n, outages
 from shared.auth.roles import NETWORK_FIGURE_READERS, Principal, Role
 from shared.auth.sessions import CSRF_FIELD, session_of
@@ -115,6 +116,8 @@ def render(
             nav=navigation(principal, here, is_hub=settings.is_hub),
             session_csrf=session.csrf if session is not None else None,
             principal=principal,
+            # The zone of every time on the page (the reader's choice, else the node's).
+            reader_zone=labels.zone_note(lang),
             **context,
         )
     )

@@ -334,7 +334,7 @@ def present_suggestions(
                 "org_id": org_id,
                 "name": labels.localised(item.get("org_name"), lang, org_id),
                 "city": names["city"].get(str(item.get("org_city")), item.get("org_city")),
-                "description": labels.localised(service.get("description"), lang),
+                "description": labels.said(service.get("description"), lang),  # marked if not lang
                 "capacity": service.get("capacity"),
                 "capacity_label": labels.word(labels.CAPACITY, service.get("capacity"), lang),
                 "reasons": [

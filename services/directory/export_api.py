@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
@@ -140,11 +141,13 @@ async def hsds_service(service_id: ServiceKey, ctx: Context, _: Anyone) -> expor
 async def three_w(ctx: Context, principal: Anyone) -> StreamingResponse:
     records = await _records(ctx)
     await _audit_export(ctx, principal, "directory:3w", len(records))
-    filename = exports.three_w_filename(datetime.now(UTC).date())
+    zone = ZoneInfo(ctx.settings.timezone)  # the node's (RELAIS_TIMEZONE, checked at start)
+    filename = exports.three_w_filename(datetime.now(UTC).astimezone(zone).date())
 
     def body() -> Iterator[str]:
         yield BOM
-        yield from exports.csv_lines(exports.three_w_rows(records, reference.reference()))
+        rows = exports.three_w_rows(records, reference.reference(), zone=zone)
+        yield from exports.csv_lines(rows)
 
     return StreamingResponse(
         body(),

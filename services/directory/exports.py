@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,8 +63,14 @@ from shared.contracts.directory import (
     ServiceOffer,
     Sex,
 )
+from shared.settings import DEFAULT_TIMEZONE
 
 HSDS_VERSION = "3.0"
+# The 3W's times are people's (a secretariat's spreadsheet): in the node's zone, named in the
+# column's header (zoneinfo's conversion, never PostgreSQL's zone data).
+NODE_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
+LOCAL_TIME = "%Y-%m-%d %H:%M"
+ZONED_TAG = "#date +capacity"  # the column of a time: its header names the zone
 # Every HSDS id is uuid5(ID_NAMESPACE, "<object>/<codes>"): anyone can recompute it.
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:relais:hsds")
 EXTENSION = "x-relais"
@@ -526,19 +533,31 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def three_w_rows(
-    records: Iterable[OrganisationPublished], ref: ReferenceData
+    records: Iterable[OrganisationPublished],
+    ref: ReferenceData,
+    *,
+    zone: ZoneInfo = NODE_ZONE,
 ) -> Iterator[list[str]]:
-    """The header row, the HXL hashtag row, then one row per organisation, service and place."""
-    yield [header for header, _ in THREE_W_COLUMNS]
+    """The header row, the HXL hashtag row, then one row per organisation, service and place.
+    Its times are in ``zone`` (the node's), named in their column's header."""
+    yield [
+        f"{header} (heure locale, {zone.key})" if tag == ZONED_TAG else header
+        for header, tag in THREE_W_COLUMNS
+    ]
     yield [tag for _, tag in THREE_W_COLUMNS]
     for record in active(records):
         for offer in record.services:
             for place in places_of(record, offer):
-                yield [_cell(value) for value in _three_w_row(record, offer, place, ref)]
+                row = _three_w_row(record, offer, place, ref, zone)
+                yield [_cell(value) for value in row]
 
 
 def _three_w_row(
-    record: OrganisationPublished, offer: ServiceOffer, place: Place, ref: ReferenceData
+    record: OrganisationPublished,
+    offer: ServiceOffer,
+    place: Place,
+    ref: ReferenceData,
+    zone: ZoneInfo,
 ) -> list[str]:
     region_code = ""
     city_name = city_code = ""
@@ -569,7 +588,7 @@ def _three_w_row(
         ", ".join(_language_label(ref, code) for code in dict.fromkeys(offer.languages)),
         ", ".join(_population_label(ref, code) for code in offer.eligibility.populations),
         CAPACITY[offer.capacity],
-        set_at.date().isoformat() if set_at else "",
+        set_at.astimezone(zone).strftime(LOCAL_TIME) if set_at else "",
         "oui" if offer.takes_referrals else "non",
     ]
 

@@ -13,11 +13,12 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from services.notifications import domain, handlers, store
 from services.notifications.domain import EMAIL_PATTERN, PHONE_PATTERN, Channel, Facts, Kind
 from services.notifications.handlers import Notifier
+from shared import zones
 from shared.auth import Principal, Role, require
 from shared.errors import Forbidden, NotFound
 from shared.service import ServiceContext, context_of
@@ -185,6 +186,19 @@ class Preferences(BaseModel):
     channels: dict[Kind, list[Channel]] = Field(
         default_factory=dict, description="per kind, instead of your organisation's default"
     )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="IANA zone of the times in your mails, SMS and pages; the node's if absent",
+        examples=["Africa/Casablanca"],
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and not zones.is_zone(value):
+            raise ValueError("unknown time zone: give an IANA name such as Africa/Casablanca")
+        return value
 
 
 class PreferencesView(Preferences):
@@ -210,6 +224,7 @@ async def put_preferences(chosen: Preferences, n: Running, principal: Anyone) ->
         language=chosen.language,
         digest=chosen.digest,
         channels={kind: frozenset(c) for kind, c in chosen.channels.items()},
+        timezone=chosen.timezone,
     )
     async with n.ctx.pool.acquire() as conn:
         await store.put_preference(conn, preference)
@@ -224,6 +239,7 @@ def _preferences_view(p: domain.Preference, n: Notifier) -> PreferencesView:
         language=p.language,  # checked on the way in
         digest=p.digest,
         channels={kind: sorted(c) for kind, c in p.channels.items()},
+        timezone=p.timezone,
         available=sorted(n.available),
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -89,7 +89,8 @@ class Facts(BaseModel):
             "urgency": self.urgency,
             "status": self.status,
             "deadline": self.deadline,
-            "due_at": self.due_at.isoformat() if self.due_at else None,
+            # A machine field: UTC ISO 8601, whatever offset the event came with.
+            "due_at": self.due_at.astimezone(UTC).isoformat() if self.due_at else None,
             "membership": self.membership,
         }
         return {key: value for key, value in allowed.items() if value is not None}
@@ -246,6 +247,7 @@ class Preference:
     language: str | None = None
     digest: bool = False
     channels: Mapping[Kind, frozenset[Channel]] = field(default_factory=dict)
+    timezone: str | None = None  # IANA name; None: the node's zone
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from services.notifications.domain import Channel, Facts, Kind, StaffMember, Tri
 from services.notifications.live import Live
 from services.notifications.messages import Writer, email_message
 from services.notifications.settings import NotificationSettings
-from shared import processed
+from shared import processed, zones
 from shared.auth import list_users
 from shared.contracts.directory import OrganisationPublished
 from shared.contracts.referrals import (
@@ -85,11 +85,13 @@ class Notifier:
             channels.add(Channel.SMS)
         return frozenset(channels)
 
-    def writer(self, lang: str) -> Writer:
+    def writer(self, lang: str, timezone: str | None = None) -> Writer:
+        """A writer in ``lang``, its times in ``timezone`` (the reader's) or the node's zone."""
+        node_zone = self.ctx.settings.timezone
         return Writer(
             lang,
             base_url=self.ctx.settings.base_url,
-            timezone=self.ctx.settings.timezone,
+            timezone=timezone if timezone and zones.is_zone(timezone) else node_zone,
             categories=self.categories,
         )
 
@@ -362,7 +364,7 @@ async def deliver(n: Notifier, row: asyncpg.Record) -> None:
     if member is None or preference is None:
         raise Skip("no such active user, or no contact")
     lang = preference.language or member.language
-    writer = n.writer(lang)
+    writer = n.writer(lang, preference.timezone)
     digest = row["kind"] == "digest"
     rendered = writer.digest(entries) if digest else writer.single(*entries[0])
     if channel == "email":

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 
 from services.notifications.domain import Facts, Kind
-from shared import i18n
+from shared import i18n, zones
 from shared.i18n import N_
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -132,9 +132,11 @@ class Writer:
         return labels.get(self.lang) or labels.get(i18n.DEFAULT) or code
 
     def when(self, moment: datetime | None) -> str:
+        """``moment`` in the reader's zone, named: "3 déc. 2026, 14:30:00 (heure du Maroc)"."""
         if moment is None:
             return ""
-        return format_datetime(moment, "medium", tzinfo=self.zone, locale=self.lang)
+        shown = format_datetime(moment, "medium", tzinfo=self.zone, locale=self.lang)
+        return f"{shown} ({zones.zone_name(self.zone, self.lang)})"
 
     def link(self, facts: Facts) -> str:
         if facts.referral_id:

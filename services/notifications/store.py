@@ -84,6 +84,7 @@ def _preference(row: asyncpg.Record) -> Preference:
         language=row["language"],
         digest=row["digest"],
         channels=channels,
+        timezone=row["timezone"],
     )
 
 
@@ -103,11 +104,11 @@ async def put_preference(conn: Connection, pref: Preference) -> None:
     await conn.execute(
         """
         INSERT INTO notifications.preference
-            (username, email, phone, language, digest, channels, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, now())
+            (username, email, phone, language, digest, channels, timezone, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, now())
         ON CONFLICT (username) DO UPDATE SET email = EXCLUDED.email, phone = EXCLUDED.phone,
             language = EXCLUDED.language, digest = EXCLUDED.digest,
-            channels = EXCLUDED.channels, updated_at = now()
+            channels = EXCLUDED.channels, timezone = EXCLUDED.timezone, updated_at = now()
         """,
         pref.username,
         pref.email,
@@ -115,6 +116,7 @@ async def put_preference(conn: Connection, pref: Preference) -> None:
         pref.language,
         pref.digest,
         {kind.value: sorted(chosen) for kind, chosen in pref.channels.items()},
+        pref.timezone,
     )
 
 

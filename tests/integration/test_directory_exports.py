@@ -8,6 +8,7 @@ import io
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -27,6 +28,8 @@ from shared.contracts.directory import (
 from tests.integration.apps import app_of, node_settings
 
 PREFIX = "/api/v1/directory"
+# 23:30 UTC on 15 February 2026: 23:30 in Casablanca, which went to UTC+0 for Ramadan at 02:00.
+CAPACITY_SET_AT = datetime(2026, 2, 15, 23, 30, tzinfo=UTC)
 
 
 @dataclass
@@ -48,7 +51,12 @@ def organisation(org_id: str, status: MembershipStatus, name: str) -> Organisati
         status=status,
         city="oujda",
         services=[
-            ServiceOffer(service_id="soins", category="primary_health", cities=["oujda", "nador"]),
+            ServiceOffer(
+                service_id="soins",
+                category="primary_health",
+                cities=["oujda", "nador"],
+                capacity_set_at=CAPACITY_SET_AT,
+            ),
             ServiceOffer(service_id="ecoute", category="legal_aid", national=True),
         ],
     )
@@ -129,3 +137,13 @@ async def test_the_3w_download_is_a_dated_hxl_csv_that_a_spreadsheet_reads(node:
         ("Amal, santé, Oujda", "Nador"),
         ("Amal, santé, Oujda", "Nationale"),
     ]
+
+
+async def test_the_3w_says_when_capacity_was_set_in_moroccan_time_naming_the_zone(
+    node: Node,
+) -> None:
+    response = await node.client.get(f"{PREFIX}/exports/3w.csv", headers=node.auth)
+    headers, tags, *rows = csv.reader(io.StringIO(response.content.decode("utf-8-sig")))
+    column = tags.index("#date +capacity")
+    assert headers[column] == "Capacité mise à jour le (heure locale, Africa/Casablanca)"
+    assert [row[column] for row in rows] == ["2026-02-15 23:30", "2026-02-15 23:30", ""]

@@ -354,6 +354,64 @@ class TestSms:
         assert CANARY not in message["text"]
 
 
+class TestTimes:
+    async def test_a_deadline_reads_in_each_persons_zone_named_in_the_mail_and_the_sms(
+        self, make_node: NodeFactory
+    ) -> None:
+        # 23:30 UTC on 15 February 2026: 23:30 in Casablanca (UTC+0 for Ramadan since 02:00
+        # UTC that day), already 00:30 on the 16th in Paris.
+        due = datetime(2026, 2, 15, 23, 30, tzinfo=UTC)
+        (port,) = free_ports(1)
+        texts: list[str] = []
+        gateway = FastAPI()
+
+        @gateway.post("/sms")
+        async def sms(request: Request) -> Response:
+            texts.append((await request.json())["text"])
+            return Response(status_code=202)
+
+        server = uvicorn.Server(
+            uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning")
+        )
+        serving = asyncio.create_task(server.serve())
+        try:
+            node = await make_node(STAFF, RELAIS_SMS_GATEWAY_URL=f"http://127.0.0.1:{port}/sms")
+            await set_contact(
+                node,
+                "focal",
+                email="focal@sanad.example",
+                phone="+212612345678",
+                timezone="Europe/Paris",
+                channels={"deadline_breach": ["in_app", "email", "sms"]},
+            )
+            await set_contact(node, "nour", email="nour@sanad.example", language="ar")
+            view = referral().model_copy(update={"acknowledge_by": due})
+            await node.publish(deadline(view))
+
+            (paris,) = await mails_to(node, "focal@sanad.example", 1)
+            (casablanca,) = await mails_to(node, "nour@sanad.example", 1)
+
+            async def sent() -> bool:
+                return bool(texts)
+
+            await eventually(sent, within=15, what="an SMS at the gateway")
+        finally:
+            server.should_exit = True
+            await serving
+        in_paris = "16 févr. 2026, 00:30:00 (heure de Europe/Paris)"
+        assert in_paris in paris["Subject"]
+        assert f"Échéance: {in_paris}" in body_of(paris, "plain")
+        assert in_paris in body_of(paris, "html")
+        assert "11:30:00 م (بتوقيت المغرب)" in casablanca["Subject"]
+        assert "15" in casablanca["Subject"] and "16" not in casablanca["Subject"]
+        (text,) = texts
+        assert in_paris in text
+        async with node.client("focal") as client:
+            feed = (await client.get("/feed")).json()
+        # The feed's machine field stays UTC ISO 8601; the pages say it in the reader's zone.
+        assert datetime.fromisoformat(feed["items"][0]["facts"]["due_at"]) == due
+
+
 def readme_verifier() -> Any:
     """The verification snippet of the README's Webhooks section, as a member system runs it."""
     section = README.read_text().split("## Webhooks", 1)[1]
@@ -376,6 +434,22 @@ class TestBadInput:
                 assert response.headers["content-type"] == "application/problem+json"
                 assert response.json()["field"] == field
             assert (await client.get("/preferences")).json()["email"] is None
+
+    async def test_a_time_zone_the_iana_database_does_not_know_gets_422_naming_it(
+        self, make_node: NodeFactory
+    ) -> None:
+        node = await make_node(STAFF)
+        async with node.client("focal") as client:
+            for zone in ("Morocco/Rabat", "UTC+1", "../../etc/passwd", "right/UTC"):
+                response = await client.put("/preferences", json={"timezone": zone})
+                assert response.status_code == 422, zone
+                assert response.headers["content-type"] == "application/problem+json"
+                assert response.json()["field"] == "timezone"
+                assert "Africa/Casablanca" in response.json()["detail"]
+            assert (await client.get("/preferences")).json()["timezone"] is None
+            chosen = await client.put("/preferences", json={"timezone": "Europe/Paris"})
+            assert chosen.status_code == 200, chosen.text
+            assert (await client.get("/preferences")).json()["timezone"] == "Europe/Paris"
 
     async def test_a_webhook_url_that_is_no_url_or_reaches_inside_is_refused(
         self, make_node: NodeFactory

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
@@ -363,7 +364,34 @@ class TestThreeW:
     def test_capacity_is_dated_when_the_organisation_said_when(self) -> None:
         said = datetime(2026, 3, 8, 10, 30, tzinfo=UTC)
         (row,) = three_w([organisation("sanad", offer(capacity_set_at=said))])[2:]
-        assert "2026-03-08" in row
+        assert "2026-03-08 10:30" in row  # Ramadan: Casablanca is at UTC+0
+
+    def test_its_time_is_the_nodes_named_in_the_header_on_both_sides_of_a_change(self) -> None:
+        # Casablanca left UTC+1 for Ramadan at 02:00 UTC on 15 February 2026.
+        before = datetime(2026, 2, 14, 23, 30, tzinfo=UTC)  # 00:30 on the 15th, UTC+1
+        after = datetime(2026, 2, 15, 23, 30, tzinfo=UTC)  # 23:30 on the 15th, UTC+0
+        rows = three_w(
+            [
+                organisation("sanad", offer(capacity_set_at=before)),
+                organisation("amal", offer(capacity_set_at=after)),
+            ]
+        )
+        column = rows[1].index("#date +capacity")
+        assert rows[0][column] == "Capacité mise à jour le (heure locale, Africa/Casablanca)"
+        assert {row[1]: row[column] for row in rows[2:]} == {
+            "sanad": "2026-02-15 00:30",
+            "amal": "2026-02-15 23:30",
+        }
+
+    def test_another_node_zone_is_the_one_named_and_used(self) -> None:
+        said = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+        records = [organisation("sanad", offer(capacity_set_at=said))]
+        text = "".join(
+            exports.csv_lines(exports.three_w_rows(records, REF, zone=ZoneInfo("Europe/Paris")))
+        )
+        header, _, row = list(csv.reader(io.StringIO(text, newline="")))
+        assert "Capacité mise à jour le (heure locale, Europe/Paris)" in header
+        assert "2026-07-01 14:00" in row
 
 
 def test_the_demo_network_exports_with_the_shipped_reference_data() -> None:

@@ -265,3 +265,48 @@ def test_read_state_is_kept() -> None:
     )
     assert read.read
     assert not written("referral_received", "fr", **REFERRAL).read
+
+
+class TestGroupedByReferral:
+    def entry(self, number: int, lang: str = "fr", **facts: Any) -> feed.FeedEntry:
+        raw = item("referral_outcome", **facts)
+        raw["id"] = f"0190a000-0000-7000-8000-{number:012d}"
+        return feed.entry(
+            raw, lang, reader_org="sanad", org_names=NAMES[lang], categories=CATEGORIES[lang]
+        )
+
+    def test_a_referrals_notifications_are_together_in_the_order_of_their_newest(self) -> None:
+        other = {**REFERRAL, "referral_id": "0190a000-0000-7000-8000-000000000002"}
+        # Newest first, as the API sends them: a, b, a, (no referral), b.
+        entries = [
+            self.entry(5, **REFERRAL, change="accepted"),
+            self.entry(4, **other, change="declined"),
+            self.entry(3, **REFERRAL, change="received"),
+            feed.entry(
+                item("keys_changed", org_id="sanad"),
+                "fr",
+                reader_org="sanad",
+                org_names=NAMES["fr"],
+                categories=CATEGORIES["fr"],
+            ),
+            self.entry(1, **other, change="received"),
+        ]
+        groups = feed.grouped(entries)
+        assert [g.key for g in groups] == [
+            REFERRAL["referral_id"],
+            other["referral_id"],
+            "notification-0190a000-0000-7000-8000-0000000000aa",
+        ]
+        assert [e.id[-1] for e in groups[0].items] == ["5", "3"]
+        assert [e.id[-1] for e in groups[1].items] == ["4", "1"]
+        assert groups[2].heading == ""  # about no referral: no heading
+
+    def test_the_heading_names_the_two_organisations_and_the_service_in_the_pages_language(
+        self,
+    ) -> None:
+        (group,) = feed.grouped([self.entry(1, **REFERRAL, change="accepted")])
+        assert group.heading == (
+            "Orientation de Association Sanad vers Fondation Amal · Soins de santé primaires"
+        )
+        (arabic,) = feed.grouped([self.entry(1, "ar", **REFERRAL, change="accepted")])
+        assert arabic.heading == "إحالة من جمعية سند إلى مؤسسة أمل · الرعاية الصحية الأولية"

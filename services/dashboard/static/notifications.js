@@ -22,8 +22,10 @@
 
   // A new notification: ask the dashboard for the items newer than the newest one shown,
   // written in the page's language by the same partial as the page itself
-  // (/notifications/items, autoescaped HTML), and put them at the top. One fetch at a time;
-  // a notification arriving meanwhile asks for one more round.
+  // (/notifications/items, autoescaped HTML, grouped by referral), and put them at the top:
+  // into their referral's group when the page has it (the group then moves to the top), as a
+  // new group otherwise. One fetch at a time; a notification arriving meanwhile asks for one
+  // more round.
   var busy = false;
   var again = false;
   function newest() {
@@ -41,12 +43,22 @@
       .then(function (html) {
         var box = document.createElement("template");
         box.innerHTML = html;
-        var anchor = feed.firstChild;
-        Array.prototype.slice.call(box.content.querySelectorAll("[data-notification]"))
-          .forEach(function (li) {
-            var id = li.getAttribute("data-notification");
-            if (feed.querySelector('[data-notification="' + CSS.escape(id) + '"]')) return;
-            feed.insertBefore(li, anchor);
+        // Oldest group first, each put at the very top: the newest ends first.
+        Array.prototype.slice.call(box.content.querySelectorAll("[data-feed-group]"))
+          .reverse()
+          .forEach(function (group) {
+            var key = group.getAttribute("data-feed-group");
+            var shown = feed.querySelector('[data-feed-group="' + CSS.escape(key) + '"]');
+            if (!shown) { feed.insertBefore(group, feed.firstChild); return; }
+            var list = shown.querySelector(".feed-group-items");
+            Array.prototype.slice.call(group.querySelectorAll("[data-notification]"))
+              .reverse()
+              .forEach(function (li) {
+                var id = li.getAttribute("data-notification");
+                if (feed.querySelector('[data-notification="' + CSS.escape(id) + '"]')) return;
+                list.insertBefore(li, list.firstChild);
+              });
+            feed.insertBefore(shown, feed.firstChild);
           });
         if (empty && feed.querySelector("[data-notification]")) empty.hidden = true;
       })
