@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,7 +48,7 @@ def body_limit(path: str) -> int:
     return DEFAULT_BODY_LIMIT
 
 
-def _invalid(field: str) -> problems.JSONResponse:
+def _invalid(field: str) -> JSONResponse:
     detail = "text holds a character that cannot be stored (NUL or another control character)"
     return problems.problem(
         422,
@@ -59,7 +60,7 @@ def _invalid(field: str) -> problems.JSONResponse:
     )
 
 
-def _too_large(limit: int) -> problems.JSONResponse:
+def _too_large(limit: int) -> JSONResponse:
     return problems.problem(
         413,
         "too-large",
@@ -69,7 +70,7 @@ def _too_large(limit: int) -> problems.JSONResponse:
     )
 
 
-def _headers_too_large() -> problems.JSONResponse:
+def _headers_too_large() -> JSONResponse:
     return problems.problem(
         431,
         "headers-too-large",
