@@ -18,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from enum import StrEnum
 
 from fastapi import Request
@@ -58,26 +61,40 @@ class Throttle:
         # A lock is one entry of a window as long as the lock: it holds until that entry expires.
         self.lock = RateLimitItemPerSecond(1, period)
         self.per_token = RateLimitItemPerMinute(settings.api_requests_per_minute)
+        self._in_flight: Counter[str] = Counter()  # attempts per account, password being checked
 
-    async def admit(self, account: str, address: str) -> None:
-        """Before the password is checked: ``TooManyRequests`` while the account or the address
-        is locked. The attempt counts against the account at once, as if it failed (forgotten if
-        it succeeds): a burst of attempts in flight together cannot slip past the limit."""
+    @asynccontextmanager
+    async def attempt(self, account: str, address: str) -> AsyncIterator[None]:
+        """One login attempt, around the password's check: ``TooManyRequests`` at once while
+        the account or the address is locked, or while as many attempts at the account are in
+        flight as it has failures left (a burst sent together cannot slip past the limit while
+        the hashes run). An attempt that ends otherwise than in ``failed`` (the right password,
+        the database down) counts for nothing."""
         keys = {Scope.ACCOUNT: f"account:{account}", Scope.ADDRESS: f"address:{address}"}
         for key in keys.values():
             if not await self.limiter.test(self.lock, f"lock:{key}"):
                 raise TooManyRequests(
                     LOCKED, retry_after=await self._reset_in(self.lock, f"lock:{key}")
                 )
-        failures, key = self.failures[Scope.ACCOUNT], keys[Scope.ACCOUNT]
-        if not await self.limiter.hit(failures, key):
-            raise TooManyRequests(LOCKED, retry_after=await self._reset_in(failures, key))
+        left = await self.limiter.get_window_stats(
+            self.failures[Scope.ACCOUNT], keys[Scope.ACCOUNT]
+        )
+        if self._in_flight[account] >= left.remaining:
+            raise TooManyRequests(LOCKED, retry_after=1)  # as soon as those have been answered
+        self._in_flight[account] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[account] -= 1
+            if not self._in_flight[account]:
+                del self._in_flight[account]
 
     async def failed(self, account: str, address: str) -> list[Scope]:
-        """A wrong password (already counted against the account by ``admit``): counted against
-        the address too; the locks that fall with it (none: after the growing delay)."""
+        """A wrong password, within its ``attempt``: counted against the account and the
+        address; the locks that fall with it (none: after the growing delay)."""
         keys = {Scope.ACCOUNT: f"account:{account}", Scope.ADDRESS: f"address:{address}"}
-        await self.limiter.hit(self.failures[Scope.ADDRESS], keys[Scope.ADDRESS])
+        for scope, key in keys.items():
+            await self.limiter.hit(self.failures[scope], key)
         so_far, fallen = 0, []
         for scope, key in keys.items():
             failures = self.failures[scope]
@@ -97,8 +114,9 @@ class Throttle:
         return min(MAX_DELAY_SECONDS, self.settings.login_delay_seconds * failures)
 
     async def succeeded(self, account: str) -> None:
-        """The right password, not locked: the account's failures are forgotten (the address's
-        are not, or one account of their own would let a caller try others without end)."""
+        """The right password, within its ``attempt``: the account's failures are forgotten
+        (the address's are not, or one account of their own would let a caller try others'
+        without end)."""
         await self.limiter.clear(self.failures[Scope.ACCOUNT], f"account:{account}")
 
     async def check_token(self, token_id: str) -> None:
@@ -132,30 +150,30 @@ async def authenticate(
     throttle = of(request, settings)
     account = domain.normalise_username(username)
     address = request.client.host if request.client is not None else "unknown"
-    await throttle.admit(account, address)
-    try:
-        user = await store.authenticate(pool, username, password)
-    except Unauthenticated:
-        fallen = await throttle.failed(account, address)
-        if not fallen:
-            raise
-        known = await store.get_user(pool, account) is not None
-        for scope in fallen:
-            await store.audit(
-                pool,
-                "system:auth",
-                "session.login_locked",
-                f"user:{account}" if known else "user:unknown",
-                # Kept as a digest only: neither the address nor the typed name in clear.
-                {
-                    "lock": scope.value,
-                    "seconds": settings.login_lock_seconds,
-                    "account": account,
-                    "address": address,
-                },
-                Outcome.REFUSED,
-                org=settings.org,
-            )
-        raise TooManyRequests(LOCKED, retry_after=settings.login_lock_seconds) from None
-    await throttle.succeeded(account)
+    async with throttle.attempt(account, address):
+        try:
+            user = await store.authenticate(pool, username, password)
+        except Unauthenticated:
+            fallen = await throttle.failed(account, address)
+            if not fallen:
+                raise
+            known = await store.get_user(pool, account) is not None
+            for scope in fallen:
+                await store.audit(
+                    pool,
+                    "system:auth",
+                    "session.login_locked",
+                    f"user:{account}" if known else "user:unknown",
+                    # Kept as a digest only: neither the address nor the typed name in clear.
+                    {
+                        "lock": scope.value,
+                        "seconds": settings.login_lock_seconds,
+                        "account": account,
+                        "address": address,
+                    },
+                    Outcome.REFUSED,
+                    org=settings.org,
+                )
+            raise TooManyRequests(LOCKED, retry_after=settings.login_lock_seconds) from None
+        await throttle.succeeded(account)
     return user

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from contextlib import AsyncExitStack
 
 import pytest
 
@@ -34,8 +35,14 @@ def settings(**changes: object) -> NodeSettings:
 
 async def fail(throttle: Throttle, account: str, address: str = "192.0.2.1") -> list[Scope]:
     """One wrong password, the way ``throttle.authenticate`` counts it."""
-    await throttle.admit(account, address)
-    return await throttle.failed(account, address)
+    async with throttle.attempt(account, address):
+        return await throttle.failed(account, address)
+
+
+async def admitted(throttle: Throttle, account: str, address: str = "192.0.2.1") -> None:
+    """An attempt let through to the password's check (``TooManyRequests`` if it is not)."""
+    async with throttle.attempt(account, address):
+        pass
 
 
 class TestLoginLock:
@@ -47,48 +54,61 @@ class TestLoginLock:
         assert await fail(throttle, "amina") == []
         assert await fail(throttle, "amina") == [Scope.ACCOUNT]
         with pytest.raises(TooManyRequests) as locked:
-            await throttle.admit("amina", "192.0.2.1")  # refused before any password is checked
+            await admitted(throttle, "amina")  # refused before any password is checked
         assert 59 <= locked.value.retry_after <= 60
 
     async def test_a_lock_holds_one_account_not_its_neighbours(self) -> None:
         throttle = Throttle(settings())
         for _ in range(3):
             await fail(throttle, "amina", "192.0.2.1")
-        await throttle.admit("karim", "192.0.2.2")  # not refused
+        await admitted(throttle, "karim", "192.0.2.2")  # not refused
         with pytest.raises(TooManyRequests):
-            await throttle.admit("amina", "192.0.2.2")  # from elsewhere too
+            await admitted(throttle, "amina", "192.0.2.2")  # from elsewhere too
 
     async def test_the_right_password_forgets_the_accounts_failures(self) -> None:
         throttle = Throttle(settings())
         for _ in range(2):
             await fail(throttle, "amina")
-        await throttle.admit("amina", "192.0.2.1")
-        await throttle.succeeded("amina")
+        async with throttle.attempt("amina", "192.0.2.1"):
+            await throttle.succeeded("amina")
         for _ in range(2):
             assert await fail(throttle, "amina") == []
+
+    async def test_an_attempt_that_neither_failed_nor_succeeded_counts_for_nothing(self) -> None:
+        """A login while the database is down: the person tries again, and is not locked."""
+        throttle = Throttle(settings())
+        for _ in range(5):
+            with pytest.raises(ConnectionError):
+                async with throttle.attempt("amina", "192.0.2.1"):
+                    raise ConnectionError("the database is down")
+        assert await fail(throttle, "amina") == []
 
     async def test_one_address_trying_many_accounts_is_locked(self) -> None:
         throttle = Throttle(settings())
         fallen = [await fail(throttle, f"user{n}", "192.0.2.9") for n in range(5)]
         assert fallen == [[], [], [], [], [Scope.ADDRESS]]
         with pytest.raises(TooManyRequests):
-            await throttle.admit("someone.else", "192.0.2.9")
-        await throttle.admit("someone.else", "192.0.2.10")  # another address is not held
+            await admitted(throttle, "someone.else", "192.0.2.9")
+        await admitted(throttle, "someone.else", "192.0.2.10")  # another address is not held
 
     async def test_attempts_in_flight_together_cannot_pass_the_limit(self) -> None:
         throttle = Throttle(settings())
-        answers = await asyncio.gather(
-            *(throttle.admit("amina", "192.0.2.1") for _ in range(10)), return_exceptions=True
-        )
-        assert sum(answer is None for answer in answers) == 3
-        assert all(isinstance(a, TooManyRequests) for a in answers if a is not None)
+        await fail(throttle, "amina")  # two failures left
+        async with AsyncExitStack() as in_flight:
+            for _ in range(2):
+                await in_flight.enter_async_context(throttle.attempt("amina", "192.0.2.1"))
+            with pytest.raises(TooManyRequests) as refused:
+                await admitted(throttle, "amina")  # a third: its hash is not even started
+            assert refused.value.retry_after == 1
+            await admitted(throttle, "karim")  # the others' are not held up
+        await admitted(throttle, "amina")  # those answered, there is room again
 
     async def test_the_lock_ends_after_its_period_with_a_fresh_count(self) -> None:
         throttle = Throttle(settings(login_lock_seconds=1))
         for _ in range(3):
             await fail(throttle, "amina")
         with pytest.raises(TooManyRequests) as locked:
-            await throttle.admit("amina", "192.0.2.1")
+            await admitted(throttle, "amina", "192.0.2.1")
         assert locked.value.retry_after == 1
         await asyncio.sleep(1.1)
         assert await fail(throttle, "amina") == []  # the first of three again
