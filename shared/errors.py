@@ -89,7 +89,8 @@ class TooManyRequests(DomainError):
     title = "Too many requests"
     transient = True
 
-    def __init__(self, detail: str, *, retry_after: int, field: str | None = None) -> None:
+    # A default, so that the bus can rebuild one from a typed error reply like any other.
+    def __init__(self, detail: str, *, retry_after: int = 1, field: str | None = None) -> None:
         super().__init__(detail, field=field)
         self.retry_after = max(1, retry_after)
 

@@ -1,19 +1,21 @@
 """The throttle's counts without a node: when an account or an address is locked, for how long,
-what a right password forgets, and the per-token request rate; and password hashing kept off
-the event loop, a bounded number at a time."""
+what a right password forgets, and the per-token request rate; password hashing kept off the
+event loop, a bounded number at a time; and the 429 answer, with when to come back."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from contextlib import AsyncExitStack
 
 import pytest
 
+from shared import problems
 from shared.auth import passwords
 from shared.auth.throttle import Scope, Throttle
-from shared.errors import TooManyRequests
+from shared.errors import BY_TYPE, TooManyRequests
 from shared.settings import DEMO_SECRET, NodeSettings
 
 
@@ -179,3 +181,21 @@ class TestHashingInTurn:
         assert most == passwords.HASHING_AT_ONCE
         assert all(name.startswith("relais-argon2") for name in names)
         assert ticks >= 10  # the loop kept answering while the hashes ran
+
+
+class TestTheAnswer:
+    def test_a_429_says_when_to_come_back_in_its_header_and_its_body(self) -> None:
+        refused = TooManyRequests("too many attempts: try again later", retry_after=840)
+        response = problems.problem(
+            refused.status, refused.type, refused.title, refused.detail, **refused.extensions()
+        )
+        assert response.status_code == 429
+        assert response.headers["retry-after"] == "840"
+        assert response.media_type == "application/problem+json"
+        assert json.loads(response.body)["retry_after"] == 840
+
+    @pytest.mark.parametrize("kind", sorted(BY_TYPE))
+    def test_every_error_can_be_rebuilt_from_a_typed_reply(self, kind: str) -> None:
+        """As the bus rebuilds the error a service's NATS reply names."""
+        rebuilt = BY_TYPE[kind]("detail", field="field")
+        assert (rebuilt.type, rebuilt.field) == (kind, "field")
