@@ -192,7 +192,7 @@ class TestTheAnswer:
         assert response.status_code == 429
         assert response.headers["retry-after"] == "840"
         assert response.media_type == "application/problem+json"
-        assert json.loads(response.body)["retry_after"] == 840
+        assert json.loads(bytes(response.body))["retry_after"] == 840
 
     @pytest.mark.parametrize("kind", sorted(BY_TYPE))
     def test_every_error_can_be_rebuilt_from_a_typed_reply(self, kind: str) -> None:
