@@ -138,6 +138,19 @@ class TestAccountLock:
             assert answers == [401, 401, 429]
             assert await sanad.audited("session.login_locked") == ["user:unknown"]
 
+    async def test_one_address_trying_many_names_is_locked_out(
+        self, network: Network, database_url: str
+    ) -> None:
+        async with node(
+            network, database_url, login_address_attempts=4, login_lock_seconds=60
+        ) as sanad:
+            names = ("amina", "karim", "nadia", "omar")
+            answers = [(await sanad.log_in("guess", username=n)).status_code for n in names]
+            assert answers == [401, 401, 401, 429]  # one failure each: no account is locked
+            refused = await sanad.log_in(PASSWORD, username="karim")
+            assert refused.status_code == 429  # the address is, for every name
+            assert 1 <= int(refused.headers["retry-after"]) <= 60
+
 
 class TestLoginPage:
     async def test_a_locked_account_is_told_how_long_to_wait_in_its_language(
