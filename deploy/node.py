@@ -118,6 +118,10 @@ def serve(settings: NodeSettings, names: Sequence[str] | None = None) -> None:
             log_level=settings.log_level.lower(),
             access_log=False,  # paths can carry ids; metrics count requests instead
             timeout_graceful_shutdown=5,
+            server_header=False,  # no banner telling an attacker what to try
+            # h11's cut-off for a request's head, above the app's own 32 kB (shared.intake),
+            # which answers 431 in a problem document.
+            h11_max_incomplete_event_size=64 * 1024,
         )
     except SystemExit:
         refused = app.state.refused

@@ -7,6 +7,7 @@
     ├── InvalidTransition  the object's state does not allow this action (409)
     ├── Unauthenticated    no valid credentials (401)
     ├── Forbidden          valid credentials, but not allowed on this object (403)
+    ├── TooManyRequests    too many attempts or requests: wait ``retry_after`` seconds (429)
     └── Unavailable        a service this one depends on did not answer (503; transient)
 
     PermanentFailure       an incoming event that can never be processed: parked, not retried
@@ -80,6 +81,23 @@ class Forbidden(DomainError):
     title = "Forbidden"
 
 
+class TooManyRequests(DomainError):
+    """Too many login attempts or API requests: the same request is accepted again later."""
+
+    status = 429
+    type = "too-many-requests"
+    title = "Too many requests"
+    transient = True
+
+    # A default, so that the bus can rebuild one from a typed error reply like any other.
+    def __init__(self, detail: str, *, retry_after: int = 1, field: str | None = None) -> None:
+        super().__init__(detail, field=field)
+        self.retry_after = max(1, retry_after)
+
+    def extensions(self) -> dict[str, object]:
+        return {"retry_after": self.retry_after}
+
+
 class Unavailable(DomainError):
     """Not the caller's mistake: try again later. An event handler raising it is retried."""
 
@@ -98,6 +116,7 @@ BY_TYPE: dict[str, type[DomainError]] = {
         InvalidTransition,
         Unauthenticated,
         Forbidden,
+        TooManyRequests,
         Unavailable,
     )
 }

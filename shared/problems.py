@@ -33,6 +33,8 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JS
     if status == 503:
         # Every 503 says when to come back: a careful client waits that long, then retries.
         headers["Retry-After"] = str(outages.RETRY_AFTER_SECONDS)
+    if status == 429 and "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers or None)
 
 

@@ -55,6 +55,23 @@ class NodeSettings(BaseSettings):
     stream_replicas: int = Field(
         default=1, ge=1, le=5, description="replicas of the hub's streams (3 on a hub cluster)"
     )
+    login_attempts: int = Field(
+        default=5, ge=1, description="wrong passwords for one account before it is locked"
+    )
+    login_address_attempts: int = Field(
+        default=20,
+        ge=1,
+        description="wrong passwords from one client address (any accounts) before it is locked",
+    )
+    login_lock_seconds: int = Field(
+        default=900, ge=1, description="how long a locked account (or address) waits"
+    )
+    login_delay_seconds: float = Field(
+        default=0.5, ge=0, le=5, description="added to the answer of each wrong password, growing"
+    )
+    api_requests_per_minute: int = Field(
+        default=6000, ge=1, description="per API or access token; generous: bursts pass"
+    )
     db_pool_max: int = Field(default=10, ge=1)
     key_dir: Path = Field(
         default=Path(".relais/keys"), description="the node's private keys, made there if absent"

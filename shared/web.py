@@ -15,7 +15,7 @@ from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.routing import compile_path
 
-from shared import asyncapi, ops, outages, problems, telemetry
+from shared import asyncapi, intake, ops, outages, problems, telemetry
 from shared.db import MigrationChanged
 from shared.runtime import NodeRuntime
 from shared.service import Service
@@ -113,6 +113,7 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
     app.include_router(ops.router, prefix="/api/v1/node", tags=["node"])
     problems.install(app)
     telemetry.instrument(app)
+    intake.install(app, settings)  # last: outermost, before any other middleware's work
     return app
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
+from babel.dates import format_timedelta
 from babel.lists import format_list
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -42,15 +43,15 @@ from shared import i18n
 from shared.auth import (
     Principal,
     Role,
-    authenticate,
     check_csrf,
     login_session,
     logout_session,
     require,
+    throttle,
 )
 from shared.auth import store as accounts
 from shared.auth.domain import PASSWORD_MAX_LENGTH
-from shared.errors import NotFound, Unauthenticated
+from shared.errors import NotFound, TooManyRequests, Unauthenticated
 from shared.i18n import N_
 from shared.service import context_of
 
@@ -72,6 +73,8 @@ ENTER_USERNAME = N_("Enter your username.")
 ENTER_PASSWORD = N_("Enter your password.")
 WRONG_CREDENTIALS = N_("Wrong username or password.")
 FORM_EXPIRED = N_("This form had expired. Please log in again.")
+# %(wait)s: how long, as babel words it in the page's language ("dans 15 minutes").
+LOCKED = N_("Too many attempts. Try again %(wait)s.")
 
 pages = APIRouter(route_class=PageRoute, dependencies=[Depends(reader_zone)])
 pages.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -160,7 +163,18 @@ async def log_in(
         if len(username) > USERNAME_MAX_LENGTH or len(password) > PASSWORD_MAX_LENGTH:
             # Spares the password hashing an unbounded input; says no more than a wrong one.
             raise Unauthenticated(WRONG_CREDENTIALS)
-        user = await authenticate(auth.pool, username, password)
+        user = await throttle.authenticate(request, auth.pool, auth.settings, username, password)
+    except TooManyRequests as locked:
+        # Above the form, in words: how long to wait, not an error page.
+        wait = format_timedelta(
+            timedelta(seconds=locked.retry_after), add_direction=True, locale=language_of(request)
+        )
+        errors = {"form": LOCKED}
+        page = _login_page(
+            request, username[:USERNAME_MAX_LENGTH], errors, status_code=429, wait=wait
+        )
+        page.headers["Retry-After"] = str(locked.retry_after)
+        return page
     except Unauthenticated:
         # Beside the password: the message must not tell which of the two was wrong.
         errors = {"password": WRONG_CREDENTIALS}
@@ -177,6 +191,7 @@ def _login_page(
     errors: dict[str, str] | None = None,
     *,
     status_code: int = 200,
+    wait: str = "",
 ) -> Response:
     settings = settings_of(request)
     nonce, token = login_token.issue(request, settings)
@@ -187,6 +202,7 @@ def _login_page(
         username=username,
         errors=errors or {},
         csrf=token,
+        wait=wait,
     )
     login_token.keep(page, nonce, settings)
     return page

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import audit_trail
-from shared.auth import domain, store, tokens
+from shared.auth import domain, store, throttle, tokens
 from shared.auth.domain import (
     ACCESS_TOKEN_TTL,
     DISPLAY_NAME_MAX_LENGTH,
@@ -131,10 +131,20 @@ class CreatedApiToken(ApiTokenOut):
     token: str = Field(description="the secret: shown this once, never again")
 
 
-@router.post("/token", responses={401: {"description": "wrong username or password"}})
-async def log_in(credentials: Credentials, context: Context, response: Response) -> IssuedToken:
+@router.post(
+    "/token",
+    responses={
+        401: {"description": "wrong username or password"},
+        429: {"description": "too many attempts: the account or address is locked for a while"},
+    },
+)
+async def log_in(
+    credentials: Credentials, context: Context, request: Request, response: Response
+) -> IssuedToken:
     """Exchange a username and password for a bearer access token (the one public route)."""
-    user = await store.authenticate(context.pool, credentials.username, credentials.password)
+    user = await throttle.authenticate(
+        request, context.pool, context.settings, credentials.username, credentials.password
+    )
     secret = await store.issue_access_token(context.pool, user.username, ACCESS_TOKEN_TTL)
     response.headers.update(NO_STORE)
     return IssuedToken(

@@ -1,9 +1,10 @@
 """Who is calling: a request's credentials become a ``Principal``, and ``require`` guards a
 route with the roles allowed on it.
 
-Credentials are a bearer token (a user's access token or a member system's API token) or, for
-the pages, the session cookie. A request that sends an ``Authorization`` header is judged by it
-alone: a bad token is refused even if a valid cookie came along.
+Credentials are a bearer token (a user's access token or a member system's API token, each
+held to ``api_requests_per_minute``: 429 beyond) or, for the pages, the session cookie. A
+request that sends an ``Authorization`` header is judged by it alone: a bad token is refused
+even if a valid cookie came along.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute
 
 from shared import audit_trail
-from shared.auth import domain, store, tokens
+from shared.auth import domain, store, throttle, tokens
 from shared.auth.roles import Principal, Role
 from shared.auth.sessions import session_of, verify_csrf
 from shared.contracts.audit import Outcome
@@ -37,6 +38,8 @@ async def principal_of(request: Request) -> Principal:
         grant = None if secret is None else await store.grant_of(context.pool, secret)
         if grant is None:
             raise Unauthenticated("invalid, expired or revoked token")
+        # Per token, not per caller: one member system's runaway loop slows only itself.
+        await throttle.of(request, context.settings).check_token(str(grant.token_id))
         principal = domain.principal_for(grant, context.settings.org)
     else:
         session = session_of(request)

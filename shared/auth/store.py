@@ -7,7 +7,6 @@ every other request of the node while it works.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
@@ -84,7 +83,7 @@ async def add_user(
     domain.check_password(password)
     display_name = domain.check_display_name(display_name)
     role, language = domain.check_role(role), domain.check_language(language)
-    password_hash = await asyncio.to_thread(passwords.hash_password, password)
+    password_hash = await passwords.in_turn(passwords.hash_password, password)
     try:
         row = await pool.fetchrow(
             f"INSERT INTO auth.users (username, password_hash, role, display_name, language)"
@@ -208,12 +207,12 @@ async def authenticate(pool: Pool, username: str, password: str) -> User:
         f"SELECT password_hash, {_USER_COLUMNS} FROM auth.users WHERE username = $1", username
     )
     if row is None:
-        await asyncio.to_thread(passwords.spend_verification_time, password)
+        await passwords.in_turn(passwords.spend_verification_time, password)
         await audit(
             pool, "system:auth", "session.login_failed", "user:unknown", username, Outcome.REFUSED
         )
         raise Unauthenticated(WRONG_CREDENTIALS)
-    verdict = await asyncio.to_thread(passwords.verify_password, row["password_hash"], password)
+    verdict = await passwords.in_turn(passwords.verify_password, row["password_hash"], password)
     if not verdict.ok or row["disabled"]:
         await audit(
             pool,

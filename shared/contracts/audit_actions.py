@@ -69,6 +69,7 @@ OTHER_LABELS: dict[str, str] = {
     "session.login": N_("Signed in"),
     "session.login_failed": N_("Sign-in failed"),
     "session.logout": N_("Signed out"),
+    "session.login_locked": N_("Sign-in locked after too many attempts"),
     "user.created": N_("Account created"),
     "user.disabled": N_("Account disabled"),
     "token.created": N_("Access token created"),
