@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
 .PHONY: run test check lint format bench chaos chaos-cluster clean setup tools
 
@@ -19,14 +20,23 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP)
 	$(BIN)/relais demo
 
-test: check tools
+test: check tools $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
-# Debian's Chromium (the browser tests drive it) and promtool, of Debian's prometheus package
-# (it checks deploy/prometheus/alerts.yml); as root on Debian they are installed here when missing.
+# The JavaScript tools of package.json (pinned in package-lock.json): @asyncapi/parser reads
+# every node's /asyncapi.json in the tests. No install scripts run (none of them needs one).
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
+	  else echo "note: npm missing; the AsyncAPI parser tests say how to install it"; fi
+
+# Debian's Chromium (the browser tests drive it), promtool, of Debian's prometheus package
+# (it checks deploy/prometheus/alerts.yml), and npm with node (the AsyncAPI parser); as root on
+# Debian they are installed here when missing.
 tools:
 	@missing=""; test -x /usr/bin/chromium || missing="chromium"; \
 	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  command -v npm >/dev/null || missing="$$missing npm"; \
 	  test -z "$$missing" || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \
 	  || echo "note: missing $$missing; the tests that need them say how to install them"
@@ -56,5 +66,5 @@ lock:
 	$(BIN)/python -m pip freeze --exclude-editable --exclude relais > requirements.lock
 
 clean:
-	rm -rf .relais bench-results .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf .relais bench-results node_modules .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

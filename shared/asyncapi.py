@@ -1,15 +1,24 @@
 """The AsyncAPI 3.0 document of every subject Relais uses: the events (from the event
 registry) and the request/reply commands a node answers (``relais.cmd.<service>.<action>``,
-declared by the services with ``command``)."""
+declared by the services with ``command``).
+
+Every model's JSON Schema comes from pydantic in one pass (``models_json_schema``), so the
+schemas they share are written once, under ``components/schemas``, and every ``$ref`` points
+there: a schema pasted with its own ``$defs`` would leave refs no AsyncAPI tool can resolve.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared.events import CloudEvent, Scope, registry
+
+SCHEMAS = "#/components/schemas/"
+Wanted = tuple[type[BaseModel], JsonSchemaMode]
 
 
 @dataclass(frozen=True)
@@ -21,22 +30,28 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
-ERROR_REPLY = {
-    "type": "object",
-    "description": "a typed error: the problem details the HTTP API gives for the same mistake",
-    "properties": {
-        "error": {
-            "type": "object",
-            "properties": {
-                "type": {"type": "string"},
-                "title": {"type": "string"},
-                "status": {"type": "integer"},
-                "detail": {"type": "string"},
-                "field": {"type": ["string", "null"]},
-            },
-        }
-    },
-}
+
+
+class Problem(BaseModel):
+    """A typed error: the problem details the HTTP API gives for the same mistake."""
+
+    type: str = Field(description="/problems/<kind>", examples=["/problems/invalid"])
+    title: str
+    status: int = Field(description="the HTTP status the same mistake gets")
+    detail: str
+    field: str | None = Field(default=None, description="the request's field at fault")
+    allowed: list[str] | None = Field(
+        default=None,
+        description="with /problems/invalid-transition: the actions the referral's state "
+        "allows now (possibly none)",
+    )
+    retry_after: int | None = Field(
+        default=None, description="when the error is transient: seconds before trying again"
+    )
+
+
+class ErrorReply(BaseModel):
+    error: Problem
 
 
 def command(
@@ -46,26 +61,48 @@ def command(
     COMMANDS[subject] = Command(subject, request, reply, summary)
 
 
+def _schemas(wanted: list[Wanted]) -> tuple[dict[Wanted, dict[str, Any]], dict[str, Any]]:
+    """Each wanted model's schema (a ``$ref`` into ``components/schemas``), and those schemas."""
+    unique = list(dict.fromkeys(wanted))
+    keyed, top = models_json_schema(unique, ref_template=SCHEMAS + "{model}")
+    return {(model, mode): keyed[(model, mode)] for model, mode in unique}, top.get("$defs", {})
+
+
+def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref", "")
+    return dict(defs[ref.removeprefix(SCHEMAS)]) if ref.startswith(SCHEMAS) else schema
+
+
 def _commands(
-    channels: dict[str, Any], operations: dict[str, Any], messages: dict[str, Any]
+    channels: dict[str, Any],
+    operations: dict[str, Any],
+    messages: dict[str, Any],
+    schema: dict[Wanted, dict[str, Any]],
 ) -> None:
     for cmd in sorted(COMMANDS.values(), key=lambda c: c.subject):
         key = cmd.subject.replace(".", "_")
         result = (
-            cmd.reply.model_json_schema() if cmd.reply is not None else {"description": cmd.summary}
+            schema[(cmd.reply, "serialization")]
+            if cmd.reply is not None
+            else {"description": cmd.summary}
         )
         messages[f"{key}_request"] = {
             "name": f"{cmd.subject} request",
             "contentType": "application/json",
-            "payload": cmd.request.model_json_schema(),
+            "payload": schema[(cmd.request, "validation")],
         }
         messages[f"{key}_reply"] = {
             "name": f"{cmd.subject} reply",
             "contentType": "application/json",
             "payload": {
                 "oneOf": [
-                    {"type": "object", "properties": {"result": result}, "required": ["result"]},
-                    ERROR_REPLY,
+                    {
+                        "type": "object",
+                        "properties": {"result": result},
+                        "required": ["result"],
+                        "additionalProperties": False,
+                    },
+                    schema[(ErrorReply, "serialization")],
                 ]
             },
         }
@@ -89,14 +126,26 @@ def _commands(
         }
 
 
+def _wanted() -> list[Wanted]:
+    """Every model the document shows, in the mode it travels in: what a node accepts
+    (requests, and events, which consumers validate) and what it sends (replies)."""
+    wanted: list[Wanted] = [(CloudEvent, "validation"), (ErrorReply, "serialization")]
+    wanted += [(event_type.payload, "validation") for event_type in registry]
+    for cmd in COMMANDS.values():
+        wanted.append((cmd.request, "validation"))
+        if cmd.reply is not None:
+            wanted.append((cmd.reply, "serialization"))
+    return wanted
+
+
 def document(*, title: str = "Relais events", version: str = "1") -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    envelope = CloudEvent.model_json_schema()
+    schema, defs = _schemas(_wanted())
+    envelope = _resolve(schema[(CloudEvent, "validation")], defs)
     for event_type in registry:
         key = event_type.name.replace(".", "_")
-        data_schema = event_type.payload.model_json_schema()
         messages[key] = {
             "name": event_type.name,
             "title": event_type.payload.__name__,
@@ -111,10 +160,11 @@ def document(*, title: str = "Relais events", version: str = "1") -> dict[str, A
             },
             "payload": {
                 **envelope,
+                "title": f"{event_type.payload.__name__} event",
                 "properties": {
                     **envelope["properties"],
                     "type": {"const": event_type.name},
-                    "data": data_schema,
+                    "data": schema[(event_type.payload, "validation")],
                 },
             },
         }
@@ -142,7 +192,7 @@ def document(*, title: str = "Relais events", version: str = "1") -> dict[str, A
             "channel": {"$ref": f"#/channels/{key}"},
             "summary": event_type.summary,
         }
-    _commands(channels, operations, messages)
+    _commands(channels, operations, messages, schema)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -153,5 +203,5 @@ def document(*, title: str = "Relais events", version: str = "1") -> dict[str, A
         "defaultContentType": "application/cloudevents+json",
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {"messages": messages, "schemas": defs},
     }

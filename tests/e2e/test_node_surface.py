@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from openapi_spec_validator import validate
+
+from tests.contract_tools import asyncapi_errors, needs_asyncapi_parser
 from tests.e2e.conftest import client
 
 
@@ -29,10 +32,25 @@ async def test_the_api_and_event_documents_are_published(running_network: dict[s
         create = asyncapi["channels"]["relais_cmd_referrals_create"]
         assert create["address"] == "relais.cmd.referrals.create"
         request = asyncapi["components"]["messages"]["relais_cmd_referrals_create_request"]
+        schema = request["payload"]["$ref"].removeprefix("#/components/schemas/")
         assert {"token", "to_org", "payload", "idempotency_key"} <= set(
-            request["payload"]["properties"]
+            asyncapi["components"]["schemas"][schema]["properties"]
         )
         assert "relais.cmd.directory.match" in addresses
+
+
+@needs_asyncapi_parser
+async def test_every_nodes_documents_pass_the_reference_tools(
+    running_network: dict[str, Any],
+) -> None:
+    """What a developer's code generator reads, as each node serves it (hub and members)."""
+    for node in running_network["nodes"]:
+        async with client(running_network, node) as anonymous:
+            asyncapi = (await anonymous.get("/asyncapi.json")).json()
+            openapi = (await anonymous.get("/openapi.json")).json()
+        assert asyncapi_errors(asyncapi) == [], node
+        assert "relais_cmd_referrals_list" in asyncapi["channels"], node
+        validate(openapi)
 
 
 async def test_metrics_count_requests_by_route_not_by_id(running_network: dict[str, Any]) -> None:

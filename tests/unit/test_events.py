@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 import shared.contracts  # noqa: F401 - registers every event type
-from shared.asyncapi import document
+from shared.asyncapi import SCHEMAS, document
 from shared.contracts.audit import AuditRecorded
 from shared.contracts.directory import LinkProbed, OrganisationPublished
 from shared.contracts.referrals import ReferralChanged
@@ -100,6 +100,7 @@ class TestRegistry:
         channel = doc["channels"]["relais_link_probed_v1"]
         assert channel["address"] == "relais.net.{sender}.{recipient}.link.probed"
         message = doc["components"]["messages"]["relais_link_probed_v1"]
-        assert "probe_id" in message["payload"]["properties"]["data"]["properties"]
+        data = message["payload"]["properties"]["data"]["$ref"].removeprefix(SCHEMAS)
+        assert "probe_id" in doc["components"]["schemas"][data]["properties"]
         events = [key for key in doc["channels"] if not key.startswith("relais_cmd_")]
         assert len(events) == len(list(registry))

@@ -1,0 +1,68 @@
+"""The AsyncAPI document a node publishes (``/asyncapi.json``) is one the reference parser
+accepts, every schema in it resolvable, so a developer's tools can generate a client from it."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import deploy.node  # noqa: F401  (every service declares its commands on import, as a node's do)
+from shared.asyncapi import document
+from tests.contract_tools import asyncapi_errors, needs_asyncapi_parser
+
+
+def refs(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every ``$ref`` in ``node`` with where it is."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield path, value
+            else:
+                yield from refs(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from refs(value, f"{path}/{index}")
+
+
+def target(doc: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), ref
+    node: Any = doc
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+@needs_asyncapi_parser
+def test_the_reference_parser_finds_no_error_in_a_nodes_document() -> None:
+    assert asyncapi_errors(document()) == []
+
+
+@needs_asyncapi_parser
+def test_the_parser_would_tell_a_reference_to_nowhere() -> None:
+    # What the document was before its schemas were hoisted: a $ref into a payload's own $defs.
+    broken = copy.deepcopy(document())
+    request = broken["components"]["messages"]["relais_cmd_referrals_act_request"]
+    request["payload"] = {"properties": {"action": {"$ref": "#/$defs/Action"}}}
+    errors = asyncapi_errors(broken)
+    assert any("invalid-ref" in e and "#/$defs/Action" in e for e in errors), errors
+
+
+def test_every_reference_resolves_within_the_document() -> None:
+    doc = document()
+    found = list(refs(doc))
+    assert any(ref.startswith("#/components/schemas/") for _, ref in found)
+    for where, ref in found:
+        try:
+            target(doc, ref)
+        except KeyError:
+            raise AssertionError(f"{where}: {ref} does not exist") from None
+    assert '"$defs"' not in repr(doc).replace("'", '"'), "a schema keeps $defs of its own"
+
+
+def test_the_list_command_takes_the_previous_pages_cursor() -> None:
+    doc = document()
+    request = doc["components"]["messages"]["relais_cmd_referrals_list_request"]["payload"]
+    schema = target(doc, request["$ref"])
+    assert "after" in schema["properties"]
+    assert schema["additionalProperties"] is False
