@@ -54,7 +54,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     errors = [
         {
             # FastAPI prefixes where the value came from; the client knows its own field names.
-            "field": ".".join(str(p) for p in error["loc"][1:]) or str(error["loc"][0]),
+            # A body that is not JSON at all is at fault as a whole (its loc is a byte offset).
+            "field": "body"
+            if error["type"] == "json_invalid"
+            else ".".join(str(p) for p in error["loc"][1:]) or str(error["loc"][0]),
             "detail": error["msg"],
         }
         for error in exc.errors()
@@ -72,7 +75,13 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthenticated", 403: "forbidden"}
+    slug = {
+        400: "bad-request",
+        404: "not-found",
+        405: "method-not-allowed",
+        401: "unauthenticated",
+        403: "forbidden",
+    }
     return problem(
         exc.status_code, slug.get(exc.status_code, "http-error"), str(exc.detail), str(exc.detail)
     )

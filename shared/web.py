@@ -15,7 +15,7 @@ from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.routing import compile_path
 
-from shared import asyncapi, intake, ops, outages, problems, telemetry
+from shared import api_document, asyncapi, intake, ops, outages, problems, telemetry
 from shared.db import MigrationChanged
 from shared.runtime import NodeRuntime
 from shared.service import Service
@@ -111,6 +111,7 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
         return response
 
     app.include_router(ops.router, prefix="/api/v1/node", tags=["node"])
+    api_document.install(app)
     problems.install(app)
     telemetry.instrument(app)
     intake.install(app, settings)  # last: outermost, before any other middleware's work

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import StreamingResponse
@@ -111,7 +112,7 @@ async def _export(
     )
     name = f"relais-audit-{log.value}-{ctx.settings.node_id}.{fmt.value}"
     return StreamingResponse(
-        queries.export(audit.writer, log, where, fmt),
+        queries.export(audit.writer, log, where, fmt, ZoneInfo(ctx.settings.timezone)),
         media_type=MEDIA[fmt],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -18,6 +18,8 @@ from shared.errors import Invalid
 
 NETWORK_FIELDS = ("seq", "at", "action", "from_org", "to_org", "object", "meta")
 NARROW = timedelta(days=31)
+LOCAL_COLUMN = "at_local"  # the CSV's display column; its header names the zone
+LOCAL_TIME = "%Y-%m-%d %H:%M:%S"
 
 
 class Log(StrEnum):
@@ -160,19 +162,26 @@ async def actors(conn: Connection) -> list[str]:
     return [row["actor"] for row in rows]
 
 
-async def export(pool: Pool, log: Log, filters: Filters, fmt: Format) -> AsyncIterator[bytes]:
+async def export(
+    pool: Pool, log: Log, filters: Filters, fmt: Format, zone: ZoneInfo
+) -> AsyncIterator[bytes]:
     """Every record matching ``filters``, oldest first, as CSV or NDJSON, a chunk at a time
-    (a server-side cursor: a million records never sit in memory)."""
+    (a server-side cursor: a million records never sit in memory).
+
+    NDJSON is for machines: ``at`` in UTC only. CSV is also read by people in a spreadsheet:
+    beside ``at`` (UTC, ISO 8601) a display column gives the moment in ``zone`` (the node's),
+    the zone named in its header."""
     sql, args = _query(log, filters.checked(), Order.ASC, None, None)
     fields = domain.ENTRY_FIELDS if log is Log.OWN else NETWORK_FIELDS
     async with pool.acquire() as conn, conn.transaction():
         if fmt is Format.CSV:
-            yield _csv_line(fields)
+            yield _csv_line([*fields, f"{LOCAL_COLUMN} ({zone.key})"])
         batch: list[bytes] = []
         async for row in conn.cursor(sql, *args, prefetch=1000):
+            local = row["at"].astimezone(zone).strftime(LOCAL_TIME)
             item = _plain(row)
             if fmt is Format.CSV:
-                batch.append(_csv_line([_cell(item[f]) for f in fields]))
+                batch.append(_csv_line([*(_cell(item[f]) for f in fields), local]))
             else:
                 batch.append(json.dumps(item, ensure_ascii=False).encode() + b"\n")
             if len(batch) >= 500:

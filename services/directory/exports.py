@@ -236,7 +236,8 @@ class ServiceExtension(_Hsds):
     cost: Cost
     takes_referrals: bool
     capacity: Capacity
-    capacity_set_at: datetime | None
+    # Absent (not null) until the organisation first sets its capacity: optional in the schema.
+    capacity_set_at: datetime | None = None
 
 
 class HsdsService(_Hsds):

@@ -375,7 +375,8 @@ async def record_refusal(
 async def request_replay(ctx: ServiceContext, reason: str) -> None:
     """On a member node: ask the hub for every current record (a new or rebuilt replica)."""
     if ctx.settings.is_hub:
-        raise Invalid("the hub holds the directory itself", field="node")
+        # Not an input at fault: the route serves member nodes only (404, as documented).
+        raise NotFound("the hub holds the directory itself: it has no replica to rebuild")
     async with ctx.pool.acquire() as conn, conn.transaction():
         await ctx.send(conn, DirectoryReplayRequested(reason=reason), to=ctx.settings.hub_org)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -165,6 +166,18 @@ class TestExports:
         assert response.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(response.text)))
         assert [int(r["seq"]) for r in rows[:30]] == list(range(1, 31))
+        # Beside the UTC moment, the one a person reads: Moroccan time, its zone in the header.
+        casablanca = ZoneInfo("Africa/Casablanca")
+        for row in rows[:30]:
+            moment = datetime.fromisoformat(row["at"])
+            assert moment.utcoffset() == timedelta(0)
+            local = row["at_local (Africa/Casablanca)"]
+            assert local == moment.astimezone(casablanca).strftime("%Y-%m-%d %H:%M:%S")
+        # The records are of 1 March 2026, in Ramadan, when Morocco keeps UTC+0.
+        assert (rows[0]["at"], rows[0]["at_local (Africa/Casablanca)"]) == (
+            "2026-03-01T09:00:00+00:00",
+            "2026-03-01 09:00:00",
+        )
         exported = (
             await hub.client.get(
                 f"{PREFIX}/records", params={"action": "audit.exported"}, headers=hub.as_("auditor")
