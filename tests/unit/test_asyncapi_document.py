@@ -13,6 +13,7 @@ import deploy.node  # noqa: F401  (every service declares its commands on import
 from shared import outages
 from shared.asyncapi import ErrorReply, document
 from shared.bus import respond
+from shared.contracts.referrals import Status, Urgency
 from shared.errors import DomainError, Invalid, InvalidTransition
 from tests.contract_tools import asyncapi_errors, needs_asyncapi_parser
 
@@ -100,3 +101,14 @@ async def test_an_error_reply_is_what_the_document_says(error: DomainError) -> N
     assert "allowed" in doc["components"]["schemas"]["Problem"]["properties"]
     if isinstance(error, InvalidTransition):
         assert documented.error.allowed == ["withdraw"]
+
+
+def test_statuses_and_urgencies_are_the_codes_own_lists() -> None:
+    doc = document()
+    schemas = doc["components"]["schemas"]
+    request = doc["components"]["messages"]["relais_cmd_referrals_create_request"]["payload"]
+    urgency = target(doc, target(doc, request["$ref"])["properties"]["urgency"]["$ref"])
+    assert urgency["enum"] == [u.value for u in Urgency]
+    assert schemas["Status"]["enum"] == [s.value for s in Status]
+    listed = target(doc, "#/components/schemas/ListBox")["properties"]["status"]["anyOf"][0]
+    assert listed == {"$ref": "#/components/schemas/Status"}
