@@ -96,6 +96,16 @@ def _commands(
         messages[f"{key}_request"] = {
             "name": f"{cmd.subject} request",
             "contentType": "application/json",
+            "headers": {
+                "type": "object",
+                "properties": {
+                    "traceparent": {
+                        "type": "string",
+                        "description": "W3C trace context (optional): the command and every "
+                        "event it causes continue this trace",
+                    }
+                },
+            },
             "payload": schema[(cmd.request, "validation")],
         }
         messages[f"{key}_reply"] = {

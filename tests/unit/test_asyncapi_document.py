@@ -14,7 +14,7 @@ from shared import outages
 from shared.asyncapi import ErrorReply, document
 from shared.bus import respond
 from shared.contracts.referrals import Status, Urgency
-from shared.errors import DomainError, Invalid, InvalidTransition
+from shared.errors import DomainError, Invalid, InvalidTransition, TooManyRequests
 from tests.contract_tools import asyncapi_errors, needs_asyncapi_parser
 
 
@@ -87,6 +87,7 @@ def test_the_steps_reason_codes_are_listed_in_the_document() -> None:
         InvalidTransition("cannot accept now", allowed=["withdraw"]),
         Invalid("unknown reason 'x'", field="reason"),
         outages.DependencyDown(outages.Dependency.DATABASE),
+        TooManyRequests("slow down", retry_after=30),
     ],
 )
 async def test_an_error_reply_is_what_the_document_says(error: DomainError) -> None:
@@ -112,3 +113,9 @@ def test_statuses_and_urgencies_are_the_codes_own_lists() -> None:
     assert schemas["Status"]["enum"] == [s.value for s in Status]
     listed = target(doc, "#/components/schemas/ListBox")["properties"]["status"]["anyOf"][0]
     assert listed == {"$ref": "#/components/schemas/Status"}
+
+
+def test_a_command_says_it_continues_the_callers_trace() -> None:
+    messages = document()["components"]["messages"]
+    request = messages["relais_cmd_referrals_create_request"]
+    assert "traceparent" in request["headers"]["properties"]
