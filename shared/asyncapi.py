@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from shared import outages
 from shared.events import CloudEvent, Scope, registry
 
 SCHEMAS = "#/components/schemas/"
@@ -35,6 +36,8 @@ COMMANDS: dict[str, Command] = {}
 class Problem(BaseModel):
     """A typed error: the problem details the HTTP API gives for the same mistake."""
 
+    model_config = ConfigDict(extra="forbid")
+
     type: str = Field(description="/problems/<kind>", examples=["/problems/invalid"])
     title: str
     status: int = Field(description="the HTTP status the same mistake gets")
@@ -45,12 +48,16 @@ class Problem(BaseModel):
         description="with /problems/invalid-transition: the actions the referral's state "
         "allows now (possibly none)",
     )
+    dependency: outages.Dependency | None = Field(
+        default=None, description="with /problems/unavailable: what was unavailable"
+    )
     retry_after: int | None = Field(
         default=None, description="when the error is transient: seconds before trying again"
     )
 
 
 class ErrorReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     error: Problem
 
 
@@ -89,6 +96,16 @@ def _commands(
         messages[f"{key}_request"] = {
             "name": f"{cmd.subject} request",
             "contentType": "application/json",
+            "headers": {
+                "type": "object",
+                "properties": {
+                    "traceparent": {
+                        "type": "string",
+                        "description": "W3C trace context (optional): the command and every "
+                        "event it causes continue this trace",
+                    }
+                },
+            },
             "payload": schema[(cmd.request, "validation")],
         }
         messages[f"{key}_reply"] = {

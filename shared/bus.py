@@ -1,7 +1,8 @@
 """The one place that speaks nats-py: connection, streams, publishing, durable consumers.
 
 Publishing sets ``Nats-Msg-Id`` (the event id, for JetStream deduplication) and
-``traceparent`` (W3C trace context). Consumers are durable pull consumers with explicit ack:
+``traceparent`` (W3C trace context); requests carry ``traceparent`` too, and each command
+answered runs in its own span. Consumers are durable pull consumers with explicit ack:
 a handler that returns acks; one that raises ``PermanentFailure`` or a ``DomainError`` is
 terminated with its reason (the ``DEADLETTER`` stream keeps the advisory, the message stays in
 its stream for an operator); a handler that fails because the database or the broker is down
@@ -411,7 +412,12 @@ class Bus:
         """
 
         async def answer(msg: Msg) -> None:
-            reply = await respond(handler, msg.data)
+            # The command's span is current while it runs: the outbox rows it writes keep its
+            # traceparent, so the events it causes belong to its trace.
+            with telemetry.command_span(subject, msg.headers or {}) as span:
+                reply = await respond(handler, msg.data)
+                if "error" in reply:
+                    span.set_attribute("error.type", str(reply["error"]["type"]))
             if msg.reply:
                 await self.nc.publish(msg.reply, json.dumps(reply, default=str).encode())
 
@@ -421,7 +427,11 @@ class Bus:
         """Ask a service of this node (``relais.cmd.<service>.<action>``): its result, or the
         ``DomainError`` its typed error reply names; ``Unavailable`` if nobody answers."""
         try:
-            msg = await self.nc.request(subject, json.dumps(body).encode(), timeout=wait)
+            headers: dict[str, str] = {}
+            telemetry.inject(headers)
+            msg = await self.nc.request(
+                subject, json.dumps(body).encode(), timeout=wait, headers=headers or None
+            )
         except (NatsTimeout, NoRespondersError) as exc:
             # Disconnected: the broker is what is down; connected, the service that answers.
             down = outages.Dependency.BROKER if not self.connected else outages.Dependency.SERVICE

@@ -31,9 +31,7 @@ class NodeRuntime:
     async def start(self) -> None:
         settings = self.settings
         names = "+".join(s.name for s in self.services)
-        telemetry.setup(
-            f"relais-{names}", node_id=settings.node_id, otlp_endpoint=settings.otlp_endpoint
-        )
+        telemetry.setup(names, node_id=settings.node_id, otlp_endpoint=settings.otlp_endpoint)
         self.bus = await Bus.connect(
             settings.nats_url, org=settings.org, name=f"relais-{settings.node_id}-{names}"
         )

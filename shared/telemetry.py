@@ -1,8 +1,12 @@
 """OpenTelemetry: one tracer provider per process, and trace context carried in NATS headers.
 
-A span started by an HTTP request continues in the outbox row's ``traceparent``, the NATS
-message headers, and the consumer on another node, so one trace follows an event end to end.
-Spans go to an OTLP collector when ``RELAIS_OTLP_ENDPOINT`` is set, nowhere otherwise.
+A span started by an HTTP request or a NATS command continues in the outbox row's
+``traceparent``, the NATS message headers, and the consumer on another node, so one trace
+follows an event end to end, whichever door the referral came in by. Spans go to an OTLP
+collector when ``RELAIS_OTLP_ENDPOINT`` is set, nowhere otherwise.
+
+Every process of a node reports as ``relais-<node>``, so a trace tells the nodes apart; which
+of its services answered is the ``relais.service`` attribute.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -27,14 +31,25 @@ tracer = trace.get_tracer("relais")
 _configured = False
 
 
-def setup(service_name: str, *, node_id: str, otlp_endpoint: str | None) -> None:
-    """Install the process's tracer provider (once)."""
+def resource(services: str, *, node_id: str) -> Resource:
+    """Who reports the spans: the node (``service.name``), and which of its services."""
+    return Resource.create(
+        {
+            "service.name": f"relais-{node_id}",
+            "service.namespace": "relais",
+            "relais.node": node_id,
+            "relais.service": services,
+        }
+    )
+
+
+def setup(services: str, *, node_id: str, otlp_endpoint: str | None) -> None:
+    """Install the process's tracer provider (once); ``services``: the services the process
+    runs, ``+``-separated."""
     global _configured
     if _configured:
         return
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": service_name, "relais.node": node_id})
-    )
+    provider = TracerProvider(resource=resource(services, node_id=node_id))
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -43,7 +58,7 @@ def setup(service_name: str, *, node_id: str, otlp_endpoint: str | None) -> None
         )
     trace.set_tracer_provider(provider)
     _configured = True
-    logging.getLogger(__name__).debug("tracing set up for %s", service_name)
+    logging.getLogger(__name__).debug("tracing set up for %s on %s", services, node_id)
 
 
 def instrument(app: FastAPI) -> None:
@@ -91,3 +106,21 @@ def consume_span(event: CloudEvent, subject: str, headers: Mapping[str, str]) ->
         },
     ):
         yield
+
+
+@contextmanager
+def command_span(subject: str, headers: Mapping[str, str]) -> Iterator[Span]:
+    """A server span for one request/reply command, continuing the caller's trace when its
+    request carries a ``traceparent``: every event the command causes belongs to it."""
+    parent = propagate.extract(dict(headers))
+    with tracer.start_as_current_span(
+        f"process {subject}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.destination.name": subject,
+            "messaging.operation.type": "process",
+        },
+    ) as span:
+        yield span

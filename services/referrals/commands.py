@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.referrals import api, domain, handlers
+from services.referrals import api, domain, handlers, request_schemas
 from shared import asyncapi
 from shared.auth import Principal, Role
 from shared.auth import domain as auth_domain
@@ -22,6 +22,7 @@ PREFIX = "relais.cmd.referrals"
 
 
 class Create(handlers.NewReferral):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=request_schemas.add_payload_forms)
     token: str = Field(min_length=1, max_length=200)
     idempotency_key: str | None = Field(default=None, max_length=200)
 
@@ -33,6 +34,7 @@ class OnOne(BaseModel):
 
 
 class Act(OnOne):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=request_schemas.add_reason_rules)
     action: domain.Action
     reason: str | None = None
     note: str | None = Field(default=None, max_length=2000)

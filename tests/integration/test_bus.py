@@ -232,6 +232,44 @@ class TestTracing:
         assert origin != 0
         assert seen == [origin]
 
+    async def test_the_events_a_command_causes_belong_to_its_span(
+        self, hub_bus: Bus, stream: OwnStream, database_url: str
+    ) -> None:
+        telemetry.setup("test", node_id="test", otlp_endpoint=None)
+        subject = f"relais.cmd.{stream.sender}.probe"
+        spans: list[trace.SpanContext] = []
+        pool = await create_pool(database_url)
+
+        async def probe(request: dict[str, Any]) -> dict[str, Any]:
+            spans.append(trace.get_current_span().get_span_context())
+            async with pool.acquire() as conn, conn.transaction():
+                await outbox.add(conn, "directory", stream.subject(), probe_event(request["id"]))
+            return {}
+
+        try:
+            await hub_bus.serve(subject, probe, queue="test")
+            # A member system that traces its own work sends its traceparent; one that does not
+            # gets a trace that begins with the command.
+            theirs = f"00-{'ab' * 16}-{'cd' * 8}-01"
+            await hub_bus.nc.request(
+                subject, b'{"id": "traced"}', timeout=5, headers={"traceparent": theirs}
+            )
+            await hub_bus.nc.request(subject, b'{"id": "untraced"}', timeout=5)
+            relay = outbox.OutboxRelay(pool, hub_bus, "directory", database_url)
+            assert await relay.publish_pending() == 2
+        finally:
+            await pool.close()
+        published = []
+        for seq in (1, 2):
+            msg = await hub_bus.js.get_msg(stream.name, seq)
+            published.append((msg.headers or {}).get("traceparent", ""))
+        # traceparent: 00-<trace id>-<parent span id>-<flags>
+        assert [p.split("-")[1:3] for p in published] == [
+            [f"{span.trace_id:032x}", f"{span.span_id:016x}"] for span in spans
+        ]
+        assert spans[0].trace_id == int("ab" * 16, 16)
+        assert spans[1].trace_id not in (0, spans[0].trace_id)
+
 
 def _closed_port() -> int:
     """A local port nothing listens on (bound, then let go)."""

@@ -7,8 +7,14 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 import deploy.node  # noqa: F401  (every service declares its commands on import, as a node's do)
-from shared.asyncapi import document
+from shared import outages
+from shared.asyncapi import ErrorReply, document
+from shared.bus import respond
+from shared.contracts.referrals import Status, Urgency
+from shared.errors import DomainError, Invalid, InvalidTransition, TooManyRequests
 from tests.contract_tools import asyncapi_errors, needs_asyncapi_parser
 
 
@@ -66,3 +72,50 @@ def test_the_list_command_takes_the_previous_pages_cursor() -> None:
     schema = target(doc, request["$ref"])
     assert "after" in schema["properties"]
     assert schema["additionalProperties"] is False
+
+
+def test_the_steps_reason_codes_are_listed_in_the_document() -> None:
+    doc = document()
+    request = doc["components"]["messages"]["relais_cmd_referrals_act_request"]["payload"]
+    reason = target(doc, request["$ref"])["properties"]["reason"]
+    assert {"no_capacity", "service_provided", "sent_in_error"} <= set(reason["anyOf"][0]["enum"])
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InvalidTransition("cannot accept now", allowed=["withdraw"]),
+        Invalid("unknown reason 'x'", field="reason"),
+        outages.DependencyDown(outages.Dependency.DATABASE),
+        TooManyRequests("slow down", retry_after=30),
+    ],
+)
+async def test_an_error_reply_is_what_the_document_says(error: DomainError) -> None:
+    async def handler(request: dict[str, Any]) -> None:
+        raise error
+
+    reply = await respond(handler, b"{}")
+    documented = ErrorReply.model_validate(reply)  # its schema forbids any other member
+    doc = document()
+    replies = doc["components"]["messages"]["relais_cmd_referrals_act_reply"]["payload"]["oneOf"]
+    assert {"$ref": "#/components/schemas/ErrorReply"} in replies
+    assert "allowed" in doc["components"]["schemas"]["Problem"]["properties"]
+    if isinstance(error, InvalidTransition):
+        assert documented.error.allowed == ["withdraw"]
+
+
+def test_statuses_and_urgencies_are_the_codes_own_lists() -> None:
+    doc = document()
+    schemas = doc["components"]["schemas"]
+    request = doc["components"]["messages"]["relais_cmd_referrals_create_request"]["payload"]
+    urgency = target(doc, target(doc, request["$ref"])["properties"]["urgency"]["$ref"])
+    assert urgency["enum"] == [u.value for u in Urgency]
+    assert schemas["Status"]["enum"] == [s.value for s in Status]
+    listed = target(doc, "#/components/schemas/ListBox")["properties"]["status"]["anyOf"][0]
+    assert listed == {"$ref": "#/components/schemas/Status"}
+
+
+def test_a_command_says_it_continues_the_callers_trace() -> None:
+    messages = document()["components"]["messages"]
+    request = messages["relais_cmd_referrals_create_request"]
+    assert "traceparent" in request["headers"]["properties"]
