@@ -8,10 +8,8 @@ other folders afterwards, which the session's network must not inherit.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,12 +19,19 @@ import nats
 import pytest
 
 from deploy import nats_server
-from deploy.demo import bring_up, credentials
-from deploy.network import Network, on_free_ports
+from deploy.network import Network
 from deploy.processes import ProcessSpec
-from shared.federation import OUTBOX, account_api
-from shared.settings import DEMO_SECRET
-from tests.e2e.conftest import client, relais
+from shared.federation import (
+    INBOX,
+    INBOX_CONSUMER,
+    OUTBOX,
+    OUTBOX_CONSUMER,
+    ROUTER,
+    ROUTER_CONSUMER,
+    account_api,
+    to_consumer,
+)
+from tests.e2e.conftest import client, network_of_its_own, relais
 from tests.e2e.test_referrals import send, status_at
 from tests.waiting import eventually
 
@@ -35,18 +40,8 @@ NODE = "amal"
 
 @pytest.fixture(scope="module")
 async def own_network() -> AsyncIterator[tuple[Network, dict[str, Any]]]:
-    root = Path(tempfile.mkdtemp(prefix="relais-restore-"))
-    net = on_free_ports(root, ("sanad", NODE), hub_org="secretariat", secret_key=DEMO_SECRET)
-    try:
-        await net.start_servers()
-        users = await bring_up(net, {})
-        yield net, credentials(net, users)
-    finally:
-        await net.stop()
-        if os.environ.get("RELAIS_TEST_KEEP"):  # to read the servers' logs after a failure
-            print(f"\nkept the test network's files (logs/) in {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    async with network_of_its_own(("sanad", NODE), "relais-restore-") as (net, creds):
+        yield net, creds
 
 
 async def reach(
@@ -66,27 +61,61 @@ async def reach(
 
 
 async def where_answers_stopped(net: Network) -> str:
-    """amal's OUTBOX and the hub's FROM_amal that sources it, and the hub's warnings: the
-    facts that tell a lost link from a hub that skips the restored node's sequence."""
+    """Every hop of amal's answers to sanad (amal's OUTBOX, the hub's FROM_amal, ROUTER,
+    TO_sanad, sanad's INBOX, and the source consumers between them), and the warnings of the
+    hub's nats-server and of both nodes: the facts that tell which hop stopped."""
+    hub, amal, sanad = net.hub.nats_url, net.plan(NODE).nats_url, net.plan("sanad").nats_url
+    streams = (
+        ("amal OUTBOX", amal, None, OUTBOX),
+        ("hub FROM_amal", hub, account_api(NODE), f"FROM_{NODE}"),
+        ("hub ROUTER", hub, None, ROUTER),
+        ("hub TO_sanad", hub, account_api("sanad"), "TO_sanad"),
+        ("sanad INBOX", sanad, None, INBOX),
+    )
+    consumers = (
+        ("amal OUTBOX>hub", amal, None, OUTBOX, OUTBOX_CONSUMER),
+        ("hub FROM_amal>router", hub, account_api(NODE), f"FROM_{NODE}", ROUTER_CONSUMER),
+        ("hub ROUTER>to_sanad", hub, None, ROUTER, to_consumer("sanad")),
+        ("hub TO_sanad>inbox", hub, account_api("sanad"), "TO_sanad", INBOX_CONSUMER),
+    )
     lines = []
-    for label, url, api, stream in (
-        ("amal OUTBOX", net.plan(NODE).nats_url, None, OUTBOX),
-        ("hub FROM_amal", net.hub.nats_url, account_api(NODE), f"FROM_{NODE}"),
+    for label, url, api, stream in streams:
+        lines.append(f"{label}: {await _read(url, api, lambda js, s=stream: js.stream_info(s))}")
+    for label, url, api, stream, name in consumers:
+        read = await _read(url, api, lambda js, s=stream, n=name: js.consumer_info(s, n))
+        lines.append(f"{label}: {read}")
+    for name, mark in (
+        ("nats-hub", "[WRN]"),
+        ("node-sanad", "WARNING"),
+        (f"node-{NODE}", "WARNING"),
     ):
-        try:
-            nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
-            try:
-                js = nc.jetstream() if api is None else nc.jetstream(prefix=api)
-                info = await js.stream_info(stream)
-                lines.append(f"{label}: state={info.state} sources={info.sources}")
-            finally:
-                await nc.close()
-        except Exception as exc:  # a diagnostic: say what could not be read, and go on
-            lines.append(f"{label}: unreadable ({exc!r})")
-    log = net.root / "logs" / "nats-hub.log"
-    if log.exists():
-        lines += [line for line in log.read_text().splitlines() if "[WRN]" in line][-15:]
+        log = net.root / "logs" / f"{name}.log"
+        if log.exists():
+            found = [
+                line for line in log.read_text().splitlines() if mark in line or "ERROR" in line
+            ]
+            lines += [f"{name}: {line}" for line in found[-10:]]
     return "\n".join(lines)
+
+
+async def _read(url: str, api: str | None, what: Any) -> str:
+    """One JetStream reading, or why it could not be read (a diagnostic goes on regardless)."""
+    try:
+        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+        try:
+            js = nc.jetstream() if api is None else nc.jetstream(prefix=api)
+            info = await what(js)
+            state = getattr(info, "state", None)
+            if state is not None:
+                return f"state={state} sources={getattr(info, 'sources', None)}"
+            return (
+                f"delivered={info.delivered} ack_floor={info.ack_floor}"
+                f" pending={info.num_pending} ack_pending={info.num_ack_pending}"
+            )
+        finally:
+            await nc.close()
+    except Exception as exc:
+        return f"unreadable ({exc!r})"
 
 
 async def restored_node(net: Network, fresh: Path, database_url: str) -> None:

@@ -11,20 +11,14 @@ tokens; their later answers would be 401s, documented but no longer exploring).
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploy.demo import bring_up, credentials
-from deploy.network import on_free_ports
-from shared.settings import DEMO_SECRET
-from tests.e2e.conftest import user
+from tests.e2e.conftest import network_of_its_own, user
 
 # Bounded so the run stays a couple of minutes on a 2-CPU machine: a few examples per operation
 # and per role, every operation of every role's document.
@@ -45,18 +39,8 @@ ROLES = {
 
 @pytest.fixture(scope="module")
 async def fuzzed_network() -> AsyncIterator[dict[str, Any]]:
-    root = Path(tempfile.mkdtemp(prefix="relais-fuzz-"))
-    net = on_free_ports(root, ("sanad",), hub_org="secretariat", secret_key=DEMO_SECRET)
-    try:
-        await net.start_servers()
-        users = await bring_up(net, {})
-        yield credentials(net, users)
-    finally:
-        await net.stop()
-        if os.environ.get("RELAIS_TEST_KEEP"):
-            print(f"\nkept the fuzzed network's files (logs/) in {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    async with network_of_its_own(("sanad",), "relais-fuzz-") as (_, creds):
+        yield creds
 
 
 async def fuzz(url: str, token: str) -> tuple[int, str]:

@@ -9,20 +9,13 @@ service, so jusoor is given a primary health service here, through the hub's dir
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, expect
 
-from deploy.demo import bring_up, credentials
-from deploy.network import on_free_ports
 from shared.events import new_event_id
-from shared.settings import DEMO_SECRET
 from tests.browser.conftest import (  # noqa: F401 (the browser's fixtures, used here)
     browser,
     contexts,
@@ -31,7 +24,7 @@ from tests.browser.conftest import (  # noqa: F401 (the browser's fixtures, used
     screenshot,
     url_of,
 )
-from tests.e2e.conftest import client, user
+from tests.e2e.conftest import client, network_of_its_own, user
 from tests.e2e.test_referrals import PERSON, reaches, referral
 from tests.waiting import eventually
 
@@ -43,21 +36,9 @@ JUSOOR = "Jusoor, association des migrants de Tanger"
 
 @pytest.fixture(scope="module")
 async def three_members() -> AsyncIterator[Creds]:
-    root = Path(tempfile.mkdtemp(prefix="relais-again-"))
-    net = on_free_ports(
-        root, ("sanad", "amal", "jusoor"), hub_org="secretariat", secret_key=DEMO_SECRET
-    )
-    try:
-        await net.start_servers()
-        creds = credentials(net, await bring_up(net, {}))
+    async with network_of_its_own(("sanad", "amal", "jusoor"), "relais-again-") as (net, creds):
         await _jusoor_offers_primary_health(creds, net.hub.node_id)
         yield creds
-    finally:
-        await net.stop()
-        if os.environ.get("RELAIS_TEST_KEEP"):
-            print(f"\nkept the test network's files (logs/) in {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 async def _jusoor_offers_primary_health(creds: Creds, hub: str) -> None:
