@@ -113,8 +113,18 @@ def _durable_source(name: str, api: str, consumer: str, deliver: str) -> StreamS
     )
 
 
-def node_streams(org: str, *, hub_domain: str, is_hub: bool) -> list[StreamConfig]:
-    """The streams every node declares on its own JetStream domain."""
+def node_streams(
+    org: str, *, hub_domain: str, is_hub: bool, outbox_first_seq: int | None = None
+) -> list[StreamConfig]:
+    """The streams every node declares on its own JetStream domain.
+
+    ``outbox_first_seq``: where a new ``OUTBOX`` starts counting (an existing one keeps its
+    sequence; the server ignores the field on update). The hub's ``FROM_<org>`` remembers the
+    last sequence it copied and skips anything at or below it: a node restored on an empty
+    store whose ``OUTBOX`` counted from 1 again had its first answers dropped whenever the hub
+    noticed the new stream late. Started from the clock in milliseconds (``fresh_sequence``), a
+    new ``OUTBOX`` begins above anything its predecessor reached, unless that one published
+    more than a thousand messages a second since it was made."""
     if is_hub:
         inbox = StreamSource(name=f"TO_{org}")
     else:
@@ -122,11 +132,16 @@ def node_streams(org: str, *, hub_domain: str, is_hub: bool) -> list[StreamConfi
             f"TO_{org}", f"$JS.{hub_domain}.API", INBOX_CONSUMER, f"fed.to.{org}"
         )
     return [
-        _stream(OUTBOX, subjects=[f"relais.net.{org}.>"]),
+        _stream(OUTBOX, subjects=[f"relais.net.{org}.>"], first_seq=outbox_first_seq),
         _stream(INBOX, sources=[inbox]),
         _stream(LOCAL, subjects=["relais.local.>"], max_age=7 * DAY),
         _stream(DEADLETTER, subjects=list(ADVISORIES), max_age=90 * DAY),
     ]
+
+
+def fresh_sequence(now_ns: int) -> int:
+    """A new ``OUTBOX``'s first sequence: the time in milliseconds (see ``node_streams``)."""
+    return now_ns // 1_000_000
 
 
 def outbox_consumer(org: str) -> SourceConsumer:

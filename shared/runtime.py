@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared import db, metrics, telemetry
 from shared.bus import Bus
 from shared.crypto import NodeKeys
-from shared.federation import node_streams, outbox_consumer
+from shared.federation import fresh_sequence, node_streams, outbox_consumer
 from shared.outbox import OutboxRelay
 from shared.pruning import HOUR, Pruner
 from shared.service import Service, ServiceContext
@@ -36,7 +37,10 @@ class NodeRuntime:
             settings.nats_url, org=settings.org, name=f"relais-{settings.node_id}-{names}"
         )
         for stream in node_streams(
-            settings.org, hub_domain=settings.hub_domain, is_hub=settings.is_hub
+            settings.org,
+            hub_domain=settings.hub_domain,
+            is_hub=settings.is_hub,
+            outbox_first_seq=fresh_sequence(time.time_ns()),
         ):
             await self.bus.ensure_stream(stream)
         if not settings.is_hub:  # the hub's FROM_<org> sources the OUTBOX through it

@@ -17,6 +17,7 @@ from typing import Any
 
 import nats
 import pytest
+from nats.js.api import StreamState
 
 from deploy import nats_server
 from deploy.network import Network
@@ -98,6 +99,14 @@ async def where_answers_stopped(net: Network) -> str:
     return "\n".join(lines)
 
 
+async def outbox_state(net: Network) -> StreamState:
+    nc = await nats.connect(net.plan(NODE).nats_url, connect_timeout=2)
+    try:
+        return (await nc.jetstream().stream_info(OUTBOX)).state
+    finally:
+        await nc.close()
+
+
 async def _read(url: str, api: str | None, what: Any) -> str:
     """One JetStream reading, or why it could not be read (a diagnostic goes on regardless)."""
     try:
@@ -157,6 +166,7 @@ async def test_a_node_restored_on_a_fresh_folder_rejoins_and_keeps_its_referrals
     async with client(creds, "sanad", "caseworker") as sanad:
         await reach(sanad, between, "received")
 
+    old_outbox = await outbox_state(net)
     # The machine is lost: the node, its nats-server, its folders.
     await net.supervisor.stop(f"node-{NODE}")
     await net.supervisor.stop(f"nats-{NODE}")
@@ -176,6 +186,10 @@ async def test_a_node_restored_on_a_fresh_folder_rejoins_and_keeps_its_referrals
         client(creds, NODE, "focal_point") as amal,  # the token issued before the backup
         client(creds, NODE, "admin") as auditor,
     ):
+        # Its new OUTBOX counts on from above the lost one's last sequence: the hub, which
+        # skips what it has already copied by sequence, takes every answer it sends.
+        new_outbox = await outbox_state(net)
+        assert new_outbox.first_seq > old_outbox.last_seq, (old_outbox, new_outbox)
         # Its old referrals, readable: the database and the keys that open them came back.
         for referral_id in before:
             assert await status_at(amal, referral_id) == "received"
@@ -184,7 +198,7 @@ async def test_a_node_restored_on_a_fresh_folder_rejoins_and_keeps_its_referrals
         assert opened.json()["payload"]["given_name"] == "Awa"
 
         # It is back on the network: a referral sent now arrives, and its sender hears so
-        # (amal's answer leaves from a new OUTBOX, which the hub must read from the start).
+        # (amal's answer leaves from a new OUTBOX, counting on above the lost one).
         after = await send(creds)
         await reach(amal, after, "received", within=120)
         await reach(sanad, after, "received", within=120, net=net)

@@ -7,6 +7,7 @@ from pathlib import Path
 from deploy.nats_config import NatsServerSpec
 from shared.federation import (
     Member,
+    fresh_sequence,
     hub_member_consumers,
     hub_member_streams,
     node_streams,
@@ -23,6 +24,22 @@ def test_a_node_sends_only_as_itself_and_receives_from_the_hub() -> None:
     assert source.external is not None and source.external.api == "$JS.hub.API"
     # durable sourcing: the hub made the consumer; the leaf only names it
     assert source.consumer is not None and source.consumer.deliver_subject == "fed.to.sanad"
+
+
+def test_a_new_outbox_counts_from_the_clock_so_a_restored_node_starts_above_its_past() -> None:
+    # 3 December 2026, 12:00 UTC, in nanoseconds: the OUTBOX starts at that millisecond.
+    first = fresh_sequence(1_796_299_200_000_000_000)
+    assert first == 1_796_299_200_000
+    streams = {
+        s.name: s
+        for s in node_streams("sanad", hub_domain="hub", is_hub=False, outbox_first_seq=first)
+    }
+    assert streams["OUTBOX"].first_seq == first
+    assert all(s.first_seq is None for name, s in streams.items() if name != "OUTBOX")
+    # A busy year (100 messages a second) ends below where a store made a year later starts.
+    assert first + 100 * 86_400 * 365 < fresh_sequence(
+        1_796_299_200_000_000_000 + 366 * 86_400 * 10**9
+    )
 
 
 def test_the_hub_filters_what_a_member_sends_on_its_own_sender_token() -> None:
