@@ -26,6 +26,7 @@ from services.dashboard import (
     profile_pages,
     referral_pages,
     replay_pages,
+    session_pages,
     wizard,
 )
 from services.dashboard.lookups import Lookups
@@ -84,6 +85,7 @@ for section in (
     referral_pages,
     profile_pages,
     admin_pages,
+    session_pages,
     network_pages,
     joining_pages,
     notification_pages,
@@ -180,7 +182,7 @@ async def log_in(
         errors = {"password": WRONG_CREDENTIALS}
         return _login_page(request, username[:USERNAME_MAX_LENGTH], errors, status_code=401)
     response = RedirectResponse("/", status_code=303)
-    login_session(response, user, auth.settings)
+    await login_session(response, user, auth.pool, auth.settings)
     login_token.forget(response, auth.settings)
     return response
 
@@ -210,8 +212,10 @@ def _login_page(
 
 @pages.post("/logout", dependencies=[Depends(check_csrf)])
 async def log_out(request: Request) -> Response:
+    """End the session everywhere (a copy of its cookie is refused after) and drop the cookie."""
+    auth = context_of("auth")(request)
     response = RedirectResponse(LOGIN_PATH, status_code=303)
-    logout_session(response, settings_of(request))
+    await logout_session(request, response, auth.pool, auth.settings)
     return response
 
 

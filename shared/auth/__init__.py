@@ -9,6 +9,8 @@ from shared.auth.sessions import check_csrf, csrf_token, login_session, logout_s
 from shared.auth.store import (
     add_user,
     authenticate,
+    change_password,
+    change_role,
     create_api_token,
     disable_user,
     issue_access_token,
@@ -26,6 +28,8 @@ __all__ = [
     "User",
     "add_user",
     "authenticate",
+    "change_password",
+    "change_role",
     "check_csrf",
     "create_api_token",
     "csrf_token",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import audit_trail
-from shared.auth import domain, store, throttle, tokens
+from shared.auth import domain, session_store, store, throttle, tokens
 from shared.auth.domain import (
     ACCESS_TOKEN_TTL,
     DISPLAY_NAME_MAX_LENGTH,
@@ -26,6 +26,8 @@ from shared.auth.domain import (
 )
 from shared.auth.guards import require
 from shared.auth.roles import Principal, Role
+from shared.auth.session_store import EndedWhy
+from shared.errors import NotFound
 from shared.service import ServiceContext, context_of
 
 router = APIRouter()
@@ -87,6 +89,36 @@ class UserOut(BaseModel):
             language=user.language,
             disabled=user.disabled,
             created_at=user.created_at,
+        )
+
+
+class NewRole(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
+class NewPassword(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+
+
+class SessionOut(BaseModel):
+    """An open page session of a user: when it began and was last used, nothing of where."""
+
+    id: UUID
+    created_at: datetime
+    last_seen_at: datetime = Field(description="to the minute")
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, session: session_store.OpenSession) -> SessionOut:
+        return cls(
+            id=session.id,
+            created_at=session.created_at,
+            last_seen_at=session.last_seen_at,
+            expires_at=session.expires_at,
         )
 
 
@@ -205,6 +237,73 @@ async def disable_user(username: str, admin: Admin, context: Context) -> UserOut
     user = await store.disable_user(context.pool, username)
     await _audit(context, admin, "user.disabled", f"user:{user.username}")
     return UserOut.of(user)
+
+
+@router.put(
+    "/users/{username}/role",
+    responses={404: {"description": "no such user"}, 409: {"description": "the last admin"}},
+)
+async def change_role(username: str, new: NewRole, admin: Admin, context: Context) -> UserOut:
+    """Give an account another role; its sessions and login tokens end at once."""
+    user = await store.change_role(context.pool, username, new.role)
+    await _audit(context, admin, "user.role_changed", f"user:{user.username}", {"role": new.role})
+    return UserOut.of(user)
+
+
+@router.put(
+    "/users/{username}/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "no such user"}},
+)
+async def change_password(username: str, new: NewPassword, admin: Admin, context: Context) -> None:
+    """Set an account's password (give it to its owner in person); its sessions and login
+    tokens end at once."""
+    user = await store.change_password(context.pool, username, new.password)
+    await _audit(context, admin, "user.password_changed", f"user:{user.username}")
+
+
+@router.get("/users/{username}/sessions", responses={404: {"description": "no such user"}})
+async def list_sessions(username: str, _: Admin, context: Context) -> list[SessionOut]:
+    """The user's open page sessions, newest first."""
+    user = await _user_or_404(context, username)
+    sessions = await session_store.open_sessions_of(context.pool, user.username)
+    return [SessionOut.of(session) for session in sessions]
+
+
+@router.delete(
+    "/users/{username}/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "no such user"}},
+)
+async def end_session(username: str, session_id: UUID, admin: Admin, context: Context) -> None:
+    """End one session of the user: its cookie is refused from the next request on."""
+    user = await _user_or_404(context, username)
+    await session_store.end_one(context.pool, user.username, session_id)
+    await _audit(
+        context, admin, "session.ended", f"user:{user.username}", {"session": str(session_id)}
+    )
+
+
+@router.delete(
+    "/users/{username}/sessions",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "no such user"}},
+)
+async def end_sessions(username: str, admin: Admin, context: Context) -> None:
+    """End every open session of the user at once."""
+    user = await _user_or_404(context, username)
+    ended = await session_store.end_all_of(context.pool, user.username, EndedWhy.ADMIN)
+    if ended:
+        await _audit(
+            context, admin, "session.ended_all", f"user:{user.username}", {"sessions": ended}
+        )
+
+
+async def _user_or_404(context: ServiceContext, username: str) -> User:
+    user = await store.get_user(context.pool, username)
+    if user is None:
+        raise NotFound("no such user", field="username")
+    return user
 
 
 @router.get("/tokens")

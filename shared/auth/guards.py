@@ -2,7 +2,8 @@
 route with the roles allowed on it.
 
 Credentials are a bearer token (a user's access token or a member system's API token, each
-held to ``api_requests_per_minute``: 429 beyond) or, for the pages, the session cookie. A
+held to ``api_requests_per_minute``: 429 beyond) or, for the pages, the session cookie (its
+session looked up in the database each time: 503 while the database is down). A
 request that sends an ``Authorization`` header is judged by it alone: a bad token is refused
 even if a valid cookie came along.
 """
@@ -18,7 +19,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute
 
 from shared import audit_trail
-from shared.auth import domain, store, throttle, tokens
+from shared.auth import domain, session_store, store, throttle, tokens
 from shared.auth.roles import Principal, Role
 from shared.auth.sessions import session_of, verify_csrf
 from shared.contracts.audit import Outcome
@@ -45,12 +46,13 @@ async def principal_of(request: Request) -> Principal:
         session = session_of(request)
         if session is None:
             raise Unauthenticated("log in, or send a bearer token")
-        user = await store.active_user(context.pool, session.username)
-        if user is None:
+        # Looked up on every request: an ended session is refused wherever its cookie went.
+        holder = await session_store.holder_of(context.pool, session.secret)
+        if holder is None or holder.username != session.username:
             raise Unauthenticated("this session has ended; log in again")
         # The cookie comes along with any request the browser makes, forged ones included.
         await verify_csrf(request, session)
-        principal = domain.user_principal(user.username, user.role, context.settings.org)
+        principal = domain.user_principal(holder.username, holder.role, context.settings.org)
     request.state.auth_principal = principal
     return principal
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from shared.auth import store
+from shared.auth import session_store, store
 from shared.auth.api import router
 from shared.service import Service, ServiceContext
 
@@ -25,16 +25,19 @@ async def start(context: ServiceContext) -> None:
             " `relais user add <username> --role admin`",
             context.settings.node_id,
         )
-    context.background("forget spent access tokens", lambda: _upkeep(context))
+    context.background("forget spent access tokens and sessions", lambda: _upkeep(context))
 
 
 async def _upkeep(context: ServiceContext) -> None:
-    """Access tokens are made at every login; the spent ones would pile up for ever."""
+    """Access tokens and sessions are made at every login; the spent ones would pile up."""
     while True:
         try:
             forgotten = await store.forget_spent_access_tokens(context.pool)
             if forgotten:
                 log.info("forgot %d spent access tokens", forgotten)
+            forgotten = await session_store.forget_spent(context.pool)
+            if forgotten:
+                log.info("forgot %d spent sessions", forgotten)
         except (OSError, asyncpg.PostgresError):
             # The database is away for a moment; the next round catches up.
             log.warning("could not forget spent access tokens; retrying later", exc_info=True)

@@ -1,9 +1,12 @@
 """Web sessions for the pages: a signed, HTTP-only cookie that names the user and carries the
-session's CSRF token; logging in and out; checking that token on state-changing requests.
+session's random id and CSRF token; logging in and out; checking that token on state-changing
+requests.
 
-The cookie holds no role: every request reads the account again, so a disabled user or a
-changed role takes effect at once. Its name and signing salt carry the node id because the
-demo's nodes share one host, and browsers do not separate cookies by port.
+The session itself lives in the node's database (``session_store``): every request looks it
+up by its id, so logging out, an administrator's end, or a change to the account ends it at
+once, and a copy of the cookie is worth nothing after. The cookie holds no role: every request
+reads the account again. Its name and signing salt carry the node id because the demo's nodes
+share one host, and browsers do not separate cookies by port.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import Any
 from fastapi import Request, Response
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from shared.auth import session_store, store
 from shared.auth.domain import User
+from shared.db import Pool
 from shared.errors import Forbidden, Unauthenticated
 from shared.service import context_of
 from shared.settings import NodeSettings
@@ -34,13 +39,14 @@ _NOT_READ = object()
 class Session:
     username: str
     csrf: str
+    secret: str  # the session's id in the database is its digest
 
-    def __repr__(self) -> str:  # keep the CSRF token out of logs and tracebacks
+    def __repr__(self) -> str:  # keep the CSRF token and the id out of logs and tracebacks
         return "Session(...)"
 
 
 def new_session(username: str) -> Session:
-    return Session(username, secrets.token_urlsafe(32))
+    return Session(username, secrets.token_urlsafe(32), secrets.token_urlsafe(32))
 
 
 class SessionSigner:
@@ -50,7 +56,9 @@ class SessionSigner:
         self._serializer = URLSafeTimedSerializer(secret_key, salt=f"relais-session:{node_id}")
 
     def sign(self, session: Session) -> str:
-        return self._serializer.dumps({"u": session.username, "c": session.csrf})
+        return self._serializer.dumps(
+            {"u": session.username, "c": session.csrf, "s": session.secret}
+        )
 
     def load(self, value: str, *, max_age: timedelta = SESSION_MAX_AGE) -> Session | None:
         try:
@@ -59,10 +67,10 @@ class SessionSigner:
             return None
         if not isinstance(data, dict):
             return None
-        username, csrf = data.get("u"), data.get("c")
-        if not isinstance(username, str) or not isinstance(csrf, str):
-            return None
-        return Session(username, csrf)
+        username, csrf, secret = data.get("u"), data.get("c"), data.get("s")
+        if not (isinstance(username, str) and isinstance(csrf, str) and isinstance(secret, str)):
+            return None  # a cookie of before server-side sessions: log in again
+        return Session(username, csrf, secret)
 
 
 def csrf_matches(session: Session, presented: str | None) -> bool:
@@ -80,11 +88,18 @@ def signer_for(settings: NodeSettings) -> SessionSigner:
     return SessionSigner(settings.secret_key, settings.node_id)
 
 
-def login_session(response: Response, user: User, settings: NodeSettings) -> str:
+async def login_session(response: Response, user: User, pool: Pool, settings: NodeSettings) -> str:
     """Open a page session for ``user`` (authenticated by the caller); returns its CSRF token."""
     if user.disabled:
         raise Unauthenticated("this account is disabled")
     session = new_session(user.username)
+    await session_store.open_session(pool, user.username, session.secret, SESSION_MAX_AGE)
+    set_session_cookie(response, session, settings)
+    return session.csrf
+
+
+def set_session_cookie(response: Response, session: Session, settings: NodeSettings) -> None:
+    """The cookie of an opened session: HTTP-only, same-site lax, secure but in the demo."""
     response.set_cookie(
         cookie_name(settings.node_id),
         signer_for(settings).sign(session),
@@ -94,10 +109,25 @@ def login_session(response: Response, user: User, settings: NodeSettings) -> str
         httponly=True,
         samesite="lax",
     )
-    return session.csrf
 
 
-def logout_session(response: Response, settings: NodeSettings) -> None:
+async def logout_session(
+    request: Request, response: Response, pool: Pool, settings: NodeSettings
+) -> session_store.Holder | None:
+    """End the request's session in the database (audited) and drop its cookie; whose it was,
+    if it was open."""
+    session = session_of(request)
+    ended = None
+    if session is not None:
+        ended = await session_store.end_presented(pool, session.secret)
+    if ended is not None:
+        who = f"user:{ended.username}"
+        await store.audit(pool, who, "session.logout", who, org=settings.org)
+    forget_session_cookie(response, settings)
+    return ended
+
+
+def forget_session_cookie(response: Response, settings: NodeSettings) -> None:
     response.delete_cookie(
         cookie_name(settings.node_id),
         path="/",

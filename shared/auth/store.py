@@ -16,11 +16,12 @@ from uuid import UUID
 import asyncpg
 
 from shared import audit_trail
-from shared.auth import domain, passwords, tokens
+from shared.auth import domain, passwords, session_store, tokens
 from shared.auth.domain import ApiToken, Grant, Language, User
 from shared.auth.roles import Role
+from shared.auth.session_store import EndedWhy
 from shared.contracts.audit import Outcome
-from shared.db import Pool
+from shared.db import Connection, Pool
 from shared.errors import Conflict, NotFound, Unauthenticated
 
 log = logging.getLogger(__name__)
@@ -146,14 +147,82 @@ async def disable_user(pool: Pool, username: str) -> User:
             f" RETURNING {_USER_COLUMNS}",
             username,
         )
-        await conn.execute(
-            "UPDATE auth.tokens SET revoked_at = now()"
-            " WHERE username = $1 AND kind = 'access' AND revoked_at IS NULL",
-            username,
-        )
+        await _revoke_access_tokens(conn, username)
+        ended = await session_store.end_all_of(conn, username, EndedWhy.DISABLED)
     assert row is not None
     log.info("user account disabled (role %s)", row["role"])
+    await _audit_ended(pool, username, ended)
     return _user(row)
+
+
+async def change_role(pool: Pool, username: str, role: Role | str) -> User:
+    """Give an account another role; its sessions and login tokens end at once (the person
+    logs in again into what the new role shows). Refused for the last active administrator."""
+    username, role = domain.normalise_username(username), domain.check_role(role)
+    async with pool.acquire() as conn, conn.transaction():
+        admins = await conn.fetch(
+            "SELECT username FROM auth.users WHERE role = 'admin' AND NOT disabled FOR UPDATE"
+        )
+        row = await conn.fetchrow(
+            f"SELECT {_USER_COLUMNS} FROM auth.users WHERE username = $1 FOR UPDATE", username
+        )
+        if row is None:
+            raise NotFound("no such user", field="username")
+        if row["role"] == role.value:
+            return _user(row)
+        if role != Role.ADMIN and [a["username"] for a in admins] == [username]:
+            raise Conflict(
+                "this is the last active administrator; make another one first", field="role"
+            )
+        row = await conn.fetchrow(
+            f"UPDATE auth.users SET role = $2 WHERE username = $1 RETURNING {_USER_COLUMNS}",
+            username,
+            role.value,
+        )
+        await _revoke_access_tokens(conn, username)
+        ended = await session_store.end_all_of(conn, username, EndedWhy.ROLE)
+    assert row is not None
+    log.info("user account's role changed to %s", role)
+    await _audit_ended(pool, username, ended)
+    return _user(row)
+
+
+async def change_password(pool: Pool, username: str, password: str) -> User:
+    """Set an account's password; its sessions and login tokens end at once: whoever knew the
+    old one is out everywhere."""
+    username = domain.normalise_username(username)
+    domain.check_password(password)
+    password_hash = await passwords.in_turn(passwords.hash_password, password)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"UPDATE auth.users SET password_hash = $2 WHERE username = $1"
+            f" RETURNING {_USER_COLUMNS}",
+            username,
+            password_hash,
+        )
+        if row is None:
+            raise NotFound("no such user", field="username")
+        await _revoke_access_tokens(conn, username)
+        ended = await session_store.end_all_of(conn, username, EndedWhy.PASSWORD)
+    log.info("user account's password changed")
+    await _audit_ended(pool, username, ended)
+    return _user(row)
+
+
+async def _revoke_access_tokens(conn: Connection, username: str) -> None:
+    await conn.execute(
+        "UPDATE auth.tokens SET revoked_at = now()"
+        " WHERE username = $1 AND kind = 'access' AND revoked_at IS NULL",
+        username,
+    )
+
+
+async def _audit_ended(pool: Pool, username: str, ended: int) -> None:
+    """The sessions a change to the account ended, as one record (how many: in its digest)."""
+    if ended:
+        await audit(
+            pool, "system:auth", "session.ended_all", f"user:{username}", {"sessions": ended}
+        )
 
 
 async def has_active_admin(pool: Pool) -> bool:

@@ -223,6 +223,10 @@ async def test_while_postgres_is_down_the_pages_say_so_and_keep_the_form(
             english = await browser.post(
                 "/referrals/new", data=step, headers={"Accept-Language": "en"}
             )
+            # The session is looked up in the database: the API says when to come back, as it
+            # does for a bearer token, rather than "log in again".
+            by_cookie = await browser.get("/api/v1/auth/me")
+        check_unavailable(by_cookie)
         for page in (french, arabic, english):
             assert page.status_code == 503, page.text
             assert int(page.headers["retry-after"]) > 0

@@ -39,7 +39,7 @@ async def log_in(
 ) -> dict[str, str]:
     context = context_of("auth")(request)
     user = await authenticate(context.pool, username, password)
-    return {"csrf": login_session(response, user, context.settings)}
+    return {"csrf": await login_session(response, user, context.pool, context.settings)}
 
 
 @pages.get("/home")
@@ -54,7 +54,8 @@ async def add_note(principal: Anyone, note: Annotated[str, Form()]) -> dict[str,
 
 @pages.post("/logout", dependencies=[Depends(check_csrf)])
 async def log_out(request: Request, response: Response) -> dict[str, bool]:
-    logout_session(response, context_of("auth")(request).settings)
+    context = context_of("auth")(request)
+    await logout_session(request, response, context.pool, context.settings)
     return {"logged_out": True}
 
 

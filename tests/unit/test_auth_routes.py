@@ -30,11 +30,16 @@ def test_accounts_and_tokens_are_managed_by_admins_only() -> None:
     ]
     assert sorted(managed) == [
         ("DELETE", "/api/v1/auth/tokens/{token_id}"),
+        ("DELETE", "/api/v1/auth/users/{username}/sessions"),
+        ("DELETE", "/api/v1/auth/users/{username}/sessions/{session_id}"),
         ("GET", "/api/v1/auth/tokens"),
         ("GET", "/api/v1/auth/users"),
+        ("GET", "/api/v1/auth/users/{username}/sessions"),
         ("POST", "/api/v1/auth/tokens"),
         ("POST", "/api/v1/auth/users"),
         ("POST", "/api/v1/auth/users/{username}/disable"),
+        ("PUT", "/api/v1/auth/users/{username}/password"),
+        ("PUT", "/api/v1/auth/users/{username}/role"),
     ]
     assert all(table[key] == [{Role.ADMIN}] for key in managed)
 

@@ -1,23 +1,24 @@
 """Page sessions: a signed cookie that cannot be forged, carried over to another node, or
-kept past its age, and the CSRF token that comes with it."""
+kept past its age, and the CSRF token and session id that come with it."""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from fastapi import Response
-from itsdangerous import TimestampSigner
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from shared.auth import Language, Role, User, login_session, logout_session
 from shared.auth.sessions import (
     SESSION_MAX_AGE,
     Session,
     SessionSigner,
     cookie_name,
     csrf_matches,
+    forget_session_cookie,
     new_session,
+    set_session_cookie,
 )
 from shared.settings import NodeSettings
 
@@ -35,10 +36,6 @@ def settings(*, demo: bool) -> NodeSettings:
     )
 
 
-def amina() -> User:
-    return User("amina", Role.CASEWORKER, None, Language.FR, False, datetime.now(UTC))
-
-
 class TestSignedCookie:
     def test_a_signed_session_reads_back(self) -> None:
         signer = SessionSigner(SECRET, "sanad")
@@ -47,9 +44,9 @@ class TestSignedCookie:
 
     def test_a_tampered_cookie_is_refused(self) -> None:
         signer = SessionSigner(SECRET, "sanad")
-        value = signer.sign(Session("amina", "csrf"))
+        value = signer.sign(Session("amina", "csrf", "id"))
         _, signature = value.split(".", 1)
-        admin_payload = signer.sign(Session("admin", "csrf")).split(".", 1)[0]
+        admin_payload = signer.sign(Session("admin", "csrf", "id")).split(".", 1)[0]
         assert signer.load(f"{admin_payload}.{signature}") is None
         assert signer.load(value[:-2]) is None
 
@@ -89,16 +86,30 @@ class TestCsrf:
         assert new_session("amina").csrf != new_session("amina").csrf
 
     def test_the_token_stays_out_of_reprs(self) -> None:
-        session = Session("amina", "the-csrf-token")
+        session = Session("amina", "the-csrf-token", "the-session-id")
         assert "the-csrf-token" not in repr(session)
+        assert "the-session-id" not in repr(session)
+
+    def test_sessions_get_fresh_ids(self) -> None:
+        assert new_session("amina").secret != new_session("amina").secret
+
+    def test_a_cookie_without_a_session_id_is_refused(self) -> None:
+        # Signed by this node before sessions were kept server-side: it names no session.
+        signer = SessionSigner(SECRET, "sanad")
+        old = URLSafeTimedSerializer(SECRET, salt="relais-session:sanad").dumps(
+            {"u": "amina", "c": "csrf"}
+        )
+        assert signer.load(old) is None
 
 
 class TestCookieAttributes:
     def set_cookie_header(self, *, demo: bool) -> str:
         response = Response()
-        csrf = login_session(response, amina(), settings(demo=demo))
+        session = new_session("amina")
+        set_session_cookie(response, session, settings(demo=demo))
         header = response.headers["set-cookie"]
-        assert csrf not in header  # the token is inside the signed value, not readable as is
+        # The token and the id are inside the signed value, not readable as is.
+        assert session.csrf not in header and session.secret not in header
         return header
 
     def test_the_session_cookie_is_http_only_lax_and_secure(self) -> None:
@@ -117,7 +128,7 @@ class TestCookieAttributes:
 
     def test_logging_out_expires_the_cookie(self) -> None:
         response = Response()
-        logout_session(response, settings(demo=False))
+        forget_session_cookie(response, settings(demo=False))
         header = response.headers["set-cookie"]
         assert header.startswith(f"{cookie_name('sanad')}=")
         assert "max-age=0" in header.lower()
