@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import struct
+from enum import IntEnum, StrEnum
 
 import pytest
+import rfc8785
 
 from shared import canonical
 from shared.canonical import NotCanonical, jcs
@@ -126,3 +128,37 @@ def test_only_known_forms_are_used() -> None:
     )
     with pytest.raises(NotCanonical, match="unknown canonical form"):
         canonical.encode(document, "json5")
+
+
+class Colour(StrEnum):
+    RED = "red"
+
+
+class Level(IntEnum):
+    HIGH = 3
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"seq": 2**53 - 1, "low": -(2**53) + 1, "at": "2026-12-03T09:30:00.123456Z"},
+        {"text": "".join(chr(c) for c in range(0x30)) + "\x7f\u2028\u2029\ufeff/\\\"'"},
+        {"name": {"ar": "أمينة", "fr": "Amína", "emoji": "👩‍⚕️ 😀"}, "tags": ["a", 1, None]},
+        {"flags": [True, False, None], "nested": [[{"z": 1, "a": [{}]}], []], "": ""},
+        {"enum": Colour.RED, "level": Level.HIGH, "Zed": 1, "alpha": 2, "_": 3, "~": 4},
+        [],
+        "just text",
+        0,
+    ],
+)
+def test_the_fast_path_writes_exactly_what_rfc8785_writes(document: object) -> None:
+    assert canonical._same_in_both(document)
+    assert jcs(document) == rfc8785.dumps(document)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [{"x": 1.0}, {"x": 2**53}, {"\u20ac": 1}, {1: "one"}, ("tuple",), {"x": [0.5]}],
+)
+def test_what_the_fast_path_leaves_to_rfc8785(document: object) -> None:
+    assert not canonical._same_in_both(document)
