@@ -17,8 +17,8 @@ from typing import Any
 
 from shared import outbox
 from shared.auth.roles import Principal
+from shared.canonical import legacy
 from shared.contracts.audit import AuditRecorded, Outcome
-from shared.crypto import canonical
 from shared.db import Connection
 from shared.events import make_event, registry
 
@@ -40,8 +40,11 @@ def system(org: str, service: str) -> Actor:
 
 
 def digest(content: Any) -> str:
-    """SHA-256 (hex) of the canonical JSON form of ``content``."""
-    return hashlib.sha256(canonical(content)).hexdigest()
+    """SHA-256 (hex) of ``content`` as sorted-key JSON: a fingerprint for the service that
+    holds the content, which never leaves it, so nobody elsewhere recomputes it. It keeps the
+    legacy form (``shared.canonical``), which takes any JSON value: RFC 8785 would refuse some
+    (whole numbers beyond 2**53, non-text keys) in the middle of the action being recorded."""
+    return hashlib.sha256(legacy(content)).hexdigest()
 
 
 async def record(

@@ -4,13 +4,17 @@ Ed25519 signs what the node sends (the hub checks a profile change against the k
 directory holds); X25519 receives the data keys of referrals (the referrals issue). Private
 keys are files readable by the node's user only and never leave the node; the public halves,
 with key ids and validity, are published in the directory. PyNaCl does the cryptography.
+
+A signature is ``rfc8785:<base64 Ed25519>`` over the RFC 8785 bytes of the document
+(``shared.canonical``); a bare ``<base64>`` is one made before, over the legacy form, and is
+still accepted. The prefix is not covered by the signature and needs not be: the two forms give
+the same bytes only for the same document, so relabelling one cannot forge anything.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +25,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey, VerifyKey
 
+from shared import canonical
 from shared.errors import Forbidden
 
 SIGNING_FILE, ENCRYPTION_FILE = "signing.key", "encryption.key"
@@ -33,11 +38,6 @@ def _b64(raw: bytes) -> str:
 def key_id(public: bytes) -> str:
     """A short, stable name for a public key: the start of its SHA-256, URL-safe."""
     return base64.urlsafe_b64encode(hashlib.sha256(public).digest()[:12]).decode().rstrip("=")
-
-
-def canonical(document: Any) -> bytes:
-    """The bytes a signature covers: JSON with sorted keys and no spaces, UTF-8."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True)
@@ -87,17 +87,24 @@ class NodeKeys:
         ]
 
     def sign(self, document: Any) -> tuple[str, str]:
-        """(key id, base64 signature) over the canonical form of ``document``."""
-        signature = self.signing.sign(canonical(document)).signature
-        return key_id(self.signing_public), _b64(signature)
+        """(key id, ``rfc8785:<base64>`` signature) over the RFC 8785 form of ``document``;
+        ``canonical.NotCanonical`` (invalid input) if it has none."""
+        signature = self.signing.sign(canonical.encode(document)).signature
+        return key_id(self.signing_public), f"{canonical.CURRENT}:{_b64(signature)}"
 
 
 def verify(document: Any, signature: str, public_key: str) -> None:
-    """Check a signature made by ``sign``; ``Forbidden`` if it does not hold."""
+    """Check a signature made by ``sign``, now or before RFC 8785 (a bare base64); ``Forbidden``
+    if it does not hold, naming why when the document or the signature cannot be read."""
+    form, _, raw = signature.rpartition(":")
     try:
-        VerifyKey(base64.b64decode(public_key)).verify(
-            canonical(document), base64.b64decode(signature)
-        )
+        signed = canonical.encode(document, form or canonical.LEGACY)
+    except canonical.NotCanonical as exc:
+        raise Forbidden(f"the signature cannot be checked: {exc.detail}") from None
+    except (TypeError, ValueError) as exc:  # legacy: json.dumps refusing, a lone surrogate
+        raise Forbidden("the signature cannot be checked: the document is not JSON") from exc
+    try:
+        VerifyKey(base64.b64decode(public_key)).verify(signed, base64.b64decode(raw))
     except (BadSignatureError, ValueError) as exc:
         raise Forbidden("the signature does not match the sender's key") from exc
 

@@ -2,9 +2,12 @@
 broken one is called, what the secretariat's figures may show.
 
 Each record's hash is SHA-256 over the canonical JSON of every field but the hash itself,
-the previous record's hash included; the first record follows ``GENESIS``. Verification walks
-the records in sequence order and names the first one that breaks the chain, and what
-happened to it: modified, deleted, inserted, reordered, or cut off the end.
+the previous record's hash included; the first record follows ``GENESIS``. The record says
+which canonical form (``canon``): RFC 8785 for every record written now, its ``canon`` field
+among those hashed; ``legacy`` for those chained before, whose hash covered the other fields
+only, in the legacy form (``shared.canonical``). A chain may hold both, old ones first.
+Verification walks the records in sequence order and names the first one that breaks the
+chain, and what happened to it: modified, deleted, inserted, reordered, or cut off the end.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from shared.crypto import canonical
+from shared import canonical
 
 GENESIS = "0" * 64
 SMALL_COUNT = 5  # counts from 1 to 4 are shown as "<5" in the figures
@@ -58,10 +61,11 @@ class Entry:
     event_id: str
     prev_hash: str
     hash: str
+    canon: str = canonical.LEGACY  # the form hashed: the column's value for older records
 
     def fields(self) -> dict[str, Any]:
         """Every field the hash covers, in their canonical form."""
-        return {
+        covered: dict[str, Any] = {
             "seq": self.seq,
             "at": timestamp(self.at),
             "service": self.service,
@@ -74,13 +78,19 @@ class Entry:
             "event_id": str(self.event_id),
             "prev_hash": self.prev_hash,
         }
+        if self.canon != canonical.LEGACY:
+            covered["canon"] = self.canon  # covered: relabelling a record breaks its hash
+        return covered
 
     def computed_hash(self, *, seq: int | None = None) -> str:
         """The hash these fields give (as if numbered ``seq``, to find where a record was)."""
         fields = self.fields()
         if seq is not None:
             fields["seq"] = seq
-        return hashlib.sha256(canonical(fields)).hexdigest()
+        try:
+            return hashlib.sha256(canonical.encode(fields, self.canon)).hexdigest()
+        except canonical.NotCanonical:
+            return ""  # an unknown form written in: no hash matches, the record reads modified
 
     @property
     def intact(self) -> bool:
@@ -98,7 +108,7 @@ ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 def chain(draft: Draft, *, seq: int, prev_hash: str) -> Entry:
     """The record ``draft`` becomes as number ``seq`` after a record hashed ``prev_hash``."""
-    entry = Entry(seq=seq, prev_hash=prev_hash, hash="", **draft.__dict__)
+    entry = Entry(seq=seq, prev_hash=prev_hash, hash="", canon=canonical.CURRENT, **draft.__dict__)
     return replace(entry, hash=entry.computed_hash())
 
 

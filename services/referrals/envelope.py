@@ -6,7 +6,12 @@
 - the data key sealed (X25519 sealed box) for the recipient's and for the sender's own
   current encryption keys, as the directory publishes them;
 - an Ed25519 signature by the sender over header and sealed payload, which the recipient
-  checks against the directory before accepting anything.
+  checks against the directory before accepting anything (``shared.crypto``: RFC 8785 bytes,
+  the legacy form still accepted).
+
+The associated data (the header, the note's context) is the RFC 8785 form too: for their
+fields (strings and nested objects of strings, fixed ASCII names) it is byte for byte the
+legacy form, so envelopes sealed before still open (tests/unit/test_referral_envelope.py).
 
 Destroying a node's sealed copy of the data key makes the payload unreadable there
 (crypto-shredding): that is how consent revocation and retention erase data.
@@ -23,8 +28,9 @@ from nacl.public import PrivateKey, PublicKey, SealedBox
 from nacl.secret import Aead
 from nacl.utils import random
 
+from shared.canonical import jcs
 from shared.contracts.referrals import Header, ReferralOffered, SealedPayload
-from shared.crypto import NodeKeys, canonical, verify
+from shared.crypto import NodeKeys, verify
 from shared.errors import Forbidden
 
 
@@ -51,7 +57,7 @@ def seal(
     """Encrypt and sign a new referral's payload for its recipient and for its sender."""
     data_key = random(Aead.KEY_SIZE)
     message = Aead(data_key).encrypt(
-        json.dumps(payload, ensure_ascii=False).encode(), canonical(header.model_dump(mode="json"))
+        json.dumps(payload, ensure_ascii=False).encode(), jcs(header.model_dump(mode="json"))
     )
     sealed = SealedPayload(
         nonce=b64(message.nonce),
@@ -85,7 +91,7 @@ def open_payload(header: Header, nonce: str, ciphertext: str, key: bytes) -> dic
     try:
         plain = Aead(key).decrypt(
             base64.b64decode(ciphertext),
-            canonical(header.model_dump(mode="json")),
+            jcs(header.model_dump(mode="json")),
             base64.b64decode(nonce),
         )
     except (CryptoError, ValueError) as exc:
@@ -97,7 +103,7 @@ def open_payload(header: Header, nonce: str, ciphertext: str, key: bytes) -> dic
 
 
 def _note_context(referral_id: str, status: str, by_org: str) -> bytes:
-    return canonical({"referral_id": referral_id, "status": status, "by_org": by_org})
+    return jcs({"referral_id": referral_id, "status": status, "by_org": by_org})
 
 
 def seal_note(key: bytes, note: str, *, referral_id: str, status: str, by_org: str) -> str:

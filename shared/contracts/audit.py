@@ -62,7 +62,9 @@ class AuditCheckpointed(Payload):
     at: datetime
     key_id: str = Field(min_length=4, max_length=64, description="the node's Ed25519 key")
     signature: str = Field(
-        min_length=10, max_length=200, description="base64 Ed25519 over checkpoint_document()"
+        min_length=10,
+        max_length=200,
+        description="rfc8785:<base64 Ed25519> over the RFC 8785 form of checkpoint_document()",
     )
 
     def document(self) -> dict[str, object]:
@@ -72,7 +74,7 @@ class AuditCheckpointed(Payload):
 def checkpoint_document(
     org: str, node_id: str, seq: int, hash: str, at: datetime
 ) -> dict[str, object]:
-    """What a checkpoint's signature covers (``shared.crypto.canonical`` of this)."""
+    """What a checkpoint's signature covers (its RFC 8785 form: ``shared.crypto.sign``)."""
     return {
         "org": org,
         "node_id": node_id,

@@ -173,7 +173,11 @@ class LinkAnswered(Payload):
 class OrganisationChangeRequested(Payload):
     record: OrganisationPublished
     key_id: str = Field(min_length=4, max_length=64)
-    signature: str = Field(min_length=10, max_length=200, description="base64 Ed25519 signature")
+    signature: str = Field(
+        min_length=10,
+        max_length=200,
+        description="rfc8785:<base64 Ed25519> over the RFC 8785 form of the record",
+    )
 
 
 @registry.register(

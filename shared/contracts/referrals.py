@@ -121,7 +121,9 @@ class SealedPayload(Payload):
 class ReferralOffered(Payload):
     header: Header
     sealed: SealedPayload
-    signature: str = Field(description="base64 Ed25519 over the header and the sealed payload")
+    signature: str = Field(
+        description='rfc8785:<base64 Ed25519> over the RFC 8785 form of {"header": …, "sealed": …}'
+    )
 
 
 @registry.register(

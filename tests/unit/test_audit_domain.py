@@ -3,9 +3,13 @@ chain, and how the figures hide small counts."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import rfc8785
 
 from services.audit import domain
 from services.audit.domain import Anchor, Checkpoint, Draft, Entry, Problem, Verifier
@@ -52,6 +56,68 @@ class TestHashing:
         entry = chain_of(1)[0]
         moved = replace(entry, at=entry.at.astimezone(datetime.now().astimezone().tzinfo))
         assert moved.intact
+
+
+def old_chain_of(count: int) -> list[Entry]:
+    """Records as the audit service chained them before RFC 8785: SHA-256 over sorted-key
+    JSON (Python's ``json.dumps``) of the fields, no ``canon`` among them."""
+    entries: list[Entry] = []
+    prev = domain.GENESIS
+    for i, made in enumerate(chain_of(count)):
+        fields = {
+            "seq": i + 1,
+            "at": made.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "service": made.service,
+            "actor_org": made.actor_org,
+            "actor": "user:أمينة",  # beyond ASCII, as names are
+            "action": made.action,
+            "object": made.object,
+            "digest": made.digest,
+            "outcome": made.outcome,
+            "event_id": made.event_id,
+            "prev_hash": prev,
+        }
+        text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        entries.append(
+            replace(made, actor="user:أمينة", prev_hash=prev, hash=digest, canon="legacy")
+        )
+        prev = digest
+    return entries
+
+
+class TestCanonicalForms:
+    def test_a_new_record_hashes_its_rfc_8785_form_with_the_form_named(self) -> None:
+        entry = chain_of(1)[0]
+        assert entry.canon == "rfc8785" and entry.fields()["canon"] == "rfc8785"
+        # What an auditor's verifier in any language recomputes from an exported record.
+        assert entry.hash == hashlib.sha256(rfc8785.dumps(entry.fields())).hexdigest()
+
+    def test_a_chain_made_before_rfc_8785_still_verifies(self) -> None:
+        verifier = Verifier()
+        assert all(verifier.feed(e) for e in old_chain_of(4))
+        assert verifier.checked == 4
+
+    def test_new_records_follow_old_ones_in_one_chain(self) -> None:
+        old = old_chain_of(3)
+        draft = Draft(T0, "audit", "sanad", "system:node", "key.created", "key:k", "", "ok", "e")
+        new = domain.chain(draft, seq=4, prev_hash=old[-1].hash)
+        verifier = Verifier()
+        assert all(verifier.feed(e) for e in [*old, new])
+
+    def test_a_tampered_old_record_still_fails(self) -> None:
+        entries = old_chain_of(4)
+        entries[1] = replace(entries[1], outcome="refused")
+        verifier = Verifier()
+        assert verifier.feed(entries[0]) and not verifier.feed(entries[1])
+        suspect = domain.Suspect(entries[1], 2, entries[0].hash, entries[2], None)
+        assert domain.diagnose(suspect).problem is Problem.MODIFIED
+
+    def test_relabelling_the_form_of_a_record_breaks_its_hash(self) -> None:
+        old, new = old_chain_of(1)[0], chain_of(1)[0]
+        assert not replace(old, canon="rfc8785").intact
+        assert not replace(new, canon="legacy").intact
+        assert not replace(new, canon="json5").intact  # an unknown form matches nothing
 
 
 class TestVerifier:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from nacl.public import SealedBox
+from nacl.secret import Aead
+from nacl.utils import random
 
 from services.referrals import envelope
-from shared.contracts.referrals import Header, LegalBasis, ReferralOffered, Urgency
+from shared.contracts.referrals import (
+    Consent,
+    Header,
+    LegalBasis,
+    ReferralOffered,
+    SealedPayload,
+    Urgency,
+)
 from shared.crypto import NodeKeys, key_id
 from shared.errors import Forbidden
 
@@ -109,3 +120,67 @@ def test_notes_are_bound_to_their_step(sender: NodeKeys, recipient: NodeKeys) ->
     assert envelope.open_note(key, sealed, **where) == "Plus de place"
     with pytest.raises(envelope.Unreadable):
         envelope.open_note(key, sealed, **(where | {"status": "completed"}))
+
+
+def _old_json(document: object) -> bytes:
+    """The serialisation envelopes were made with before RFC 8785."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _sealed_the_old_way(sender: NodeKeys, recipient: NodeKeys) -> ReferralOffered:
+    """An envelope as a node made it before RFC 8785: the header's sorted-key JSON as
+    associated data, a bare base64 signature over the same form."""
+    consent = Consent(
+        given_at=NOW,
+        scope_org="amal",
+        scope_category="primary_health",
+        recorded_by="Fatima Zahra 👩‍⚕️ فاطمة",
+    )
+    clear = header(sender, recipient, region="casablanca_settat", consent=consent)
+    data_key = random(Aead.KEY_SIZE)
+    message = Aead(data_key).encrypt(
+        json.dumps(PAYLOAD).encode(), _old_json(clear.model_dump(mode="json"))
+    )
+    sealed = SealedPayload(
+        nonce=envelope.b64(message.nonce),
+        ciphertext=envelope.b64(message.ciphertext),
+        key_for_recipient=envelope.b64(
+            SealedBox(recipient.encryption.public_key).encrypt(data_key)
+        ),
+        key_for_sender=envelope.b64(SealedBox(sender.encryption.public_key).encrypt(data_key)),
+    )
+    signed = {"header": clear.model_dump(mode="json"), "sealed": sealed.model_dump(mode="json")}
+    signature = envelope.b64(sender.signing.sign(_old_json(signed)).signature)
+    return ReferralOffered(header=clear, sealed=sealed, signature=signature)
+
+
+def test_an_envelope_sealed_before_rfc_8785_still_verifies_and_opens(
+    sender: NodeKeys, recipient: NodeKeys
+) -> None:
+    offer = _sealed_the_old_way(sender, recipient)
+    envelope.check_signature(offer, envelope.b64(sender.signing_public))
+    key = envelope.data_key(offer.sealed.key_for_recipient, recipient.encryption)
+    opened = envelope.open_payload(offer.header, offer.sealed.nonce, offer.sealed.ciphertext, key)
+    assert opened == PAYLOAD
+
+
+def test_an_old_envelope_tampered_with_still_fails(sender: NodeKeys, recipient: NodeKeys) -> None:
+    offer = _sealed_the_old_way(sender, recipient)
+    moved = offer.model_copy(update={"header": offer.header.model_copy(update={"to_org": "nour"})})
+    with pytest.raises(Forbidden):
+        envelope.check_signature(moved, envelope.b64(sender.signing_public))
+    key = envelope.data_key(offer.sealed.key_for_recipient, recipient.encryption)
+    with pytest.raises(envelope.Unreadable):
+        envelope.open_payload(moved.header, offer.sealed.nonce, offer.sealed.ciphertext, key)
+
+
+def test_a_new_envelope_is_signed_in_the_rfc_8785_form(
+    sender: NodeKeys, recipient: NodeKeys
+) -> None:
+    offer = seal(sender, recipient)
+    assert offer.signature.startswith("rfc8785:")
+    relabelled = offer.model_copy(update={"signature": offer.signature.removeprefix("rfc8785:")})
+    envelope.check_signature(relabelled, envelope.b64(sender.signing_public))  # same bytes here
+    forged = offer.model_copy(update={"signature": "rfc8785:" + "A" * 86 + "=="})
+    with pytest.raises(Forbidden):
+        envelope.check_signature(forged, envelope.b64(sender.signing_public))
