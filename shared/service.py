@@ -33,6 +33,10 @@ class ServiceContext:
     bus: Bus
     keys: NodeKeys | None = None  # the node's; None only in tests of a service that signs nothing
     supervisor: Supervisor = field(default_factory=Supervisor)  # its background work
+    # What the service's start builds for its handlers and routes to share (notifications: its
+    # notifier); held here, not in a module registry, so that two nodes in one process never
+    # see each other's and it goes when the context does.
+    state: object | None = None
 
     @property
     def schema(self) -> str:

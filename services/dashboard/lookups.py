@@ -2,7 +2,7 @@
 languages and populations, read from the directory's API in the reader's language.
 
 A page asks only for what it shows; each list is read at most once per page (reference data
-once per process, see ``node_api``). A node without the directory (a test app) still renders,
+once per app, see ``node_api``). A node without the directory (a test app) still renders,
 showing the codes themselves.
 """
 

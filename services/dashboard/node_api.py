@@ -13,22 +13,48 @@ mistakes for a refusal of its fields); anything else a form can show beside its 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from fastapi import Request
+from fastapi import FastAPI, Request
 
 from shared.auth.sessions import CSRF_HEADER, session_of
 from shared.errors import DomainError, Forbidden, NotFound, Unauthenticated, Unavailable
 
-# Reference data never changes while a node runs: fetched once per process.
+# Reference data never changes while a node runs: fetched once per app (``ReferenceCache``).
 _CACHED_PREFIXES = (
     "/api/v1/directory/reference/",
     "/api/v1/referrals/categories",
     "/api/v1/referrals/reasons",
 )
-_cache: dict[str, tuple[float, Any]] = {}
 _CACHE_SECONDS = 600.0
+
+
+@dataclass
+class ReferenceCache:
+    """The reference data the pages read, by path, with when it was read: one per app, on its
+    state, so it goes with the app (and two apps in one process, as in the tests, never
+    answer from each other's)."""
+
+    held: dict[str, tuple[float, Any]] = field(default_factory=dict)
+
+    def get(self, path: str) -> Any | None:
+        found = self.held.get(path)
+        if found is None or time.monotonic() - found[0] >= _CACHE_SECONDS:
+            return None
+        return found[1]
+
+    def put(self, path: str, body: Any) -> None:
+        self.held[path] = (time.monotonic(), body)
+
+
+def reference_cache(app: FastAPI) -> ReferenceCache:
+    """The app's reference cache, made on its first use."""
+    cache: ReferenceCache | None = getattr(app.state, "reference_cache", None)
+    if cache is None:
+        cache = app.state.reference_cache = ReferenceCache()
+    return cache
 
 
 class ApiRefused(DomainError):
@@ -85,11 +111,10 @@ class NodeApi:
         headers: dict[str, str] | None = None,
     ) -> Any:
         """The decoded JSON answer (None for an empty one), or a page-level error."""
-        cacheable = method == "GET" and params is None and path.startswith(_CACHED_PREFIXES)
-        if cacheable:
-            held = _cache.get(path)
-            if held is not None and time.monotonic() - held[0] < _CACHE_SECONDS:
-                return held[1]
+        cacheable = method == "GET" and not params and path.startswith(_CACHED_PREFIXES)
+        cache = reference_cache(self._app)
+        if cacheable and (held := cache.get(path)) is not None:
+            return held
         transport = httpx.ASGITransport(app=self._app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://node", timeout=30
@@ -106,7 +131,7 @@ class NodeApi:
             return None
         body = response.json()
         if cacheable:
-            _cache[path] = (time.monotonic(), body)
+            cache.put(path, body)
         return body
 
     async def get(self, path: str, **params: Any) -> Any:

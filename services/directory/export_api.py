@@ -2,7 +2,7 @@
 "who does what where" CSV with HXL hashtags (``/exports/3w.csv``).
 
 Any authenticated caller may read them: they hold what every member already sees in the
-directory, less the focal points (see ``exports``). Only active organisations appear.
+directory, less the focal points (see ``exports.hsds``). Only active organisations appear.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from services.directory import exports, reference, store
+from services.directory import reference, store
+from services.directory.exports import hsds, threew
 from shared import audit_trail
 from shared.auth import Principal, require
 from shared.contracts.directory import OrganisationPublished
@@ -65,7 +66,7 @@ class HsdsAbout(BaseModel):
 @router.get("/hsds", summary="What this HSDS view is: its HSDS version and API description")
 async def hsds_about(request: Request, _: Anyone) -> HsdsAbout:
     return HsdsAbout(
-        version=exports.HSDS_VERSION,
+        version=hsds.HSDS_VERSION,
         openapi_url=str(request.base_url) + "openapi.json",
         description="Relais directory: the active member organisations of the network and the "
         "services they offer, in Open Referral HSDS 3.0, with the extension object x-relais.",
@@ -79,10 +80,10 @@ async def hsds_about(request: Request, _: Anyone) -> HsdsAbout:
 )
 async def hsds_organizations(
     ctx: Context, principal: Anyone, page_number: PageNumber = 1, per_page: PerPage = 50
-) -> exports.OrganizationPage:
+) -> hsds.OrganizationPage:
     await _audit_export(ctx, principal, "directory:hsds", page_number)
-    organizations = exports.hsds_organizations(await _records(ctx), reference.reference())
-    return exports.page_of(exports.OrganizationPage, organizations, page_number, per_page)
+    organizations = hsds.hsds_organizations(await _records(ctx), reference.reference())
+    return hsds.page_of(hsds.OrganizationPage, organizations, page_number, per_page)
 
 
 @router.get(
@@ -92,11 +93,11 @@ async def hsds_organizations(
 )
 async def hsds_organization(
     org_id: OrganizationKey, ctx: Context, _: Anyone
-) -> exports.HsdsOrganization:
-    record = exports.find_organization(await _records(ctx), org_id)
+) -> hsds.HsdsOrganization:
+    record = hsds.find_organization(await _records(ctx), org_id)
     if record is None:
         raise NotFound(f"no active organisation {org_id}", field="org_id")
-    return exports.hsds_organization(record, reference.reference())
+    return hsds.hsds_organization(record, reference.reference())
 
 
 @router.get(
@@ -112,11 +113,11 @@ async def hsds_services(
     ] = None,
     page_number: PageNumber = 1,
     per_page: PerPage = 50,
-) -> exports.ServicePage:
-    services = exports.hsds_services(
+) -> hsds.ServicePage:
+    services = hsds.hsds_services(
         await _records(ctx), reference.reference(), organization=organization_id
     )
-    return exports.page_of(exports.ServicePage, services, page_number, per_page)
+    return hsds.page_of(hsds.ServicePage, services, page_number, per_page)
 
 
 @router.get(
@@ -124,12 +125,12 @@ async def hsds_services(
     summary="HSDS 3.0: one service, by HSDS id, with its organisation nested",
     response_model_exclude_none=True,
 )
-async def hsds_service(service_id: ServiceKey, ctx: Context, _: Anyone) -> exports.HsdsService:
-    found = exports.find_service(await _records(ctx), service_id)
+async def hsds_service(service_id: ServiceKey, ctx: Context, _: Anyone) -> hsds.HsdsService:
+    found = hsds.find_service(await _records(ctx), service_id)
     if found is None:
         raise NotFound(f"no service {service_id} of an active organisation", field="service_id")
     record, offer = found
-    return exports.hsds_service(record, offer, reference.reference(), with_organization=True)
+    return hsds.hsds_service(record, offer, reference.reference(), with_organization=True)
 
 
 @router.get(
@@ -142,12 +143,12 @@ async def three_w(ctx: Context, principal: Anyone) -> StreamingResponse:
     records = await _records(ctx)
     await _audit_export(ctx, principal, "directory:3w", len(records))
     zone = ZoneInfo(ctx.settings.timezone)  # the node's (RELAIS_TIMEZONE, checked at start)
-    filename = exports.three_w_filename(datetime.now(UTC).astimezone(zone).date())
+    filename = threew.three_w_filename(datetime.now(UTC).astimezone(zone).date())
 
     def body() -> Iterator[str]:
         yield BOM
-        rows = exports.three_w_rows(records, reference.reference(), zone=zone)
-        yield from exports.csv_lines(rows)
+        rows = threew.three_w_rows(records, reference.reference(), zone=zone)
+        yield from threew.csv_lines(rows)
 
     return StreamingResponse(
         body(),

@@ -357,19 +357,14 @@ async def record_refusal(
     """On a member node: the hub said no to a change; keep its reason for the staff to see."""
     if delivery.sender != ctx.settings.hub_org or refusal.org_id != ctx.settings.org:
         raise Forbidden("refusals come from the hub, about this node's organisation")
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SCHEMA, "directory.refusal", event.id):
-            return
+
+    async def keep_reason(conn: Connection) -> None:
         await store.refuse_change_request(
             conn, refusal.org_id, refusal.version, refusal.reason, refusal.field
         )
-        await _audit(
-            conn,
-            audit_trail.system(ctx.settings.hub_org, SCHEMA),
-            "organisation.change_refused",
-            refusal.org_id,
-            refusal,
-        )
+        await _audit(conn, _hub(ctx), "organisation.change_refused", refusal.org_id, refusal)
+
+    await _once(ctx, "directory.refusal", event, keep_reason)
 
 
 async def request_replay(ctx: ServiceContext, reason: str) -> None:
@@ -387,11 +382,12 @@ async def replay_directory(
     """On the hub: send every current record to the node that asked, addressed to it alone."""
     recipient = delivery.sender
     assert recipient is not None
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SCHEMA, "directory.replay", event.id):
-            return
+
+    async def send_all(conn: Connection) -> None:
         for record in await store.list_organisations(conn):
             await ctx.send(conn, record, to=recipient, about=record.org_id)
+
+    await _once(ctx, "directory.replay", event, send_all)
 
 
 async def organisation(ctx: ServiceContext, org_id: str) -> OrganisationPublished:
@@ -417,20 +413,15 @@ async def replicate_organisation(
     """On every other node: apply the hub's broadcast if it is newer than the replica's."""
     if delivery.sender != ctx.settings.hub_org:
         raise Forbidden(f"directory records come from the hub, not from {delivery.sender}")
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SCHEMA, "directory.replica", event.id):
-            return
+
+    async def apply_if_newer(conn: Connection) -> None:
         current = await store.get_organisation(conn, record.org_id)
         if domain.should_apply(current.version if current else None, record):
             await store.save_organisation(conn, record)
             await store.settle_change_requests(conn, record.org_id, record.version)
-            await _audit(
-                conn,
-                audit_trail.system(ctx.settings.hub_org, SCHEMA),
-                "organisation.replicated",
-                record.org_id,
-                record,
-            )
+            await _audit(conn, _hub(ctx), "organisation.replicated", record.org_id, record)
+
+    await _once(ctx, "directory.replica", event, apply_if_newer)
 
 
 async def probe(ctx: ServiceContext, org_id: str) -> str:
@@ -450,13 +441,14 @@ async def answer_probe(
     """A probe arrived: answer it, once."""
     sender = delivery.sender
     assert sender is not None
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SCHEMA, "directory.probe", event.id):
-            return
-        answer = LinkAnswered(
+
+    async def answer(conn: Connection) -> None:
+        answered = LinkAnswered(
             probe_id=probe.probe_id, probed_at=probe.sent_at, answered_at=datetime.now(UTC)
         )
-        await ctx.send(conn, answer, to=sender)
+        await ctx.send(conn, answered, to=sender)
+
+    await _once(ctx, "directory.probe", event, answer)
 
 
 async def record_answer(
@@ -465,9 +457,8 @@ async def record_answer(
     """An answer came back: record the round trip of the probe it answers."""
     sender = delivery.sender
     assert sender is not None
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SCHEMA, "directory.answer", event.id):
-            return
+
+    async def record_round_trip(conn: Connection) -> None:
         probed_at = await store.get_probe(conn, sender, answer.probe_id)
         if probed_at is None:
             return  # an answer to a probe superseded by a newer one
@@ -475,6 +466,26 @@ async def record_answer(
         await store.record_answer(
             conn, sender, answer.probe_id, datetime.now(UTC), result.round_trip_ms
         )
+
+    await _once(ctx, "directory.answer", event, record_round_trip)
+
+
+async def _once(
+    ctx: ServiceContext,
+    consumer: str,
+    event: CloudEvent,
+    apply: Callable[[Connection], Awaitable[None]],
+) -> None:
+    """``apply(conn)`` an event in one transaction with the note that ``consumer`` handled
+    it: once, however often the broker delivers it."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if await processed.first_time(conn, SCHEMA, consumer, event.id):
+            await apply(conn)
+
+
+def _hub(ctx: ServiceContext) -> audit_trail.Actor:
+    """Who a change the hub sent is recorded as in this node's audit log."""
+    return audit_trail.system(ctx.settings.hub_org, SCHEMA)
 
 
 async def _audit(

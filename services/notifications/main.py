@@ -12,8 +12,7 @@ from shared.service import Service, ServiceContext
 
 
 async def start(ctx: ServiceContext) -> None:
-    notifier = handlers.Notifier(ctx, NotificationSettings())
-    handlers.register(notifier)
+    notifier = ctx.state = handlers.Notifier(ctx, NotificationSettings())
     ctx.background("live updates", lambda: notifier.live.run(ctx.settings.database_url))
     ctx.background("delivery worker", lambda: handlers.run_worker(notifier))
     ctx.background("category labels", notifier.learn_categories)

@@ -18,7 +18,8 @@ from fastapi import FastAPI
 
 from deploy.demo_network import HUB, MEMBERS
 from deploy.demo_network import record as demo_record
-from services.directory import export_api, exports, reference
+from services.directory import export_api, reference
+from services.directory.exports import hsds, threew
 from services.directory.reference import (
     Category,
     City,
@@ -115,7 +116,7 @@ def hsds_json(records: list[OrganisationPublished]) -> list[dict[str, Any]]:
     """The organisations as the HTTP API writes them (aliases, no nulls)."""
     return [
         organization.model_dump(mode="json", exclude_none=True)
-        for organization in exports.hsds_organizations(records, REF)
+        for organization in hsds.hsds_organizations(records, REF)
     ]
 
 
@@ -133,7 +134,7 @@ def ids_in(value: Any) -> Iterator[str]:
 
 def three_w(records: list[OrganisationPublished]) -> list[list[str]]:
     """The 3W file as text, read back as a spreadsheet would."""
-    text = "".join(exports.csv_lines(exports.three_w_rows(records, REF)))
+    text = "".join(threew.csv_lines(threew.three_w_rows(records, REF)))
     return list(csv.reader(io.StringIO(text, newline="")))
 
 
@@ -193,8 +194,8 @@ class TestHsdsContent:
             organisation("nour", status=MembershipStatus.LEFT),
         ]
         assert [o["x-relais"]["org_id"] for o in hsds_json(records)] == ["sanad"]
-        assert [s.relais.org_id for s in exports.hsds_services(records, REF)] == ["sanad"]
-        assert exports.find_organization(records, "amal") is None
+        assert [s.relais.org_id for s in hsds.hsds_services(records, REF)] == ["sanad"]
+        assert hsds.find_organization(records, "amal") is None
 
     def test_the_french_name_is_the_name_and_every_language_is_kept(self) -> None:
         (organization,) = hsds_json([organisation()])
@@ -255,38 +256,38 @@ class TestHsdsContent:
 
     def test_a_service_found_by_its_id_comes_with_its_organisation(self) -> None:
         records = [organisation()]
-        (wanted,) = exports.hsds_services(records, REF)
-        found = exports.find_service(records, wanted.id)
+        (wanted,) = hsds.hsds_services(records, REF)
+        found = hsds.find_service(records, wanted.id)
         assert found is not None
-        service = exports.hsds_service(*found, REF, with_organization=True)
+        service = hsds.hsds_service(*found, REF, with_organization=True)
         assert service.organization is not None
         assert service.organization.name == "Sanad"
         assert service.organization.services is None
 
     def test_an_organisation_is_found_by_its_code_or_its_hsds_id(self) -> None:
         records = [organisation()]
-        assert exports.find_organization(records, "sanad") is records[0]
-        assert exports.find_organization(records, exports.organization_id("sanad")) is records[0]
+        assert hsds.find_organization(records, "sanad") is records[0]
+        assert hsds.find_organization(records, hsds.organization_id("sanad")) is records[0]
 
 
 class TestHsdsPages:
-    services = exports.hsds_services(
+    services = hsds.hsds_services(
         [organisation("sanad", offer("accueil"), offer("ecoute"), offer("soins"))], REF
     )
 
     def test_a_page_says_where_it_is_in_the_list(self) -> None:
-        page = exports.page_of(exports.ServicePage, self.services, 2, 2)
+        page = hsds.page_of(hsds.ServicePage, self.services, 2, 2)
         assert (page.total_items, page.total_pages, page.page_number, page.size) == (3, 2, 2, 1)
         assert (page.first_page, page.last_page, page.empty) == (False, True, False)
         assert [service.relais.service_id for service in page.contents] == ["soins"]
 
     def test_a_page_past_the_end_is_empty(self) -> None:
-        page = exports.page_of(exports.ServicePage, self.services, 3, 2)
+        page = hsds.page_of(hsds.ServicePage, self.services, 3, 2)
         assert page.empty
         assert page.contents == []
 
     def test_an_empty_list_is_one_empty_page(self) -> None:
-        page = exports.page_of(exports.OrganizationPage, [], 1, 50)
+        page = hsds.page_of(hsds.OrganizationPage, [], 1, 50)
         assert (page.total_items, page.empty, page.first_page, page.last_page) == (
             0,
             True,
@@ -300,7 +301,7 @@ class TestThreeW:
         headers, tags, *_ = three_w([organisation()])
         assert headers[:3] == ["Organisation", "Code organisation", "Type d'organisation"]
         assert not any(header.startswith("#") for header in headers)
-        assert tags == [tag for _, tag in exports.THREE_W_COLUMNS]
+        assert tags == [tag for _, tag in threew.THREE_W_COLUMNS]
 
     def test_every_hashtag_is_valid_hxl(self) -> None:
         _, tags, *_ = three_w([organisation()])
@@ -323,7 +324,7 @@ class TestThreeW:
 
     def test_a_national_service_yields_a_national_row(self) -> None:
         rows = three_w([organisation("sanad", offer(national=True))])[2:]
-        column = {tag: i for i, (_, tag) in enumerate(exports.THREE_W_COLUMNS)}
+        column = {tag: i for i, (_, tag) in enumerate(threew.THREE_W_COLUMNS)}
         (row,) = rows
         assert row[column["#country +code"]] == "MAR"
         assert row[column["#meta +coverage"]] == "Nationale"
@@ -331,7 +332,7 @@ class TestThreeW:
 
     def test_a_city_row_names_its_region_and_iso_code(self) -> None:
         (row,) = three_w([organisation("sanad", offer(cities=["oujda"], capacity="waitlist"))])[2:]
-        values = dict(zip((tag for _, tag in exports.THREE_W_COLUMNS), row, strict=True))
+        values = dict(zip((tag for _, tag in threew.THREE_W_COLUMNS), row, strict=True))
         assert values["#loc +name"] == "Oujda"
         assert values["#adm1 +name"] == "L'Oriental"
         assert values["#adm1 +code"] == "MA-02"
@@ -359,7 +360,7 @@ class TestThreeW:
         assert row[0] == "'" + name.fr
 
     def test_the_file_is_named_after_the_day(self) -> None:
-        assert exports.three_w_filename(date(2026, 3, 8)) == "relais-3w-2026-03-08.csv"
+        assert threew.three_w_filename(date(2026, 3, 8)) == "relais-3w-2026-03-08.csv"
 
     def test_capacity_is_dated_when_the_organisation_said_when(self) -> None:
         said = datetime(2026, 3, 8, 10, 30, tzinfo=UTC)
@@ -387,7 +388,7 @@ class TestThreeW:
         said = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
         records = [organisation("sanad", offer(capacity_set_at=said))]
         text = "".join(
-            exports.csv_lines(exports.three_w_rows(records, REF, zone=ZoneInfo("Europe/Paris")))
+            threew.csv_lines(threew.three_w_rows(records, REF, zone=ZoneInfo("Europe/Paris")))
         )
         header, _, row = list(csv.reader(io.StringIO(text, newline="")))
         assert "Capacité mise à jour le (heure locale, Europe/Paris)" in header
@@ -399,11 +400,11 @@ def test_the_demo_network_exports_with_the_shipped_reference_data() -> None:
         demo_record(org, version=1, node_url="http://node", keys=[]) for org in (HUB, *MEMBERS)
     ]
     ref = reference.reference()
-    rows = list(exports.three_w_rows(records, ref))[2:]
+    rows = list(threew.three_w_rows(records, ref))[2:]
     sectors = {row[4] for row in rows}
     assert rows
     assert "" not in sectors  # every category is counted under a known sector
-    services = exports.hsds_services(records, ref)
+    services = hsds.hsds_services(records, ref)
     assert all(service.name != service.relais.category for service in services)
 
 
