@@ -127,32 +127,40 @@ async def disable_user(pool: Pool, username: str) -> User:
     """
     username = domain.normalise_username(username)
     async with pool.acquire() as conn, conn.transaction():
-        # Locking every active admin serialises two admins disabling each other at once.
-        admins = await conn.fetch(
-            "SELECT username FROM auth.users WHERE role = 'admin' AND NOT disabled FOR UPDATE"
-        )
-        row = await conn.fetchrow(
-            f"SELECT {_USER_COLUMNS} FROM auth.users WHERE username = $1 FOR UPDATE", username
-        )
-        if row is None:
-            raise NotFound("no such user", field="username")
+        row, last_admin = await _locked(conn, username)
         if row["disabled"]:
             return _user(row)
-        if [a["username"] for a in admins] == [username]:
+        if last_admin:
             raise Conflict(
                 "this is the last active administrator; make another one first", field="username"
             )
-        row = await conn.fetchrow(
+        disabled = await conn.fetchrow(
             f"UPDATE auth.users SET disabled = true, disabled_at = now() WHERE username = $1"
             f" RETURNING {_USER_COLUMNS}",
             username,
         )
         await _revoke_access_tokens(conn, username)
         ended = await session_store.end_all_of(conn, username, EndedWhy.DISABLED)
-    assert row is not None
-    log.info("user account disabled (role %s)", row["role"])
+    assert disabled is not None  # the row is locked: it is still there
+    log.info("user account disabled (role %s)", disabled["role"])
     await _audit_ended(pool, username, ended)
-    return _user(row)
+    return _user(disabled)
+
+
+async def _locked(conn: Connection, username: str) -> tuple[asyncpg.Record, bool]:
+    """The account's row, locked for a change, and whether it is the last active administrator.
+
+    Every active admin is locked too: two admins disabling or demoting each other at once are
+    served one after the other, and cannot leave the node with none."""
+    admins = await conn.fetch(
+        "SELECT username FROM auth.users WHERE role = 'admin' AND NOT disabled FOR UPDATE"
+    )
+    row = await conn.fetchrow(
+        f"SELECT {_USER_COLUMNS} FROM auth.users WHERE username = $1 FOR UPDATE", username
+    )
+    if row is None:
+        raise NotFound("no such user", field="username")
+    return row, [a["username"] for a in admins] == [username]
 
 
 async def change_role(pool: Pool, username: str, role: Role | str) -> User:
@@ -160,31 +168,24 @@ async def change_role(pool: Pool, username: str, role: Role | str) -> User:
     logs in again into what the new role shows). Refused for the last active administrator."""
     username, role = domain.normalise_username(username), domain.check_role(role)
     async with pool.acquire() as conn, conn.transaction():
-        admins = await conn.fetch(
-            "SELECT username FROM auth.users WHERE role = 'admin' AND NOT disabled FOR UPDATE"
-        )
-        row = await conn.fetchrow(
-            f"SELECT {_USER_COLUMNS} FROM auth.users WHERE username = $1 FOR UPDATE", username
-        )
-        if row is None:
-            raise NotFound("no such user", field="username")
+        row, last_admin = await _locked(conn, username)
         if row["role"] == role.value:
             return _user(row)
-        if role != Role.ADMIN and [a["username"] for a in admins] == [username]:
+        if role != Role.ADMIN and last_admin:
             raise Conflict(
                 "this is the last active administrator; make another one first", field="role"
             )
-        row = await conn.fetchrow(
+        changed = await conn.fetchrow(
             f"UPDATE auth.users SET role = $2 WHERE username = $1 RETURNING {_USER_COLUMNS}",
             username,
             role.value,
         )
         await _revoke_access_tokens(conn, username)
         ended = await session_store.end_all_of(conn, username, EndedWhy.ROLE)
-    assert row is not None
+    assert changed is not None  # the row is locked: it is still there
     log.info("user account's role changed to %s", role)
     await _audit_ended(pool, username, ended)
-    return _user(row)
+    return _user(changed)
 
 
 async def change_password(pool: Pool, username: str, password: str) -> User:
