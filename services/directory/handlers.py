@@ -123,7 +123,12 @@ async def ensure_hub_topology(ctx: ServiceContext, cut: Collection[str] = ()) ->
             accounts = []
         else:
             await hub_nats.apply_accounts(
-                render_accounts(accounts, hub_domain=settings.hub_domain),
+                render_accounts(
+                    accounts,
+                    hub_domain=settings.hub_domain,
+                    quota=settings.quota,
+                    replicas=settings.stream_replicas,
+                ),
                 accounts_file=settings.nats_accounts_file,
                 system_url=settings.nats_system_url,
                 hub=ctx.bus.nc,
@@ -173,6 +178,7 @@ async def _ensure_streams(ctx: ServiceContext, members: list[Member]) -> None:
         members,
         hub_domain=settings.hub_domain,
         replicas=settings.stream_replicas,
+        quota=settings.quota,
     )
 
 
