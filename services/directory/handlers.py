@@ -15,6 +15,7 @@ from shared.bus import Delivery
 from shared.contracts.directory import (
     Capacity,
     DirectoryReplayRequested,
+    FloodReported,
     LinkAnswered,
     LinkProbed,
     MembershipStatus,
@@ -23,7 +24,7 @@ from shared.contracts.directory import (
     OrganisationPublished,
 )
 from shared.db import Connection
-from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, PermanentFailure
 from shared.events import BROADCAST, CloudEvent, Payload
 from shared.federation import Member
 from shared.joining import Application, KeyChange, check_application, check_key_change
@@ -474,6 +475,35 @@ async def record_answer(
         )
 
     await _once(ctx, "directory.answer", event, record_round_trip)
+
+
+async def record_flood(
+    ctx: ServiceContext, event: CloudEvent, report: FloodReported, delivery: Delivery
+) -> None:
+    """On the hub: a node says one organisation floods it with envelopes it refuses; keep the
+    incident's latest figures for the coordinators (audited when it is first reported)."""
+    reporter = delivery.sender
+    if not ctx.settings.is_hub or reporter is None:
+        raise PermanentFailure("only the hub collects flood reports")
+
+    async def keep(conn: Connection) -> None:
+        first = await store.record_flood(conn, reporter, report)
+        if first:
+            log.warning(
+                "hub: %s reports a flood of refused envelopes from %s (%d so far)",
+                reporter,
+                report.sender,
+                report.refused,
+            )
+            await _audit(
+                conn,
+                audit_trail.Actor(reporter, "system:referrals"),
+                "flood.reported",
+                report.sender,
+                report,
+            )
+
+    await _once(ctx, "directory.flood", event, keep)
 
 
 async def _once(
