@@ -25,9 +25,7 @@ _NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 
 
 def _written_time(value: Any) -> Any:
-    if isinstance(value, bool | int | float) or (
-        isinstance(value, str) and _NUMBER.match(value)
-    ):
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and _NUMBER.match(value)):
         raise ValueError("a time is written in ISO 8601 (2026-12-03T15:00:00Z), not as a number")
     return value
 
