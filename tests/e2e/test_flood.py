@@ -51,8 +51,8 @@ def junk_envelope(n: int) -> bytes:
             from_org="jusoor",
             to_org="amal",
             category="primary_health",
-            urgency="priority",  # type: ignore[arg-type]
-            legal_basis="consent",  # type: ignore[arg-type]
+            urgency="priority",
+            legal_basis="consent",
             created_at=now,
             acknowledge_by=now + timedelta(hours=4),
             answer_by=now + timedelta(days=2),
@@ -125,7 +125,7 @@ async def test_a_flood_by_one_member_leaves_the_others_referrals_flowing_and_one
     letters_before = len(await dead_letters(creds, "amal"))
 
     flooding = asyncio.create_task(flood(network))
-    during = []
+    during: list[float] = []
     while not flooding.done() or len(during) < 3:
         during.append(await delivered(creds, "during the flood"))
     await flooding
