@@ -74,6 +74,13 @@ class NodeSettings(BaseSettings):
         description="on the hub: the largest message an organisation's streams take (a "
         "referral is a few kB; documents travel in chunks of at most this size)",
     )
+    leaf_links_per_member: int = Field(
+        default=1,
+        ge=1,
+        le=4,
+        description="on the hub: the leaf links one organisation's credential may hold at "
+        "once; with 1, a second leaf made with a copy of its nkey is refused",
+    )
     refusal_budget: int = Field(
         default=20,
         ge=1,

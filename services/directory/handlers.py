@@ -129,6 +129,7 @@ async def ensure_hub_topology(ctx: ServiceContext, cut: Collection[str] = ()) ->
                     hub_domain=settings.hub_domain,
                     quota=settings.quota,
                     replicas=settings.stream_replicas,
+                    leaf_links=settings.leaf_links_per_member,
                 ),
                 accounts_file=settings.nats_accounts_file,
                 system_url=settings.nats_system_url,

@@ -6,7 +6,10 @@ jusoor controls its own node, so it publishes what it likes into its own ``OUTBO
 addressed to amal, some well formed but signed with no key of jusoor's (refused on arrival),
 some not envelopes at all (unreadable). Meanwhile sanad sends real referrals to amal. The
 latencies sanad's referrals saw, before and during the flood, are printed (``pytest -s``) for
-the record; nothing here asserts a time."""
+the record; nothing here asserts a time.
+
+On the same network (the hub's defaults: one leaf link per credential), a second leaf made with
+a copy of amal's nkey is refused while amal's node is linked."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from shared.contracts.referrals import Header, ReferralOffered, SealedPayload
 from shared.events import make_event
 from shared.settings import NodeSettings
 from tests.e2e.conftest import client, network_of_its_own
+from tests.e2e.rogue_leaf import RogueLeaf
 from tests.e2e.test_referrals import referral, status_at
 from tests.waiting import eventually
 
@@ -115,6 +119,25 @@ async def dead_letters(creds: Creds, node: str) -> list[dict[str, Any]]:
         found = await admin.get("/api/v1/node/dead-letters", params={"limit": 1000})
         assert found.status_code == 200, found.text
         return list(found.json())
+
+
+async def test_a_second_leaf_with_a_copied_nkey_is_refused_while_the_node_is_linked(
+    three_members: tuple[Network, Creds],
+) -> None:
+    network, creds = three_members
+    await delivered(creds, "amal is linked")
+    leaf, answer = await RogueLeaf.connect(
+        network.hub.leaf_port or 0,
+        seed=network.nkey_seed(network.plan("amal")),
+        ca_file=network.hub_material.ca_file,
+    )
+    try:
+        print(f"\nthe hub's answer to a second leaf with amal's nkey: {answer}")
+        assert answer.startswith("-ERR"), answer
+        assert answer != "PONG"
+    finally:
+        await leaf.close()
+    await delivered(creds, "amal's own link still holds")
 
 
 async def test_a_flood_by_one_member_leaves_the_others_referrals_flowing_and_one_incident(

@@ -55,6 +55,7 @@ def test_the_hub_with_limited_member_accounts_and_payload_is_taken_by_nats_serve
     (hub.folder / ACCOUNTS_FILE).write_text(text)
     assert '"max_file": 50331648' in text  # two streams of 8 MiB, three replicas
     assert '"max_bytes_required": true' in text and '"max_streams": 2' in text
+    assert "limits: { max_leafnodes: 1 }" in text  # one leaf link per credential
     spec = NatsServerSpec(
         "hub",
         "hub",
