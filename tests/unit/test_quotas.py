@@ -10,8 +10,8 @@ from deploy import tls
 from deploy.joining import ACCOUNTS_FILE, init_hub
 from deploy.nats_config import NatsServerSpec
 from shared.federation import DEFAULT_QUOTA, MIB, Member, Quota, hub_member_streams
-from shared.joining import load_or_create_nkey, nkey_public
-from shared.nats_accounts import OrgAccount, render_accounts
+from shared.membership.accounts import OrgAccount, render_accounts
+from shared.membership.joining import load_or_create_nkey, nkey_public
 from shared.settings import NodeSettings
 from tests.unit.test_leaf_urls import nats_check
 
