@@ -54,9 +54,11 @@ class Quota:
     """What one organisation may hold at the hub, in each of its two streams (``FROM_``,
     ``TO_``): a member flooding the network fills its own streams and no one's disk.
     ``max_msg_size`` is also the leaf links' ``max_payload``: a referral envelope is a few kB,
-    a document goes in chunks of at most this size."""
+    a document goes in chunks of at most this size. JetStream reserves each stream's
+    ``max_bytes`` on the hub's disk: 100 members at the default take 25.6 GiB (times the
+    replicas); a stream the disk cannot reserve is not made."""
 
-    max_bytes: int = 256 * MIB
+    max_bytes: int = 128 * MIB
     max_msgs: int = 100_000
     max_msg_size: int = MIB
 
