@@ -53,7 +53,7 @@ PUBLISHED = Counter("relais_events_published_total", "Events published to JetStr
 CONSUMED = Counter(
     "relais_events_consumed_total",
     "Deliveries handled, by outcome: acked, retried, held (an outage waited out in place), "
-    "parked (dead-lettered) or skipped",
+    "parked (dead-lettered), absorbed (counted in a flood incident: no dead letter) or skipped",
     ["consumer", "outcome"],
 )
 
@@ -109,6 +109,9 @@ class Delivery:
 
 
 Handler = Callable[[CloudEvent, Payload, Delivery], Awaitable[None]]
+# Asked before a delivery from another organisation is parked, with the reason: True if it
+# took the delivery instead (a flood counted as one incident: services/referrals/floods.py).
+Absorber = Callable[[Delivery, str], Awaitable[bool]]
 Responder = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
@@ -130,6 +133,7 @@ class Subscription:
     # The node's own broadcasts come back through its INBOX and are skipped; a consumer that
     # watches the hub's ROUTER (the audit's network log) wants them.
     own_broadcasts: bool = False
+    absorb: Absorber | None = None
 
     @classmethod
     def routing(
@@ -330,7 +334,7 @@ class Bus:
             event = CloudEvent.from_json(msg.data)
             payload = parse_payload(event)
         except Invalid as exc:
-            await self._terminate(msg, sub.durable, exc.detail)
+            await self._park(msg, sub, delivery, exc.detail)
             return
         with telemetry.consume_span(event, msg.subject, msg.headers or {}):
             for tries in itertools.count():
@@ -340,7 +344,7 @@ class Bus:
                     if isinstance(exc, DomainError) and exc.transient:
                         await self._retry(msg, sub, event, delivery)
                         return
-                    await self._terminate(msg, sub.durable, f"{type(exc).__name__}: {exc}")
+                    await self._park(msg, sub, delivery, f"{type(exc).__name__}: {exc}")
                     return
                 except asyncio.CancelledError:
                     raise
@@ -397,6 +401,22 @@ class Bus:
         )
         await msg.nak(delay=delay)
         CONSUMED.labels(sub.durable, "retried").inc()
+
+    async def _park(self, msg: Msg, sub: Subscription, delivery: Delivery, reason: str) -> None:
+        """Terminate ``msg`` (a dead letter), unless the subscription's ``absorb`` takes it."""
+        if sub.absorb is not None and delivery.sender not in (None, self.org):
+            try:
+                taken = await sub.absorb(delivery, reason)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # counting failed (the database?): park it as before
+                log.exception("consumer %s: could not count a refused delivery", sub.durable)
+                taken = False
+            if taken:
+                await msg.ack()
+                CONSUMED.labels(sub.durable, "absorbed").inc()
+                return
+        await self._terminate(msg, sub.durable, reason)
 
     async def _terminate(self, msg: Msg, consumer: str, reason: str) -> None:
         log.error(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.referrals import domain, envelope, forms, roster, store
+from services.referrals import domain, envelope, floods, forms, roster, store
 from services.referrals.handlers.common import (
     INBOX_CONSUMER,
     SERVICE,
@@ -54,6 +54,8 @@ async def receive_offer(
     try:
         payload_ok = await _verified(ctx, offer, sender)
     except Refusal as refusal:
+        if await floods.flooding(ctx, sender):  # parked in its incident: no answer, no record
+            raise PermanentFailure(f"envelope refused: {refusal.reason}") from None
         await _refuse(ctx, event, offer, sender, refusal.reason)
         raise PermanentFailure(f"envelope refused: {refusal.reason}") from None
     async with ctx.pool.acquire() as conn, conn.transaction():
