@@ -160,10 +160,16 @@ async def _reset_statements(net: Network) -> None:
         await conn.close()
 
 
-async def _top_statements(net: Network, referrals: int, top: int = 25) -> list[dict[str, Any]]:
-    """The statements of every node's database by total time since the reset, per referral."""
+async def _top_statements(net: Network, referrals: int, top: int = 60) -> dict[str, Any]:
+    """The statements of every node's database since the reset, per referral: how many by
+    database, and the ``top`` by total time."""
     conn = await asyncpg.connect(net.postgres.url())
     try:
+        totals = await conn.fetch(
+            "SELECT d.datname, sum(s.calls) AS calls, sum(s.total_exec_time) AS ms"
+            " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+            " GROUP BY d.datname ORDER BY d.datname"
+        )
         rows = await conn.fetch(
             "SELECT d.datname, s.calls, s.total_exec_time, s.rows, s.query"
             " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
@@ -172,17 +178,27 @@ async def _top_statements(net: Network, referrals: int, top: int = 25) -> list[d
         )
     finally:
         await conn.close()
-    return [
-        {
-            "database": r["datname"],
-            "calls": r["calls"],
-            "calls_per_referral": round(r["calls"] / referrals, 2),
-            "total_ms": round(r["total_exec_time"], 1),
-            "ms_per_referral": round(r["total_exec_time"] / referrals, 3),
-            "query": " ".join(r["query"].split())[:300],
+    by_database = {
+        t["datname"]: {
+            "statements_per_referral": round(t["calls"] / referrals, 1),
+            "exec_ms_per_referral": round(t["ms"] / referrals, 3),
         }
-        for r in rows
-    ]
+        for t in totals
+    }
+    return {
+        "by_database": by_database,
+        "top": [
+            {
+                "database": r["datname"],
+                "calls": r["calls"],
+                "calls_per_referral": round(r["calls"] / referrals, 2),
+                "total_ms": round(r["total_exec_time"], 1),
+                "ms_per_referral": round(r["total_exec_time"] / referrals, 3),
+                "query": " ".join(r["query"].split())[:300],
+            }
+            for r in rows
+        ],
+    }
 
 
 def _token(creds: dict[str, Any], node: str, role: str) -> str:
@@ -293,16 +309,24 @@ async def run(
                         sanad, receipts, meter, count, posters, limit
                     )
                 if statements:
-                    result["sustained"]["top_statements"] = await _top_statements(net, count)
+                    result["sustained"]["statements"] = await _top_statements(net, count)
                 result["fixed_load"] = []
+                failures = []
                 for rate in rates:
                     say(f"referrals: fixed load, {rate}/s for {seconds:.0f}s")
-                    result["fixed_load"].append(
-                        await _fixed_load(sanad, receipts, rate, seconds, limit)
-                    )
+                    try:  # a rate the network cannot carry fails its row; the next still runs
+                        row = await _fixed_load(sanad, receipts, rate, seconds, limit)
+                    except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
+                        row = {"offered_per_s": rate, "error": f"{type(exc).__name__}: {exc}"}
+                        failures.append(f"fixed load {rate}/s: {row['error']}")
+                        # What is still in flight settles before the next row starts.
+                        await asyncio.sleep(min(limit, 30))
+                    result["fixed_load"].append(row)
             result["notifications"] = await _mails(receipts, mailbox, limit)
             if receipts.twice:
                 raise RuntimeError(f"{receipts.twice} referrals were received twice")
+            if failures:
+                raise RuntimeError("; ".join(failures))
             await nc.close()
     except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
@@ -330,31 +354,38 @@ async def _mails(receipts: Receipts, mailbox: Mailbox, limit: float) -> dict[str
 
 
 def table(result: dict[str, Any], raw: dict[str, float]) -> str:
-    """``raw``: the federation's events/s of this run by scenario (``A``, ``B``), if measured."""
-    if "error" in result:
-        return f"referrals sanad → amal  FAILED: {result['error']}"
-    sustained, mails = result["sustained"], result["notifications"]
-    ratios = [
-        f"{sustained['received_per_s'] / per_s * 100:.1f} % of {key} ({per_s}/s)"
-        for key, per_s in sorted(raw.items(), reverse=True)
-    ]
-    lines = [
-        "referrals sanad → amal (create → received at the recipient's node)",
-        f"  sustained   {sustained['referrals']} referrals, {sustained['posters']} clients:"
-        f" {sustained['received_per_s']}/s received ({sustained['posted_per_s']}/s"
-        f" accepted by the API), {', '.join(ratios) or 'no raw pipeline figure in this run'}",
-        *cpu.table(sustained["cpu"]),
-    ]
-    for fixed in result["fixed_load"]:
+    """``raw``: the federation's events/s of this run by scenario (``A``, ``B``), if measured.
+    What was measured before a failure is shown above it."""
+    lines = ["referrals sanad → amal (create → received at the recipient's node)"]
+    sustained = result.get("sustained")
+    if sustained is not None:
+        ratios = [
+            f"{sustained['received_per_s'] / per_s * 100:.1f} % of {key} ({per_s}/s)"
+            for key, per_s in sorted(raw.items(), reverse=True)
+        ]
+        lines += [
+            f"  sustained   {sustained['referrals']} referrals, {sustained['posters']} clients:"
+            f" {sustained['received_per_s']}/s received ({sustained['posted_per_s']}/s"
+            f" accepted by the API), {', '.join(ratios) or 'no raw pipeline figure in this run'}",
+            *cpu.table(sustained["cpu"]),
+        ]
+    for fixed in result.get("fixed_load", []):
+        if "error" in fixed:
+            lines.append(f"  fixed load  {fixed['offered_per_s']}/s: FAILED {fixed['error']}")
+            continue
         lines.append(
             f"  fixed load  {fixed['offered_per_s']}/s, {fixed['referrals']} referrals:"
             f" p50 {fixed['p50_ms']} ms, p99 {fixed['p99_ms']} ms, max {fixed['max_ms']} ms"
         )
-    lines.append(
-        f"  mails       {mails['mails']} to amal's focal point: {mails['mails_per_s']}/s,"
-        f" received → accepted by SMTP p50 {mails['received_to_mail_p50_ms']} ms,"
-        f" p99 {mails['received_to_mail_p99_ms']} ms"
-    )
+    mails = result.get("notifications")
+    if mails is not None:
+        lines.append(
+            f"  mails       {mails['mails']} to amal's focal point: {mails['mails_per_s']}/s,"
+            f" received → accepted by SMTP p50 {mails['received_to_mail_p50_ms']} ms,"
+            f" p99 {mails['received_to_mail_p99_ms']} ms"
+        )
+    if "error" in result:
+        lines.append(f"  FAILED: {result['error']}")
     return "\n".join(lines)
 
 
