@@ -90,7 +90,7 @@ async def receive_offer(
         )
         await ctx.send(conn, step, to=header.from_org, about=header.referral_id)
         referral = await load(conn, header.referral_id)
-        await changed(ctx, conn, referral, Status.RECEIVED.value, ctx.settings.org)
+        await changed(ctx, conn, referral, Status.RECEIVED.value, ctx.settings.org, at=now)
         await audit(ctx, conn, system(ctx), "received", header.referral_id, {"fields": payload_ok})
 
 

@@ -162,7 +162,7 @@ async def create(
             await store.remember(conn, caller, idempotency_key, digest, referral_id)
         await ctx.send(conn, offer, to=new.to_org, about=referral_id)
         referral = await load(conn, referral_id)
-        await changed(ctx, conn, referral, Status.SENT.value, ctx.settings.org)
+        await changed(ctx, conn, referral, Status.SENT.value, ctx.settings.org, at=now)
         await audit(
             ctx, conn, actor_of(principal), "sent", referral_id, offer.model_dump(mode="json")
         )

@@ -82,7 +82,7 @@ async def act(
         )
         await ctx.send(conn, told, to=referral.other_org, about=referral_id)
         updated = await load(conn, referral_id)
-        await changed(ctx, conn, updated, status.value, org)
+        await changed(ctx, conn, updated, status.value, org, at=now)
         await audit(
             ctx, conn, actor_of(principal), status.value, referral_id, told.model_dump(mode="json")
         )
