@@ -133,8 +133,9 @@ async def insert(
     ciphertext: str,
     sealed_key: str,
     follows: str | None = None,
-) -> None:
-    await conn.execute(
+) -> Referral:
+    """The new row, as ``get`` would read it in the same transaction."""
+    row = await conn.fetchrow(
         """
         INSERT INTO referrals.referrals (
             referral_id, box, from_org, to_org, category, urgency, region, legal_basis,
@@ -143,6 +144,7 @@ async def insert(
             updated_at, follows)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
                 $18, $19, $20, $21, $22, $12, $23)
+        RETURNING *
         """,
         header.referral_id,
         box.value,
@@ -168,6 +170,8 @@ async def insert(
         sealed_key,
         follows,
     )
+    assert row is not None
+    return _referral(row)
 
 
 async def get(conn: Connection, referral_id: str, *, for_update: bool = False) -> Referral | None:
