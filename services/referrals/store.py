@@ -119,6 +119,31 @@ async def now(conn: Connection) -> datetime:
     return value
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """Where an arriving envelope stands, read in one round trip."""
+
+    first_time: bool  # its event was not processed before (now it is, in this transaction)
+    known: bool  # its referral is already here (the same envelope under another event id)
+    now: datetime
+
+
+async def receipt(conn: Connection, consumer: str, event_id: str, referral_id: str) -> Receipt:
+    """``processed.first_time``, ``get(...) is not None`` and ``now`` in one statement."""
+    row = await conn.fetchrow(
+        "WITH first AS (INSERT INTO referrals.processed (consumer, event_id) VALUES ($1, $2)"
+        "  ON CONFLICT DO NOTHING RETURNING true)"
+        " SELECT EXISTS (SELECT FROM first) AS first_time,"
+        "  EXISTS (SELECT FROM referrals.referrals WHERE referral_id = $3) AS known,"
+        "  referrals.clock_now() AS now",
+        consumer,
+        event_id,
+        referral_id,
+    )
+    assert row is not None
+    return Receipt(row["first_time"], row["known"], row["now"])
+
+
 async def insert(
     conn: Connection,
     *,

@@ -56,11 +56,12 @@ async def receive_offer(
         await _refuse(ctx, event, offer, sender, refusal.reason)
         raise PermanentFailure(f"envelope refused: {refusal.reason}") from None
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+        receipt = await store.receipt(conn, INBOX_CONSUMER, event.id, header.referral_id)
+        if not receipt.first_time:
             return
-        if await store.get(conn, header.referral_id) is not None:
+        if receipt.known:
             return  # the same envelope sent twice under two event ids
-        now = await store.now(conn)
+        now = receipt.now
         # Its row as loaded: nothing below changes it (history and alarms are tables of theirs).
         referral = await store.insert(
             conn,
