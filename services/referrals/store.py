@@ -207,14 +207,16 @@ async def get(conn: Connection, referral_id: str, *, for_update: bool = False) -
     return None if row is None else _referral(row)
 
 
-async def set_status(conn: Connection, referral_id: str, step: domain.Step) -> None:
+async def set_status(conn: Connection, referral_id: str, step: domain.Step) -> Referral:
+    """The row after the step, as ``get`` would read it in the same transaction."""
     closed = step.status in domain.TERMINAL
-    await conn.execute(
+    row = await conn.fetchrow(
         """
         UPDATE referrals.referrals
         SET status = $2, status_at = $3, status_by = $4, updated_at = referrals.clock_now(),
             closed_at = CASE WHEN $5 THEN coalesce(closed_at, referrals.clock_now()) END
         WHERE referral_id = $1
+        RETURNING *
         """,
         referral_id,
         step.status.value,
@@ -222,6 +224,9 @@ async def set_status(conn: Connection, referral_id: str, step: domain.Step) -> N
         step.by_org,
         closed,
     )
+    if row is None:
+        raise LookupError(f"no referral {referral_id}")
+    return _referral(row)
 
 
 async def add_history(
