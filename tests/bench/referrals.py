@@ -166,7 +166,7 @@ async def _top_statements(net: Network, referrals: int, top: int = 60) -> dict[s
     conn = await asyncpg.connect(net.postgres.url())
     try:
         totals = await conn.fetch(
-            "SELECT d.datname, sum(s.calls) AS calls, sum(s.total_exec_time) AS ms"
+            "SELECT d.datname, sum(s.calls)::bigint AS calls, sum(s.total_exec_time)::float8 AS ms"
             " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
             " GROUP BY d.datname ORDER BY d.datname"
         )
