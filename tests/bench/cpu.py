@@ -72,13 +72,24 @@ class Meter:
         return self.spent
 
 
-def per_event(spent: dict[str, float], events: int) -> dict[str, object]:
-    """The JSON figures: total CPU seconds, milliseconds per event, and the table by process."""
+def per_event(
+    spent: dict[str, float], events: int, *, wall_s: float, idle: dict[str, float], idle_s: float
+) -> dict[str, object]:
+    """The JSON figures: total CPU seconds, milliseconds per event, and the table by process.
+
+    ``idle``: what the same processes spent in ``idle_s`` seconds with nothing to do (polls,
+    heartbeats, timers); at ``wall_s`` seconds of the run, that much is not the events' cost
+    but the clock's, and a slow machine (fewer events a second) counts more of it per event:
+    ``cpu_ms_per_event_less_idle`` takes it out."""
     total = sum(spent.values())
+    idle_per_s = sum(idle.values()) / idle_s if idle_s else 0.0
+    busy = max(total - idle_per_s * wall_s, 0.0)
     return {
         "cpu_s": round(total, 3),
         "events": events,
         "cpu_ms_per_event": round(total * 1000 / events, 2) if events else None,
+        "idle_cpu_s_per_s": round(idle_per_s, 4),
+        "cpu_ms_per_event_less_idle": round(busy * 1000 / events, 2) if events else None,
         "by_process": {
             name: {
                 "cpu_s": seconds,
@@ -95,7 +106,8 @@ def table(figures: dict[str, object], unit: str = "referral") -> list[str]:
     assert isinstance(by_process, dict)
     lines = [
         f"  CPU         {figures['cpu_s']} s for {figures['events']} {unit}s:"
-        f" {figures['cpu_ms_per_event']} ms per {unit}"
+        f" {figures['cpu_ms_per_event']} ms per {unit}; less the idle network's"
+        f" {figures['idle_cpu_s_per_s']} CPU s/s: {figures['cpu_ms_per_event_less_idle']} ms"
     ]
     for name, row in by_process.items():
         lines.append(

@@ -5,7 +5,8 @@ On a network of its own (real servers and real node processes, seeded like the d
   sanad as fast as it takes them; the rate at which amal's node marks them ``received``;
 - CPU per referral: the CPU seconds of every process of the network (the three node
   processes, the three nats-servers, PostgreSQL with its backends; ``tests.bench.cpu``) over
-  the sustained run, divided by the referrals received, with where it went per process;
+  the sustained run, divided by the referrals received, with where it went per process; and
+  the same less what the idle network spends in as long (read for 5 s before the run);
 - fixed load: each of ``--rates`` referrals a second for ``--seconds``; the time from the POST
   to amal's ``received`` (its ``relais.local.referrals.changed`` event, seen on amal's NATS).
 ``received`` means amal's node verified the signature against the directory, decrypted the
@@ -53,6 +54,7 @@ from tests.bench import cpu
 from tests.bench.measure import percentile
 
 Say = Callable[[str], None]
+IDLE_S = 5.0  # the idle network's CPU is read this long before the sustained run
 BODY = {
     "to_org": "amal",
     "category": "primary_health",
@@ -228,6 +230,9 @@ async def _sustained(
         for _ in queue:
             await _post(sanad, sent)
 
+    meter.start()  # the idle network first: what its clocks and polls cost
+    await asyncio.sleep(IDLE_S)
+    idle = meter.stop()
     meter.start()
     started = time.monotonic()
     await asyncio.gather(*(poster() for _ in range(posters)))
@@ -247,7 +252,7 @@ async def _sustained(
         "wall_s": round(wall, 2),
         # The readings are taken when the last one is received: what the network spent on them
         # (with a sliver of idle polling, the same for any count).
-        "cpu": cpu.per_event(spent, count),
+        "cpu": cpu.per_event(spent, count, wall_s=wall, idle=idle, idle_s=IDLE_S),
     }
 
 
