@@ -48,10 +48,10 @@ async def test_an_admin_changes_a_role_and_a_password_and_the_owner_logs_in_agai
     await phone.reload()  # her phone's session ended with the change
     await expect(phone.get_by_role("button", name="Se connecter")).to_be_visible()
 
-    await admin.get_by_label("Nouveau mot de passe").fill("court")
+    await admin.get_by_label("Nouveau mot de passe", exact=True).fill("court")
     await admin.get_by_role("button", name="Définir le mot de passe").click()
     await expect(admin.locator("#password-error")).to_contain_text("Au moins")
-    await admin.get_by_label("Nouveau mot de passe").fill(NEW_PASSWORD)
+    await admin.get_by_label("Nouveau mot de passe", exact=True).fill(NEW_PASSWORD)
     await admin.get_by_role("button", name="Définir le mot de passe").click()
     await expect(admin.get_by_role("status")).to_contain_text("Le mot de passe est défini")
 
