@@ -13,6 +13,7 @@ from shared.service import Service, ServiceContext
 
 async def start(ctx: ServiceContext) -> None:
     notifier = ctx.state = handlers.Notifier(ctx, NotificationSettings())
+    await handlers.seal_clear_secrets(notifier)
     ctx.background("live updates", lambda: notifier.live.run(ctx.settings.database_url))
     ctx.background("delivery worker", lambda: handlers.run_worker(notifier))
     ctx.background("category labels", notifier.learn_categories)
