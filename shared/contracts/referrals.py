@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from shared.contracts.directory import CODE, ORG_ID
 from shared.events import Payload, Scope, registry
@@ -42,6 +42,24 @@ class Status(StrEnum):
     CLOSED_UNRESOLVED = "closed_unresolved"
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
+
+
+class RefusalReason(StrEnum):
+    """Why a recipient's node refused an envelope (``ReferralRefused``): no content, ever."""
+
+    SENDER_MISMATCH = "sender_mismatch"
+    NOT_ADDRESSED_TO_US = "not_addressed_to_us"
+    SENDER_NOT_ACTIVE = "sender_not_active"
+    UNKNOWN_SIGNING_KEY = "unknown_signing_key"
+    BAD_SIGNATURE = "bad_signature"
+    NOT_OUR_KEY = "not_our_key"
+    UNDECRYPTABLE = "undecryptable"
+    PAYLOAD_OUTSIDE_FORM = "payload_outside_form"
+
+
+# Documented as an enum, read as a code: a node of a later release may add one, and its
+# refusal must still reach the sender rather than be parked.
+REFUSAL_CODES: dict[str, JsonValue] = {"enum": [r.value for r in RefusalReason]}
 
 
 class Urgency(StrEnum):
@@ -151,7 +169,7 @@ class ReferralTransitioned(Payload):
 )
 class ReferralRefused(Payload):
     referral_id: str = Field(pattern=REFERRAL_ID)
-    reason: str = Field(pattern=CODE)
+    reason: str = Field(pattern=CODE, json_schema_extra=REFUSAL_CODES)
     at: datetime
 
 
