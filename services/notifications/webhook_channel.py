@@ -16,6 +16,7 @@ import hmac
 import ipaddress
 import json
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -140,6 +141,7 @@ def _literal(host: str) -> str | None:
 class WebhookSender:
     settings: NotificationSettings
     resolve: Resolver = field(default=system_resolver)
+    verify: ssl.SSLContext | bool = True  # the CAs a receiver's certificate is checked against
 
     async def check(self, url: str) -> Destination:
         """Refuse a webhook URL whose host resolves to a loopback, link-local or private
@@ -208,7 +210,10 @@ class WebhookSender:
         """POST to each checked address in turn until one connects; never resolves again."""
         failure: Exception | None = None
         async with httpx.AsyncClient(
-            timeout=self.settings.send_timeout, follow_redirects=False, trust_env=False
+            timeout=self.settings.send_timeout,
+            follow_redirects=False,
+            trust_env=False,
+            verify=self.verify,
         ) as client:
             for address in destination.addresses:
                 try:
