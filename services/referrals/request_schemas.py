@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.referrals import domain, forms
-from shared.contracts.referrals import RefusalReason
+from shared.contracts.referrals import RefusalReason, declare_step_reasons
 
 NULL = {"type": "null"}
 
@@ -71,6 +71,9 @@ def add_payload_forms(schema: dict[str, Any]) -> None:
 def reason_codes() -> list[str]:
     """Every reason or outcome code some step takes."""
     return list(dict.fromkeys(code for codes in forms.reasons().values() for code in codes))
+
+
+declare_step_reasons(reason_codes())  # for relais.referral.transitioned.v1's documentation
 
 
 def add_reason_rules(schema: dict[str, Any]) -> None:

@@ -55,3 +55,9 @@ def test_the_refusal_event_lists_why_an_envelope_was_refused() -> None:
     schemas = document()["components"]["schemas"]
     reason = schemas["ReferralRefused"]["properties"]["reason"]
     assert reason["enum"] == REFUSALS
+
+
+def test_a_transition_event_lists_the_steps_reasons() -> None:
+    schemas = document()["components"]["schemas"]
+    reason = schemas["ReferralTransitioned"]["properties"]["reason"]
+    assert set(enum_of(reason)) == step_codes()
