@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.notifications import consumer, handlers, metrics
+from services.notifications import consumer, handlers, metrics, webhook_document
 from services.notifications.api import router
 from services.notifications.settings import NotificationSettings
 from shared.service import Service, ServiceContext
@@ -27,4 +27,5 @@ service = Service(
     router=router,
     migrations=Path(__file__).parent / "migrations",
     start=start,
+    webhooks=webhook_document.router,
 )

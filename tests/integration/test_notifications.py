@@ -21,6 +21,7 @@ from standardwebhooks import WebhookVerificationError
 from deploy.ports import free_ports
 from services.notifications import handlers
 from services.notifications.webhook_channel import sign
+from services.notifications.webhook_document import NotificationEvent
 from services.notifications.webhook_secrets import new_secret
 from shared.contracts.referrals import Box, ReferralChanged, ReferralEscalated, Status, Urgency
 from shared.events import make_event
@@ -289,6 +290,7 @@ class TestWebhooks:
         # The release before's headers, kept for one more release.
         assert headers["x-relais-delivery"] == document["id"]
         assert headers["x-relais-signature"] == sign(secret, headers["x-relais-timestamp"], body)
+        NotificationEvent.model_validate(document)  # what /openapi.json's webhooks say
         assert document["specversion"] == "1.0"
         assert document["type"] == "relais.notification.referral_received.v1"
         assert document["source"] == "relais://sanad/notifications"
