@@ -328,7 +328,10 @@ class WebhookView(BaseModel):
 
 
 class WebhookCreated(WebhookView):
-    secret: str = Field(description="signs every delivery; shown this once")
+    secret: str = Field(
+        description="signs every delivery (Standard Webhooks, whsec_…); shown this once, kept "
+        "sealed by the node"
+    )
 
 
 def _webhook(row: asyncpg.Record) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.referrals import domain, floods, forms, handlers, roster, store
+from services.referrals import domain, floods, forms, handlers, request_schemas, roster, store
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import CODE
 from shared.contracts.referrals import REFERRAL_ID, Box, Consent, LegalBasis, Status, Urgency
@@ -28,6 +28,8 @@ ReferralId = Annotated[str, Path(pattern=REFERRAL_ID, description="a referral's 
 
 
 class HistoryOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=request_schemas.add_history_reasons)
+
     change: str
     status: Status | None
     at: datetime
@@ -45,6 +47,8 @@ class HistoryOut(BaseModel):
 
 class ReferralOut(BaseModel):
     """A referral's metadata as this node holds it: never the person's data."""
+
+    model_config = ConfigDict(json_schema_extra=request_schemas.add_refusal_reasons)
 
     referral_id: str
     box: Box

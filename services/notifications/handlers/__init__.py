@@ -19,6 +19,7 @@ from services.notifications.handlers.webhooks import (
     disable_failing_webhook,
     enable_webhook,
     register_webhook,
+    seal_clear_secrets,
 )
 from services.notifications.handlers.worker import BATCH, Skip, run_worker, send_due
 
@@ -41,6 +42,7 @@ __all__ = [
     "on_referral_changed",
     "register_webhook",
     "run_worker",
+    "seal_clear_secrets",
     "send_digests",
     "send_due",
     "write",
