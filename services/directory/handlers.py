@@ -422,6 +422,15 @@ async def replicate_organisation(
             await _audit(conn, _hub(ctx), "organisation.replicated", record.org_id, record)
 
     await _once(ctx, "directory.replica", event, apply_if_newer)
+    if record.org_id == ctx.settings.org:
+        take_up_keys(ctx, record)
+
+
+def take_up_keys(ctx: ServiceContext, record: OrganisationPublished) -> None:
+    """On a member node: once the hub publishes the keys ``relais node rotate-keys`` made, the
+    node signs with them (every service, read from the key folder)."""
+    if isinstance(ctx.keys, crypto.KeyRing) and ctx.keys.take_up({k.key_id for k in record.keys}):
+        log.info("the organisation's new keys are published: the node signs with them now")
 
 
 async def probe(ctx: ServiceContext, org_id: str) -> str:
