@@ -76,7 +76,7 @@ async def _sealed_for(creds: Creds, referral_id: str) -> str:
     conn = await asyncpg.connect(creds["nodes"]["amal"]["database_url"])
     try:
         header = await conn.fetchval(
-            "SELECT header FROM referrals.referral WHERE referral_id = $1", referral_id
+            "SELECT header FROM referrals.referrals WHERE referral_id::text = $1", referral_id
         )
     finally:
         await conn.close()
