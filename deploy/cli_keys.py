@@ -50,6 +50,14 @@ def node_rotate_keys(
             help="how long the old keys still hold, for the envelopes already on their way",
         ),
     ] = 7.0,
+    credentials: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="RELAIS_CREDENTIALS_FILE",
+            help="the credentials the hub issued (default: credentials.json in the key folder)",
+            show_default=False,
+        ),
+    ] = None,
     revoke_old: Annotated[
         bool,
         typer.Option(
@@ -61,7 +69,9 @@ def node_rotate_keys(
     signs with them once they are published, and keeps the old ones to open what was sealed
     for them."""
     try:
-        issued = Credentials.model_validate_json((folder / CREDENTIALS_FILE).read_bytes())
+        issued = Credentials.model_validate_json(
+            (credentials or folder / CREDENTIALS_FILE).read_bytes()
+        )
     except (OSError, ValidationError) as exc:
         raise _fail(_("relais node rotate-keys: %(error)s") % {"error": exc}) from None
 
