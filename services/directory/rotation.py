@@ -78,7 +78,7 @@ async def request_rotation(
             conn,
             SCHEMA,
             actor=audit_trail.system(org, ACTOR),
-            action="keys.revoked" if revoke else "keys.rotated",
+            action="organisation.keys_revoked" if revoke else "organisation.keys_rotated",
             object=f"organisation:{org}",
             content={"keys": [k.model_dump(mode="json") for k in checked.keys]},
         )
