@@ -277,6 +277,8 @@ async def request_change(
         current = await store.get_organisation(conn, org_id)
         if current is None:
             raise NotFound(f"{org_id} is not in this node's directory yet", field="org_id")
+        if proposed.keys != current.keys:  # made and held on the node, not typed in a form
+            raise Forbidden("keys change with relais node rotate-keys on the node", field="keys")
         checked = domain.own_change(current, proposed)  # refuse here what the hub would
         record = checked.model_dump(mode="json")
         key_id, signature = ctx.keys.sign(record)
