@@ -54,12 +54,12 @@ async def _rotate(net: Network, creds: Creds, *options: str) -> dict[str, str]:
                              *options)  # fmt: skip
     assert code == 0, out
     assert "New keys made and sent to the hub" in out
-    pending = NodeKeys.load_or_create(folder)  # the next pair sits beside the current one
-    new = {
-        "ed25519": key_id(bytes(pending.other_signing[-1].verify_key)),
-        "x25519": key_id(bytes(pending.other_encryption[-1].public_key)),
-    }
-    assert all(f"{use}  {kid}" in out for use, kid in new.items())
+    # One line per key (use, id, valid from, valid until): the new ones have no end. Read from
+    # the output, not the folder: the node may have taken them up already.
+    rows = [line.split() for line in out.splitlines() if line.startswith(("ed25519", "x25519"))]
+    new = {use: kid for use, kid, _, until in rows if until == "-"}
+    assert set(new) == {"ed25519", "x25519"}, out
+    assert all(until != "-" for _, kid, _, until in rows if kid not in new.values())
 
     async def taken_up() -> bool:
         return key_id(NodeKeys.load_or_create(folder).signing_public) == new["ed25519"]
