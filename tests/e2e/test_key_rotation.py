@@ -87,7 +87,7 @@ async def _payload(creds: Creds, referral_id: str) -> dict[str, Any]:
     async with client(creds, "amal", "focal_point") as amal:
         response = await amal.get(f"/api/v1/referrals/{referral_id}/payload")
     assert response.status_code == 200, response.text
-    return dict(response.json())
+    return dict(response.json()["payload"])
 
 
 async def _at_the_hub(creds: Creds, hub: str, seq: int) -> dict[str, Any] | None:
