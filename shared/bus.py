@@ -20,7 +20,7 @@ import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -231,7 +231,12 @@ class Bus:
         try:
             await js.add_stream(config)
         except BadRequestError:
-            await js.update_stream(config)
+            # ``first_seq`` is where a NEW stream starts, never a change. The server does not
+            # apply it on update, but it stores it, and when it next starts it deletes every
+            # message below the stored value: a node restarted (a fresh ``first_seq`` from the
+            # clock) and then its nats-server restarted lost its whole OUTBOX, unsent events
+            # included. Cleared here, which also repairs a store that got one that way.
+            await js.update_stream(replace(config, first_seq=None))
 
     async def ensure_consumer(self, consumer: SourceConsumer) -> None:
         """Create the durable consumer a stream source names, or update it in place."""
