@@ -29,6 +29,10 @@ from shared import canonical
 from shared.errors import Forbidden
 
 SIGNING_FILE, ENCRYPTION_FILE = "signing.key", "encryption.key"
+# ``relais node rotate-keys`` makes the next pair beside the current one; the node takes it up
+# once the hub has published it, and the pair it replaces goes to ``retired/`` (kept to open
+# what was sealed for it and to check what it signed).
+PENDING_SUFFIX, RETIRED_DIR = ".new", "retired"
 
 
 def _b64(raw: bytes) -> str:
@@ -42,9 +46,15 @@ def key_id(public: bytes) -> str:
 
 @dataclass(frozen=True)
 class NodeKeys:
+    """The node's key ring at one moment: the current pair, which signs and is published as
+    the one to seal for, and the others it still holds (the next pair, not yet published,
+    and the retired ones), which only open and verify."""
+
     signing: SigningKey
     encryption: PrivateKey
     created_at: datetime
+    other_signing: tuple[SigningKey, ...] = ()
+    other_encryption: tuple[PrivateKey, ...] = ()
 
     @classmethod
     def load_or_create(cls, folder: Path) -> NodeKeys:
@@ -56,8 +66,15 @@ class NodeKeys:
         if not encryption_path.exists():
             _write_secret(encryption_path, bytes(PrivateKey.generate()))
         created = datetime.fromtimestamp(signing_path.stat().st_mtime, UTC)
+        retired = folder / RETIRED_DIR
+        held = sorted(retired.glob("*.key")) if retired.is_dir() else []
+        held += [p for p in (_pending(signing_path), _pending(encryption_path)) if p.exists()]
         return cls(
-            SigningKey(signing_path.read_bytes()), PrivateKey(encryption_path.read_bytes()), created
+            SigningKey(signing_path.read_bytes()),
+            PrivateKey(encryption_path.read_bytes()),
+            created,
+            tuple(SigningKey(p.read_bytes()) for p in held if p.name.startswith("signing")),
+            tuple(PrivateKey(p.read_bytes()) for p in held if p.name.startswith("encryption")),
         )
 
     @property
@@ -69,28 +86,138 @@ class NodeKeys:
         return bytes(self.encryption.public_key)
 
     def public_keys(self) -> list[dict[str, str]]:
-        """The public halves as the directory publishes them (``PublicKey`` fields)."""
-        since = self.created_at.isoformat()
-        return [
-            {
-                "key_id": key_id(self.signing_public),
-                "use": "ed25519",
-                "public_key": _b64(self.signing_public),
-                "valid_from": since,
-            },
-            {
-                "key_id": key_id(self.encryption_public),
-                "use": "x25519",
-                "public_key": _b64(self.encryption_public),
-                "valid_from": since,
-            },
-        ]
+        """The current pair's public halves as the directory publishes them (``PublicKey``)."""
+        return _public(self.signing, self.encryption, self.created_at)
+
+    def encryption_key(self, wanted: str) -> PrivateKey | None:
+        """The X25519 private key whose public half is named ``wanted``: the current one, the
+        next or a retired one (what was sealed for it before a rotation still opens)."""
+        for key in (self.encryption, *self.other_encryption):
+            if key_id(bytes(key.public_key)) == wanted:
+                return key
+        return None
+
+    def verifying_keys(self) -> dict[str, str]:
+        """Every Ed25519 public key this node signed or will sign with, base64, by key id."""
+        keys = (self.signing, *self.other_signing)
+        return {key_id(bytes(k.verify_key)): _b64(bytes(k.verify_key)) for k in keys}
 
     def sign(self, document: Any) -> tuple[str, str]:
         """(key id, ``rfc8785:<base64>`` signature) over the RFC 8785 form of ``document``;
         ``canonical.NotCanonical`` (invalid input) if it has none."""
         signature = self.signing.sign(canonical.encode(document)).signature
         return key_id(self.signing_public), f"{canonical.CURRENT}:{_b64(signature)}"
+
+
+class KeyRing:
+    """The node's keys as its services hold them: read again from the folder when it changes,
+    so that every service (in this process or another) signs with the new pair once the
+    directory publishes it. ``current()`` is one consistent snapshot (a key id and the
+    signature it names come from the same pair)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._keys = NodeKeys.load_or_create(folder)
+        self._stamp = self._seen()
+
+    def _seen(self) -> tuple[int, ...]:
+        folders = (self.folder, self.folder / RETIRED_DIR)
+        return tuple(f.stat().st_mtime_ns if f.is_dir() else 0 for f in folders)
+
+    def current(self) -> NodeKeys:
+        stamp = self._seen()
+        if stamp != self._stamp:
+            self._keys, self._stamp = NodeKeys.load_or_create(self.folder), stamp
+        return self._keys
+
+    # What callers used on the single pair, on the current snapshot.
+    @property
+    def signing_public(self) -> bytes:
+        return self.current().signing_public
+
+    @property
+    def encryption_public(self) -> bytes:
+        return self.current().encryption_public
+
+    def public_keys(self) -> list[dict[str, str]]:
+        return self.current().public_keys()
+
+    def verifying_keys(self) -> dict[str, str]:
+        return self.current().verifying_keys()
+
+    def sign(self, document: Any) -> tuple[str, str]:
+        return self.current().sign(document)
+
+    def take_up(self, published: set[str]) -> bool:
+        """The next pair becomes the current one once the directory publishes it (its key ids
+        among ``published``); True if it did now."""
+        return take_up_next_pair(self.folder, published)
+
+
+def make_next_pair(folder: Path) -> list[dict[str, str]]:
+    """The next pair's public halves (``PublicKey`` fields, valid from now), made in
+    ``folder`` beside the current one if it is not there yet (a retried rotation keeps it)."""
+    NodeKeys.load_or_create(folder)
+    signing_path = _pending(folder / SIGNING_FILE)
+    encryption_path = _pending(folder / ENCRYPTION_FILE)
+    if not signing_path.exists():
+        _write_secret(signing_path, bytes(SigningKey.generate()))
+    if not encryption_path.exists():
+        _write_secret(encryption_path, bytes(PrivateKey.generate()))
+    return _public(
+        SigningKey(signing_path.read_bytes()),
+        PrivateKey(encryption_path.read_bytes()),
+        datetime.fromtimestamp(signing_path.stat().st_mtime, UTC),
+    )
+
+
+def take_up_next_pair(folder: Path, published: set[str]) -> bool:
+    """Make the next pair the current one if both its keys are among ``published`` (the key
+    ids the directory holds for the organisation); the pair it replaces is kept in
+    ``retired/``. True if it did; a retry after a crash half-way finishes the job."""
+    pending = [_pending(folder / SIGNING_FILE), _pending(folder / ENCRYPTION_FILE)]
+    if not all(p.exists() for p in pending):
+        return False
+    signing, encryption = SigningKey(pending[0].read_bytes()), PrivateKey(pending[1].read_bytes())
+    ids = {key_id(bytes(signing.verify_key)), key_id(bytes(encryption.public_key))}
+    if not ids <= published:
+        return False
+    retired = folder / RETIRED_DIR
+    retired.mkdir(exist_ok=True, mode=0o700)
+    signing_raw = (folder / SIGNING_FILE).read_bytes()
+    encryption_raw = (folder / ENCRYPTION_FILE).read_bytes()
+    for name, raw, public in (
+        ("signing", signing_raw, bytes(SigningKey(signing_raw).verify_key)),
+        ("encryption", encryption_raw, bytes(PrivateKey(encryption_raw).public_key)),
+    ):
+        kept = retired / f"{name}-{key_id(public)}.key"
+        if not kept.exists():
+            _write_secret(kept, raw)
+    os.replace(pending[0], folder / SIGNING_FILE)
+    os.replace(pending[1], folder / ENCRYPTION_FILE)
+    return True
+
+
+def _pending(path: Path) -> Path:
+    return path.with_name(path.name + PENDING_SUFFIX)
+
+
+def _public(signing: SigningKey, encryption: PrivateKey, since: datetime) -> list[dict[str, str]]:
+    signing_public, encryption_public = bytes(signing.verify_key), bytes(encryption.public_key)
+    return [
+        {
+            "key_id": key_id(signing_public),
+            "use": "ed25519",
+            "public_key": _b64(signing_public),
+            "valid_from": since.isoformat(),
+        },
+        {
+            "key_id": key_id(encryption_public),
+            "use": "x25519",
+            "public_key": _b64(encryption_public),
+            "valid_from": since.isoformat(),
+        },
+    ]
 
 
 def verify(document: Any, signature: str, public_key: str) -> None:

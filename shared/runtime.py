@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from shared import db, metrics, telemetry
 from shared.bus import Bus
-from shared.crypto import NodeKeys
+from shared.crypto import KeyRing
 from shared.federation import fresh_sequence, node_streams, outbox_consumer
 from shared.outbox import OutboxRelay
 from shared.pruning import HOUR, Pruner
@@ -45,7 +45,7 @@ class NodeRuntime:
             await self.bus.ensure_stream(stream)
         if not settings.is_hub:  # the hub's FROM_<org> sources the OUTBOX through it
             await self.bus.ensure_consumer(outbox_consumer(settings.org))
-        keys = NodeKeys.load_or_create(settings.key_dir)
+        keys = KeyRing(settings.key_dir)
         for service in self.services:
             pool = await db.create_pool(
                 settings.database_url, max_size=settings.db_pool_max, service=service.name

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 
 from shared import outbox
 from shared.bus import Bus, Delivery, Handler, Subscription
-from shared.crypto import NodeKeys
+from shared.crypto import KeyRing, NodeKeys
 from shared.db import Connection, Pool
 from shared.errors import Unavailable
 from shared.events import CloudEvent, Payload, make_event, registry
@@ -31,7 +31,9 @@ class ServiceContext:
     settings: NodeSettings
     pool: Pool
     bus: Bus
-    keys: NodeKeys | None = None  # the node's; None only in tests of a service that signs nothing
+    # The node's (a ring read again when the key folder changes); None only in tests of a
+    # service that signs nothing.
+    keys: KeyRing | NodeKeys | None = None
     supervisor: Supervisor = field(default_factory=Supervisor)  # its background work
     # What the service's start builds for its handlers and routes to share (notifications: its
     # notifier); held here, not in a module registry, so that two nodes in one process never
@@ -43,11 +45,12 @@ class ServiceContext:
         return self.name
 
     def node_keys(self) -> NodeKeys:
-        """The node's keys; ``Unavailable`` (retried, 503) in a service started without them,
-        rather than an ``AttributeError`` deep in sealing or opening a referral."""
+        """The node's keys as they are now (one snapshot: sign and name the key with it);
+        ``Unavailable`` (retried, 503) in a service started without them, rather than an
+        ``AttributeError`` deep in sealing or opening a referral."""
         if self.keys is None:
             raise Unavailable(f"the {self.name} service runs without the node's keys")
-        return self.keys
+        return self.keys.current() if isinstance(self.keys, KeyRing) else self.keys
 
     @property
     def source(self) -> str:

@@ -136,9 +136,7 @@ async def export_records(
 )
 async def verify_chain(ctx: Context, principal: OwnLog) -> dict[str, Any]:
     audit = await handlers.audit_of(ctx)
-    keys = (
-        {} if ctx.keys is None else {k["key_id"]: k["public_key"] for k in ctx.keys.public_keys()}
-    )
+    keys = {} if ctx.keys is None else ctx.keys.verifying_keys()  # the retired ones too
     async with audit.writer.acquire() as conn:
         rows = await store.own_checkpoints(conn)
         points = verification.signed_checkpoints(

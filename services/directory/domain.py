@@ -4,12 +4,14 @@ trip between two nodes."""
 
 from __future__ import annotations
 
+import base64
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from services.directory import reference
+from shared import crypto
 from shared.contracts.directory import (
     Capacity,
     KeyUse,
@@ -168,21 +170,50 @@ def coordinator_edit(
     return next_record(current, proposed)
 
 
-# What only the hub's coordinators change: an organisation edits the rest of its record.
-_COORDINATED = ("status", "status_reason", "kind", "keys", "node_url")
+# What only the hub's coordinators change: an organisation edits the rest of its record (and
+# rotates its keys, see ``check_rotation``).
+_COORDINATED = ("status", "status_reason", "kind", "node_url")
 
 
 def own_change(
     current: OrganisationPublished, proposed: OrganisationPublished
 ) -> OrganisationPublished:
-    """An organisation's edit of its own record: the next version, codes checked, and nothing
-    changed that belongs to the network's coordination (membership, kind, keys, node)."""
+    """An organisation's edit of its own record: the next version, codes checked, its keys
+    only rotated, and nothing changed that belongs to the network's coordination
+    (membership, kind, node)."""
     if current.status is not MembershipStatus.ACTIVE:
         raise Forbidden(f"a {current.status.value} organisation cannot change its record")
     for name in _COORDINATED:
         if getattr(proposed, name) != getattr(current, name):
             raise Forbidden(f"{name} is set by the network's coordinators", field=name)
+    if proposed.keys != current.keys:
+        check_rotation(current.keys, proposed.keys)
     return next_record(current, proposed)
+
+
+def check_rotation(current: list[PublicKey], proposed: list[PublicKey]) -> None:
+    """``Forbidden`` unless ``proposed`` is a rotation of ``current``: every key kept, each
+    unchanged but for an end of validity set or brought forward (a key never comes back),
+    and at most one new key per use, named by its own id. Old keys stay in the record so
+    that what they sealed and signed can still be checked."""
+    held = {k.key_id: k for k in current}
+    kept = {k.key_id: k for k in proposed if k.key_id in held}
+    if len(kept) != len(held):
+        raise Forbidden("a key is never removed from the record, only ended", field="keys")
+    for name, key in kept.items():
+        old = held[name]
+        if (key.use, key.public_key, key.valid_from) != (old.use, old.public_key, old.valid_from):
+            raise Forbidden(f"key {name} cannot be changed, only ended", field="keys")
+        if old.valid_until is not None and (
+            key.valid_until is None or key.valid_until > old.valid_until
+        ):
+            raise Forbidden(f"key {name} has ended; it cannot be extended", field="keys")
+    new = [k for k in proposed if k.key_id not in held]
+    if len({k.use for k in new}) != len(new) or len(proposed) != len(kept) + len(new):
+        raise Forbidden("a rotation adds at most one key of each use", field="keys")
+    for key in new:
+        if crypto.key_id(base64.b64decode(key.public_key)) != key.key_id:
+            raise Forbidden("a key id does not match its key", field="keys")
 
 
 def with_capacity(

@@ -285,6 +285,8 @@ async def request_change(
         current = await store.get_organisation(conn, org_id)
         if current is None:
             raise NotFound(f"{org_id} is not in this node's directory yet", field="org_id")
+        if proposed.keys != current.keys:  # made and held on the node, not typed in a form
+            raise Forbidden("keys change with relais node rotate-keys on the node", field="keys")
         checked = domain.own_change(current, proposed)  # refuse here what the hub would
         record = checked.model_dump(mode="json")
         key_id, signature = ctx.keys.sign(record)
@@ -430,6 +432,15 @@ async def replicate_organisation(
             await _audit(conn, _hub(ctx), "organisation.replicated", record.org_id, record)
 
     await _once(ctx, "directory.replica", event, apply_if_newer)
+    if record.org_id == ctx.settings.org:
+        take_up_keys(ctx, record)
+
+
+def take_up_keys(ctx: ServiceContext, record: OrganisationPublished) -> None:
+    """On a member node: once the hub publishes the keys ``relais node rotate-keys`` made, the
+    node signs with them (every service, read from the key folder)."""
+    if isinstance(ctx.keys, crypto.KeyRing) and ctx.keys.take_up({k.key_id for k in record.keys}):
+        log.info("the organisation's new keys are published: the node signs with them now")
 
 
 async def probe(ctx: ServiceContext, org_id: str) -> str:

@@ -26,6 +26,10 @@ async def start(ctx: ServiceContext) -> None:
             empty = not await store.list_organisations(conn)
         if empty:  # a new node, or a replica rebuilt from scratch: ask for every record
             await handlers.request_replay(ctx, "empty replica at start")
+        async with ctx.pool.acquire() as conn:
+            own = await store.get_organisation(conn, ctx.settings.org)
+        if own is not None:  # new keys published while the node was stopping
+            handlers.take_up_keys(ctx, own)
     for subscription in consumer.subscriptions(ctx):
         await ctx.subscribe(subscription)
     for subject, responder in consumer.commands(ctx).items():

@@ -66,6 +66,15 @@ def key_by_id(record: OrganisationPublished, key_id: str, use: KeyUse) -> Public
     return next((k for k in record.keys if k.key_id == key_id and k.use is use), None)
 
 
+def unexpired(key: PublicKey, signed_at: datetime, now: datetime) -> bool:
+    """Whether a signature by ``key`` still counts: made, and received, before the key's
+    ``valid_until`` (the end of a rotation's overlap, or the time it was revoked). The time
+    of receipt counts too because the signing time is the sender's word: a thief holding a
+    revoked key would date its envelopes before the revocation. Its ``valid_from`` is not
+    checked: it is the time on the signer's clock (see ``current_key``)."""
+    return key.valid_until is None or max(signed_at, now) < key.valid_until
+
+
 async def suggestions(ctx: ServiceContext, request: dict[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = await ctx.bus.request("relais.cmd.directory.match", request)
     return found

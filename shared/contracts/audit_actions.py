@@ -60,6 +60,8 @@ OTHER_LABELS: dict[str, str] = {
     "organisation.replicated": N_("Organisation record received from the hub"),
     "organisation.change_requested": N_("Change to an organisation record requested"),
     "organisation.change_refused": N_("Change to an organisation record refused"),
+    "organisation.keys_rotated": N_("Organisation keys rotated"),
+    "organisation.keys_revoked": N_("Organisation keys revoked and replaced"),
     "credentials.renewed": N_("Credentials renewed"),
     "credentials.rekeyed": N_("Credentials renewed with new keys"),
     "directory.exported": N_("Directory exported"),

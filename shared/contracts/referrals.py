@@ -52,6 +52,7 @@ class RefusalReason(StrEnum):
     NOT_ADDRESSED_TO_US = "not_addressed_to_us"
     SENDER_NOT_ACTIVE = "sender_not_active"
     UNKNOWN_SIGNING_KEY = "unknown_signing_key"
+    EXPIRED_SIGNING_KEY = "expired_signing_key"
     BAD_SIGNATURE = "bad_signature"
     NOT_OUR_KEY = "not_our_key"
     UNDECRYPTABLE = "undecryptable"

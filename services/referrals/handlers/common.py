@@ -109,7 +109,15 @@ def data_key(ctx: ServiceContext, referral: store.Referral) -> bytes:
         raise Conflict(
             "the personal data of this referral was erased (consent revoked or retention)"
         )
-    return envelope.data_key(referral.sealed_key, ctx.node_keys().encryption)
+    header = referral.header
+    # Sealed for this node's key of the time: the recipient's, or the sender's own copy.
+    sealed_for = (
+        header.recipient_key_id if referral.box is Box.INBOX else header.sender_encryption_key_id
+    )
+    keys = ctx.node_keys()
+    return envelope.data_key(
+        referral.sealed_key, keys.encryption_key(sealed_for) or keys.encryption
+    )
 
 
 def alarms_of(ctx: ServiceContext, header: Header, side: domain.Side) -> list[domain.Alarm]:

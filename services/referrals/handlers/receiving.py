@@ -4,6 +4,7 @@ and filed; or refused, parked and reported to its sender without its content."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from services.referrals import domain, envelope, floods, forms, roster, store
 from services.referrals.handlers.common import (
@@ -28,7 +29,6 @@ from shared.contracts.referrals import (
     RefusalReason,
     Status,
 )
-from shared.crypto import key_id
 from shared.errors import Forbidden, Invalid, PermanentFailure
 from shared.events import CloudEvent
 from shared.service import ServiceContext
@@ -112,14 +112,18 @@ async def _verified(ctx: ServiceContext, offer: ReferralOffered, sender: str) ->
     signing = roster.key_by_id(sender_record, header.sender_key_id, KeyUse.SIGNING)
     if signing is None:
         raise Refusal(RefusalReason.UNKNOWN_SIGNING_KEY)
+    if not roster.unexpired(signing, header.created_at, datetime.now(UTC)):
+        raise Refusal(RefusalReason.EXPIRED_SIGNING_KEY)
     try:
         envelope.check_signature(offer, signing.public_key)
     except Forbidden:
         raise Refusal(RefusalReason.BAD_SIGNATURE) from None
-    if header.recipient_key_id != key_id(ctx.node_keys().encryption_public):
+    # Sealed for the current key, or one it replaced (sent before the sender saw the rotation).
+    ours = ctx.node_keys().encryption_key(header.recipient_key_id)
+    if ours is None:
         raise Refusal(RefusalReason.NOT_OUR_KEY)
     try:
-        key = envelope.data_key(offer.sealed.key_for_recipient, ctx.node_keys().encryption)
+        key = envelope.data_key(offer.sealed.key_for_recipient, ours)
         payload = envelope.open_payload(header, offer.sealed.nonce, offer.sealed.ciphertext, key)
     except envelope.Unreadable:
         raise Refusal(RefusalReason.UNDECRYPTABLE) from None
