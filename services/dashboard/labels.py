@@ -354,6 +354,8 @@ NOTIFICATION_KIND = {
     "membership_changed": N_("The organisation's membership changed"),
     "keys_changed": N_("The organisation's public keys changed"),
     "webhook_disabled": N_("A webhook was disabled"),
+    "inbox_message": N_("A message on a referral in the inbox"),
+    "outbox_message": N_("A message on a referral we sent"),
 }
 CHANNEL = {
     "in_app": N_("In Relais"),

@@ -33,6 +33,8 @@ class Kind(StrEnum):
     MEMBERSHIP_CHANGED = "membership_changed"
     KEYS_CHANGED = "keys_changed"
     WEBHOOK_DISABLED = "webhook_disabled"
+    INBOX_MESSAGE = "inbox_message"  # the sender wrote on a referral in our inbox
+    OUTBOX_MESSAGE = "outbox_message"  # the recipient wrote on one of our referrals
 
 
 class Channel(StrEnum):
@@ -125,6 +127,8 @@ DEFAULT_RULES: Mapping[Kind, Rule] = {
     Kind.MEMBERSHIP_CHANGED: _rule("admin"),
     Kind.KEYS_CHANGED: _rule("admin"),
     Kind.WEBHOOK_DISABLED: Rule(True, frozenset({"admin"}), False, frozenset(EXTERNAL), False),
+    Kind.INBOX_MESSAGE: _rule("focal_point"),
+    Kind.OUTBOX_MESSAGE: _rule(case_worker=True),
 }
 
 
@@ -180,8 +184,12 @@ def referral_change(
             kind = Kind.REFERRAL_CLOSED
         elif change == "consent_revoked":
             kind = Kind.CONSENT_REVOKED
+        elif change == "messaged":
+            kind = Kind.INBOX_MESSAGE
     elif box == "outbox":
-        if change in OUTCOMES:
+        if change == "messaged":
+            kind = Kind.OUTBOX_MESSAGE
+        elif change in OUTCOMES:
             kind = Kind.REFERRAL_OUTCOME
         elif change == "key_destroyed":
             kind = Kind.DATA_ERASED
