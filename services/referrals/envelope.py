@@ -157,9 +157,11 @@ def open_message(key: bytes, sealed: str, *, referral_id: str, message_id: str, 
 
 
 def sign_message(keys: NodeKeys, unsigned: dict[str, Any]) -> ReferralMessaged:
-    """The message event, signed by this node over every field but the signature."""
-    _, signature = keys.sign(unsigned)
-    return ReferralMessaged.model_validate({**unsigned, "signature": signature})
+    """The message event, signed by this node over every field but the signature, in the form
+    the event carries them (a time as the receiver reads it back, not as it was given)."""
+    draft = ReferralMessaged.model_validate({**unsigned, "signature": ""})
+    _, signature = keys.sign(draft.signed_part())
+    return draft.model_copy(update={"signature": signature})
 
 
 def check_message_signature(message: ReferralMessaged, sender_signing_public: str) -> None:

@@ -530,12 +530,12 @@ async def mark_read(conn: Connection, referral_id: str) -> int:
     """A person of this organisation read the thread: nothing is unread any more. How many
     were."""
     before: int | None = await conn.fetchval(
-        """
-        UPDATE referrals.referrals r SET unread_messages = 0
-        FROM (SELECT unread_messages FROM referrals.referrals WHERE referral_id = $1
-              FOR UPDATE) old
-        WHERE r.referral_id = $1 RETURNING old.unread_messages
-        """,
+        "SELECT unread_messages FROM referrals.referrals WHERE referral_id = $1 FOR UPDATE",
         referral_id,
     )
+    if before:
+        await conn.execute(
+            "UPDATE referrals.referrals SET unread_messages = 0 WHERE referral_id = $1",
+            referral_id,
+        )
     return before or 0
