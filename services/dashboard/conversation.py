@@ -18,7 +18,10 @@ BY = N_("%(org)s, %(role)s")
 ERASED = N_("This message was erased with the referral's data.")
 EMPTY = N_("Write your message first.")
 SENT = N_("Message sent. The other organisation receives it as soon as its node is reachable.")
-CLOSED = N_("The conversation has ended: the referral closed too long ago, or its data was erased.")
+CLOSED = N_(
+    "The conversation has ended: the referral closed too long ago, consent was withdrawn or its"
+    " data was erased."
+)
 
 
 @dataclass(frozen=True)

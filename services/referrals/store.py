@@ -474,7 +474,7 @@ async def add_message(
     by_role: str,
     by_actor: str | None,
     at: datetime,
-    sealed_text: str,
+    sealed_text: str | None,
     sender_key_id: str,
     signature: str,
     unread: bool,

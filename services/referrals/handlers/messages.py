@@ -31,6 +31,8 @@ from shared.errors import Conflict, Forbidden, PermanentFailure
 from shared.events import CloudEvent, new_event_id
 from shared.service import ServiceContext
 
+WITHDRAWN = ("revoked", "key_destroyed")  # consent states that end the conversation
+
 
 def author_role(principal: Principal) -> str:
     """The role a message is signed with: the case role the author holds."""
@@ -55,6 +57,8 @@ async def write_message(
         referral = await load(conn, referral_id, for_update=True)
         now = await store.now(conn)
         domain.check_conversation_open(referral.closed_at, now, _grace(ctx))
+        if referral.consent_state in WITHDRAWN:
+            raise Conflict("consent was withdrawn: the conversation ended", field="text")
         key = data_key(ctx, referral)  # 409 once erased: nothing can be sealed any more
         org = ctx.settings.org
         message_id = new_event_id()
@@ -138,7 +142,8 @@ async def receive_message(
             by_role=message.by_role,
             by_actor=None,
             at=message.at,
-            sealed_text=message.sealed_text,
+            # This node's key destroyed (consent withdrawn): nothing it could open is kept.
+            sealed_text=None if referral.sealed_key is None else message.sealed_text,
             sender_key_id=message.sender_key_id,
             signature=message.signature,
             unread=True,
@@ -209,6 +214,7 @@ async def read_messages(
         "messages": shown,
         "unread": unread,
         "may_write": key is not None
+        and referral.consent_state not in WITHDRAWN
         and domain.conversation_open(referral.closed_at, now, _grace(ctx)),
         "max_chars": MESSAGE_MAX_CHARS,
     }
