@@ -186,13 +186,14 @@ async def test_a_member_system_converses_through_its_nodes_nats(running_network:
             answer: dict[str, Any] = json.loads(reply.data)
             return answer
 
-        written = await ask(
+        answer = await ask(
             "message", {"token": token, "referral_id": referral_id, "text": "Question du système"}
         )
+        written = answer["result"]
         assert written["by_org"] == "amal" and written["text"] == "Question du système"
         refused = await ask("message", {"token": token, "referral_id": referral_id, "text": " "})
         assert refused["error"]["field"] == "text", refused
-        read = await ask("messages", {"token": token, "referral_id": referral_id})
+        read = (await ask("messages", {"token": token, "referral_id": referral_id}))["result"]
         assert [m["text"] for m in read["messages"]] == ["Question du système"]
     finally:
         await nc.close()
