@@ -14,7 +14,7 @@ import nats
 
 from deploy.network import Network
 from tests.e2e.conftest import client
-from tests.e2e.test_referral_safety import _system_token
+from tests.e2e.test_referral_safety import _audit_actions, _system_token
 from tests.e2e.test_referrals import reaches, send
 from tests.e2e.test_store_and_forward import start_node, stop_node
 from tests.waiting import eventually
@@ -131,6 +131,11 @@ async def test_a_thread_both_ways_arrives_once_after_the_recipients_node_was_off
             m["message_id"] for m in (await thread(sanad, referral_id))["messages"]
         ]
         assert await unread_at(amal, referral_id) == 0
+    # Every reading of the words is in the audit log, like the payload's; so are both ends.
+    actions = await _audit_actions(running_network["nodes"]["amal"]["database_url"], referral_id)
+    for action in ("referral.message_sent", "referral.message_received"):
+        assert (action, "ok") in actions
+    assert actions.count(("referral.messages_read", "ok")) >= 2
 
 
 async def test_bad_messages_are_refused_naming_why_and_nothing_is_kept(

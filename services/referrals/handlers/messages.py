@@ -200,15 +200,16 @@ async def read_messages(
             )
         unread = await store.mark_read(conn, referral_id)
         now = await store.now(conn)
-        await audit(
-            ctx,
-            conn,
-            actor_of(principal),
-            "messages_read",
-            referral_id,
-            {"messages": [(m["message_id"], m["text"]) for m in shown]},
-            Outcome.OK if key is not None or not kept else Outcome.REFUSED,
-        )
+        if kept:  # an empty thread shows nobody's words: nothing to record
+            await audit(
+                ctx,
+                conn,
+                actor_of(principal),
+                "messages_read",
+                referral_id,
+                {"messages": [(m["message_id"], m["text"]) for m in shown]},
+                Outcome.OK if key is not None else Outcome.REFUSED,
+            )
     return {
         "referral_id": referral_id,
         "messages": shown,
