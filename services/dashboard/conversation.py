@@ -15,7 +15,6 @@ from shared.i18n import N_
 REFERRALS = "/api/v1/referrals"
 ROLE = {"caseworker": N_("Case worker"), "focal_point": N_("Focal point")}
 BY = N_("%(org)s, %(role)s")
-ERASED = N_("This message was erased with the referral's data.")
 EMPTY = N_("Write your message first.")
 SENT = N_("Message sent. The other organisation receives it as soon as its node is reachable.")
 CLOSED = N_(
