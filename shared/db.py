@@ -47,10 +47,24 @@ async def _init_connection(conn: Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: Connection) -> None:
+    """What a connection given back to the pool needs beyond asyncpg's own clean-up (which
+    rolls back a transaction left open): nothing. asyncpg's default would send
+    ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` at every release, a round
+    trip of four statements per borrowing, for session state no pool user leaves: locks are
+    ``pg_advisory_xact_lock``, settings ``SET LOCAL``, cursors live in a transaction, and
+    ``LISTEN`` has connections of its own (the relays, the clock, the live updates)."""
+
+
 async def create_pool(dsn: str, *, max_size: int = 10) -> Pool:
     """A pool whose connections speak JSON as Python objects."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=30
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
+        command_timeout=30,
     )
     assert pool is not None
     return pool

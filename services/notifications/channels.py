@@ -37,6 +37,18 @@ class SendFailed(Exception):
 # --- e-mail ---------------------------------------------------------------------------------
 
 
+_local_hostname: str | None = None
+
+
+async def local_hostname() -> str:
+    """The name this node gives in its ``EHLO``: the machine's full name, looked up once (in a
+    thread: it may ask the DNS) rather than by aiosmtplib for every mail."""
+    global _local_hostname
+    if _local_hostname is None:
+        _local_hostname = await asyncio.to_thread(socket.getfqdn)
+    return _local_hostname
+
+
 @dataclass(frozen=True)
 class Mailer:
     settings: NotificationSettings
@@ -48,6 +60,7 @@ class Mailer:
         try:
             await aiosmtplib.send(
                 message,
+                local_hostname=await local_hostname(),
                 hostname=s.smtp_host,
                 port=s.smtp_port,
                 username=s.smtp_username,

@@ -35,6 +35,7 @@ class Kind(StrEnum):
     WEBHOOK_DISABLED = "webhook_disabled"
     INBOX_MESSAGE = "inbox_message"  # the sender wrote on a referral in our inbox
     OUTBOX_MESSAGE = "outbox_message"  # the recipient wrote on one of our referrals
+    LOGIN_LOCKED = "login_locked"  # sign-in to an account locked after too many wrong passwords
 
 
 class Channel(StrEnum):
@@ -129,6 +130,10 @@ DEFAULT_RULES: Mapping[Kind, Rule] = {
     Kind.WEBHOOK_DISABLED: Rule(True, frozenset({"admin"}), False, frozenset(EXTERNAL), False),
     Kind.INBOX_MESSAGE: _rule("focal_point"),
     Kind.OUTBOX_MESSAGE: _rule(case_worker=True),
+    # The node's admins and the account's owner (the trigger's ``created_by``); not webhooks.
+    Kind.LOGIN_LOCKED: Rule(
+        True, frozenset({"admin"}), True, frozenset({Channel.IN_APP, Channel.EMAIL}), False
+    ),
 }
 
 

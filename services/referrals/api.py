@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.referrals import domain, forms, handlers, roster, store
+from services.referrals import domain, floods, forms, handlers, roster, store
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import CODE
 from shared.contracts.referrals import (
@@ -31,6 +31,7 @@ Context = Annotated[ServiceContext, Depends(context_of("referrals"))]
 CaseWorker = Annotated[Principal, Depends(require(*handlers.CASE_ROLES))]
 Reader = Annotated[Principal, Depends(require(*handlers.CASE_ROLES, Role.AUDITOR))]
 Anyone = Annotated[Principal, Depends(require())]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN, Role.AUDITOR))]
 ReferralId = Annotated[str, Path(pattern=REFERRAL_ID, description="a referral's id (UUIDv7)")]
 
 
@@ -181,6 +182,26 @@ def _out(referral: store.Referral) -> dict[str, Any]:
         "follows": referral.follows,
         "unread_messages": referral.unread_messages,
     }
+
+
+class FloodIncident(BaseModel):
+    """One organisation sent this node more refused envelopes than its budget: the rest were
+    set aside as this incident (no dead letter each); the hub was told."""
+
+    incident_id: str
+    sender: str
+    opened_at: datetime
+    last_at: datetime
+    refused: int
+
+
+@router.get(
+    "/incidents",
+    summary="Floods of refused envelopes from one sender, each parked as one incident",
+)
+async def list_incidents(ctx: Context, _: Admin) -> list[FloodIncident]:
+    async with ctx.pool.acquire() as conn:
+        return [FloodIncident.model_validate(row) for row in await floods.incidents(conn)]
 
 
 @router.get("/categories", summary="The payload fields each category allows (minimum data)")

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.referrals import domain, envelope, forms, roster, store
+from services.referrals import domain, envelope, floods, forms, roster, store
 from services.referrals.handlers.common import (
     INBOX_CONSUMER,
     SERVICE,
     alarms_of,
     audit,
     changed,
-    load,
     log,
     own_referral,
     system,
@@ -54,15 +53,19 @@ async def receive_offer(
     try:
         payload_ok = await _verified(ctx, offer, sender)
     except Refusal as refusal:
+        if await floods.flooding(ctx, sender):  # parked in its incident: no answer, no record
+            raise PermanentFailure(f"envelope refused: {refusal.reason}") from None
         await _refuse(ctx, event, offer, sender, refusal.reason)
         raise PermanentFailure(f"envelope refused: {refusal.reason}") from None
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+        receipt = await store.receipt(conn, INBOX_CONSUMER, event.id, header.referral_id)
+        if not receipt.first_time:
             return
-        if await store.get(conn, header.referral_id) is not None:
+        if receipt.known:
             return  # the same envelope sent twice under two event ids
-        now = await store.now(conn)
-        await store.insert(
+        now = receipt.now
+        # Its row as loaded: nothing below changes it (history and alarms are tables of theirs).
+        referral = await store.insert(
             conn,
             header=header,
             box=Box.INBOX,
@@ -89,8 +92,7 @@ async def receive_offer(
             referral_id=header.referral_id, status=Status.RECEIVED, at=now, by_org=ctx.settings.org
         )
         await ctx.send(conn, step, to=header.from_org, about=header.referral_id)
-        referral = await load(conn, header.referral_id)
-        await changed(ctx, conn, referral, Status.RECEIVED.value, ctx.settings.org)
+        await changed(ctx, conn, referral, Status.RECEIVED.value, ctx.settings.org, at=now)
         await audit(ctx, conn, system(ctx), "received", header.referral_id, {"fields": payload_ok})
 
 
