@@ -149,6 +149,12 @@ class NodeSettings(BaseSettings):
     referral_retention_days: float = Field(
         default=180, gt=0, description="after closing, a referral's payload is crypto-shredded"
     )
+    referral_conversation_grace_days: float = Field(
+        default=30,
+        ge=0,
+        description="after a referral closed, how long its two organisations may still write "
+        "messages in its conversation",
+    )
     referral_clock_seconds: float = Field(
         default=30, gt=0, description="how often the deadline clock looks for what is due"
     )

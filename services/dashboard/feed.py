@@ -35,6 +35,8 @@ HEADLINE = {
     "membership_changed": N_("Your organisation's membership is now: %(membership)s"),
     "keys_changed": N_("Your organisation's public keys changed in the directory"),
     "webhook_disabled": N_("A webhook was disabled after repeated failures"),
+    "inbox_message": N_("%(from)s wrote a message on a referral to your organisation"),
+    "outbox_message": N_("%(to)s wrote a message on your referral"),
     "login_locked": N_("Sign-in to a Relais account was locked after too many wrong passwords"),
 }
 UNKNOWN_KIND = N_("A notification of a kind this page does not know yet")

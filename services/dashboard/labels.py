@@ -354,6 +354,8 @@ NOTIFICATION_KIND = {
     "membership_changed": N_("The organisation's membership changed"),
     "keys_changed": N_("The organisation's public keys changed"),
     "webhook_disabled": N_("A webhook was disabled"),
+    "inbox_message": N_("A message on a referral in the inbox"),
+    "outbox_message": N_("A message on a referral we sent"),
     "login_locked": N_("Sign-in to an account is locked after too many wrong passwords"),
 }
 CHANNEL = {

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from services.dashboard import labels, send_again, wizard
+from services.dashboard import conversation, labels, send_again, wizard
 from services.dashboard.lookups import Lookups
 from services.dashboard.node_api import ApiRefused, NodeApi
 from services.dashboard.rendering import PageRoute, language_of, render
@@ -157,12 +157,13 @@ def _row(
         "created": labels.moment(item.get("created_at"), lang),
         "updated": labels.moment(item.get("updated_at"), lang),
         "clock": labels.clock(item, lang),
+        "unread": item.get("unread_messages") or 0,
     }
 
 
 @router.get("/referrals/{referral_id}")
 async def referral_page(
-    request: Request, referral_id: ReferralId, principal: Anyone, done: int = 0
+    request: Request, referral_id: ReferralId, principal: Anyone, done: int = 0, written: int = 0
 ) -> Response:
     if not principal.has(Role.CASEWORKER, Role.FOCAL_POINT, Role.AUDITOR):
         if principal.has(Role.COORDINATOR):
@@ -171,7 +172,8 @@ async def referral_page(
             query = urlencode({"log": "network", "object": f"referral:{referral_id}"})
             return RedirectResponse(f"/audit?{query}", status_code=303)
         raise Forbidden("this needs one of the roles: auditor, caseworker, focal_point")
-    return await _referral(request, principal, referral_id, done=bool(done))
+    notice = conversation.SENT if written else None
+    return await _referral(request, principal, referral_id, done=bool(done), notice=notice)
 
 
 def in_order(allowed: list[str]) -> tuple[list[str], list[str]]:
@@ -203,6 +205,7 @@ async def _referral(
     notice: str | None = None,
     done: bool = False,
     errors: dict[str, labels.FieldError] | None = None,
+    typed_message: str = "",
     status_code: int = 200,
 ) -> Response:
     api = NodeApi(request)
@@ -247,6 +250,9 @@ async def _referral(
         for h in referral.get("history") or []
     ]
     consent = referral.get("consent") or None
+    staff = principal.has(Role.CASEWORKER, Role.FOCAL_POINT)
+    # The thread is the two organisations' words: read (audited) for case staff only.
+    thread = await conversation.thread(api, referral_id, lang, orgs) if staff else None
     return render(
         request,
         "referral.html",
@@ -288,6 +294,9 @@ async def _referral(
         payload_notice=PAYLOAD_SHOWN,
         can_send_again=principal.has(Role.CASEWORKER, Role.FOCAL_POINT)
         and send_again.may_send_again(referral),
+        thread=thread,
+        typed_message=typed_message,
+        conversation_closed=conversation.CLOSED,
     )
 
 
@@ -421,3 +430,36 @@ async def show_personal_data(
     return await _referral(
         request, principal, referral_id, payload=payload if isinstance(payload, dict) else {}
     )
+
+
+@router.post("/referrals/{referral_id}/messages")
+async def write_message(
+    request: Request,
+    referral_id: ReferralId,
+    principal: Staff,
+    text: Annotated[str, Form(max_length=20_000)] = "",
+) -> Response:
+    """A message to the other organisation; on refusal the page again, saying why and keeping
+    what was typed."""
+    gettext = i18n.translations(language_of(request)).gettext
+    if not text.strip():
+        return await _referral(
+            request,
+            principal,
+            referral_id,
+            errors={"text": labels.FieldError(gettext(conversation.EMPTY))},
+            typed_message=text,
+            status_code=422,
+        )
+    try:
+        await NodeApi(request).post(f"{REFERRALS}/{referral_id}/messages", json={"text": text})
+    except ApiRefused as refused:
+        return await _referral(
+            request,
+            principal,
+            referral_id,
+            errors={"text": _error_text(refused, language_of(request))},
+            typed_message=text,
+            status_code=refused.status if 400 <= refused.status < 500 else 400,
+        )
+    return RedirectResponse(f"/referrals/{referral_id}?written=1#conversation", status_code=303)

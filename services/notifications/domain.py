@@ -33,6 +33,8 @@ class Kind(StrEnum):
     MEMBERSHIP_CHANGED = "membership_changed"
     KEYS_CHANGED = "keys_changed"
     WEBHOOK_DISABLED = "webhook_disabled"
+    INBOX_MESSAGE = "inbox_message"  # the sender wrote on a referral in our inbox
+    OUTBOX_MESSAGE = "outbox_message"  # the recipient wrote on one of our referrals
     LOGIN_LOCKED = "login_locked"  # sign-in to an account locked after too many wrong passwords
 
 
@@ -126,6 +128,8 @@ DEFAULT_RULES: Mapping[Kind, Rule] = {
     Kind.MEMBERSHIP_CHANGED: _rule("admin"),
     Kind.KEYS_CHANGED: _rule("admin"),
     Kind.WEBHOOK_DISABLED: Rule(True, frozenset({"admin"}), False, frozenset(EXTERNAL), False),
+    Kind.INBOX_MESSAGE: _rule("focal_point"),
+    Kind.OUTBOX_MESSAGE: _rule(case_worker=True),
     # The node's admins and the account's owner (the trigger's ``created_by``); not webhooks.
     Kind.LOGIN_LOCKED: Rule(
         True, frozenset({"admin"}), True, frozenset({Channel.IN_APP, Channel.EMAIL}), False
@@ -185,8 +189,12 @@ def referral_change(
             kind = Kind.REFERRAL_CLOSED
         elif change == "consent_revoked":
             kind = Kind.CONSENT_REVOKED
+        elif change == "messaged":
+            kind = Kind.INBOX_MESSAGE
     elif box == "outbox":
-        if change in OUTCOMES:
+        if change == "messaged":
+            kind = Kind.OUTBOX_MESSAGE
+        elif change in OUTCOMES:
             kind = Kind.REFERRAL_OUTCOME
         elif change == "key_destroyed":
             kind = Kind.DATA_ERASED

@@ -42,6 +42,11 @@ TITLES: dict[Kind, str] = {
     Kind.MEMBERSHIP_CHANGED: N_("Your organisation's membership is now: %(membership)s"),
     Kind.KEYS_CHANGED: N_("Your organisation's public keys changed in the directory"),
     Kind.WEBHOOK_DISABLED: N_("A webhook was disabled after repeated failures"),
+    # What the message says never leaves the node: only that there is one, and on what.
+    Kind.INBOX_MESSAGE: N_(
+        "A new message on a referral to your organisation: %(urgency)s, %(category)s"
+    ),
+    Kind.OUTBOX_MESSAGE: N_("A new message on your referral: %(urgency)s, %(category)s"),
     Kind.LOGIN_LOCKED: N_("Sign-in to a Relais account was locked after too many wrong passwords"),
 }
 LABELS: dict[str, str] = {
@@ -152,6 +157,8 @@ class Writer:
             "deadline": self.label(facts.deadline),
             "due_at": self.when(facts.due_at),
             "membership": self.label(facts.membership),
+            "urgency": self.label(facts.urgency),
+            "category": self.category(facts.category) if facts.category else "",
         }
         details = []
         if facts.category:

@@ -14,7 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.referrals import domain, floods, forms, handlers, request_schemas, roster, store
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import CODE
-from shared.contracts.referrals import REFERRAL_ID, Box, Consent, LegalBasis, Status, Urgency
+from shared.contracts.referrals import (
+    MESSAGE_MAX_CHARS,
+    REFERRAL_ID,
+    Box,
+    Consent,
+    LegalBasis,
+    Status,
+    Urgency,
+)
 from shared.errors import Invalid
 from shared.service import ServiceContext, context_of
 
@@ -75,6 +83,11 @@ class ReferralOut(BaseModel):
         description="the earlier referral this one was sent again from (the sender's record "
         "only: never told to the recipient)",
     )
+    unread_messages: int = Field(
+        default=0,
+        description="messages of the other organisation nobody here has read yet (reading "
+        "GET …/messages marks them read)",
+    )
 
 
 class ReferralDetail(ReferralOut):
@@ -93,6 +106,36 @@ class Payload(BaseModel):
     referral_id: str
     payload: dict[str, Any]
     notes: list[dict[str, str]]
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(
+        max_length=MESSAGE_MAX_CHARS,
+        description=f"the message, at most {MESSAGE_MAX_CHARS} characters, not only spaces; "
+        "sealed for the two organisations",
+    )
+
+
+class MessageOut(BaseModel):
+    message_id: str
+    by_org: str = Field(description="the author's organisation")
+    by_role: str = Field(description="the author's role there (caseworker, focal_point)")
+    at: datetime
+    text: str | None = Field(description="none once the referral's data was erased")
+    mine: bool = Field(description="written by this node's organisation")
+    erased: bool
+
+
+class Thread(BaseModel):
+    referral_id: str
+    messages: list[MessageOut] = Field(description="oldest first")
+    unread: int = Field(description="how many were unread before this reading")
+    may_write: bool = Field(
+        description="a message may be written now (until the referral closed plus the "
+        "conversation's grace period, while its data is not erased)"
+    )
+    max_chars: int
 
 
 class Created(BaseModel):
@@ -141,6 +184,7 @@ def _out(referral: store.Referral) -> dict[str, Any]:
         "payload_erased": referral.sealed_key is None,
         "updated_at": referral.updated_at,
         "follows": referral.follows,
+        "unread_messages": referral.unread_messages,
     }
 
 
@@ -311,6 +355,28 @@ async def other_suggestions(
 )
 async def revoke_consent(referral_id: ReferralId, ctx: Context, principal: CaseWorker) -> None:
     await handlers.revoke_consent(ctx, principal, referral_id)
+
+
+@router.get(
+    "/{referral_id}/messages",
+    summary="The conversation between the two organisations (decrypted on this node; every "
+    "read is audited and marks the thread read)",
+)
+async def read_messages(referral_id: ReferralId, ctx: Context, principal: CaseWorker) -> Thread:
+    return Thread(**await handlers.read_messages(ctx, principal, referral_id))
+
+
+@router.post(
+    "/{referral_id}/messages",
+    status_code=status.HTTP_201_CREATED,
+    summary="Write a message to the other organisation (sealed, signed, sent through the "
+    "network; it waits while their node is away)",
+    responses={409: {"description": "the conversation ended, or the referral's data is erased"}},
+)
+async def write_message(
+    referral_id: ReferralId, body: MessageIn, ctx: Context, principal: CaseWorker
+) -> MessageOut:
+    return MessageOut(**await handlers.write_message(ctx, principal, referral_id, body.text))
 
 
 @router.post(

@@ -14,7 +14,7 @@ from shared.auth import Principal, Role
 from shared.auth import domain as auth_domain
 from shared.auth import store as auth_store
 from shared.bus import Responder
-from shared.contracts.referrals import REFERRAL_ID, Box, Status
+from shared.contracts.referrals import MESSAGE_MAX_CHARS, REFERRAL_ID, Box, Status
 from shared.errors import Forbidden, Unauthenticated
 from shared.service import ServiceContext
 
@@ -38,6 +38,10 @@ class Act(OnOne):
     action: domain.Action
     reason: str | None = None
     note: str | None = Field(default=None, max_length=2000)
+
+
+class Message(OnOne):
+    text: str = Field(max_length=MESSAGE_MAX_CHARS)
 
 
 class ListBox(BaseModel):
@@ -76,6 +80,13 @@ for _action, _request, _reply, _summary in (
         "The person withdrew consent: the recipient destroys its copy of the data key",
     ),
     ("list", ListBox, api.Page, "The inbox or outbox, newest first, paged with after"),
+    (
+        "messages",
+        OnOne,
+        api.Thread,
+        "The conversation with the other organisation (decrypted here; audited; marks it read)",
+    ),
+    ("message", Message, api.MessageOut, "Write a message to the other organisation"),
 ):
     asyncapi.command(f"{PREFIX}.{_action}", _request, _reply, _summary)
 
@@ -107,6 +118,18 @@ def commands(ctx: ServiceContext) -> dict[str, Responder]:
         principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
         return await handlers.read_payload(ctx, principal, body.referral_id)
 
+    async def messages(request: dict[str, Any]) -> dict[str, Any]:
+        body = OnOne.model_validate(request)
+        principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
+        thread = api.Thread(**await handlers.read_messages(ctx, principal, body.referral_id))
+        return thread.model_dump(mode="json")
+
+    async def message(request: dict[str, Any]) -> dict[str, Any]:
+        body = Message.model_validate(request)
+        principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
+        written = await handlers.write_message(ctx, principal, body.referral_id, body.text)
+        return api.MessageOut(**written).model_dump(mode="json")
+
     async def revoke_consent(request: dict[str, Any]) -> dict[str, Any]:
         body = OnOne.model_validate(request)
         principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
@@ -137,4 +160,6 @@ def commands(ctx: ServiceContext) -> dict[str, Responder]:
         f"{PREFIX}.payload": payload,
         f"{PREFIX}.revoke-consent": revoke_consent,
         f"{PREFIX}.list": list_box,
+        f"{PREFIX}.messages": messages,
+        f"{PREFIX}.message": message,
     }

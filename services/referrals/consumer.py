@@ -1,5 +1,5 @@
-"""What the referrals service listens to: the other organisations' envelopes and steps in
-the node's INBOX, one durable consumer applying each once."""
+"""What the referrals service listens to: the other organisations' envelopes, steps and
+messages in the node's INBOX, one durable consumer applying each once."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from shared.bus import Subscription
 from shared.contracts.referrals import (
     ConsentRevoked,
     KeyDestroyed,
+    ReferralMessaged,
     ReferralOffered,
     ReferralRefused,
     ReferralTransitioned,
@@ -27,6 +28,7 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
                 ReferralRefused: ctx.bound(handlers.record_refusal),
                 ConsentRevoked: ctx.bound(handlers.destroy_key),
                 KeyDestroyed: ctx.bound(handlers.confirm_key_destroyed),
+                ReferralMessaged: ctx.bound(handlers.receive_message),
             },
             # An envelope can arrive before its sender's record reached this replica, or a
             # step before its envelope was retried: retry for about an hour before parking.

@@ -278,3 +278,32 @@ def check_send_again(side: Side, status: Status, refused: bool) -> None:
             "expired or refused one",
             field="follows",
         )
+
+
+# -- the conversation ------------------------------------------------------------------------
+
+
+def check_message_text(text: str, max_chars: int) -> str:
+    """The text of a message as kept: not empty, not longer than ``max_chars``."""
+    if not text.strip():
+        raise Invalid("a message needs some text: it is empty", field="text")
+    if len(text) > max_chars:
+        raise Invalid(
+            f"a message is at most {max_chars} characters: this one has {len(text)}",
+            field="text",
+        )
+    return text
+
+
+def conversation_open(closed_at: datetime | None, now: datetime, grace: timedelta) -> bool:
+    """Whether a message may still be written: until the referral closed plus ``grace``."""
+    return closed_at is None or now < closed_at + grace
+
+
+def check_conversation_open(closed_at: datetime | None, now: datetime, grace: timedelta) -> None:
+    if not conversation_open(closed_at, now, grace):
+        days = grace / timedelta(days=1)
+        raise Conflict(
+            f"the conversation ended: the referral closed more than {days:g} days ago",
+            field="text",
+        )

@@ -29,7 +29,7 @@ from nacl.secret import Aead
 from nacl.utils import random
 
 from shared.canonical import jcs
-from shared.contracts.referrals import Header, ReferralOffered, SealedPayload
+from shared.contracts.referrals import Header, ReferralMessaged, ReferralOffered, SealedPayload
 from shared.crypto import NodeKeys, verify
 from shared.errors import Forbidden
 
@@ -126,3 +126,44 @@ def open_note(key: bytes, sealed: str, *, referral_id: str, status: str, by_org:
         )
     except (CryptoError, ValueError) as exc:
         raise Unreadable("the note does not decrypt") from exc
+
+
+def _message_context(referral_id: str, message_id: str, by_org: str) -> bytes:
+    # Its own shape ("message_id"), so a note and a message never open as each other.
+    return jcs({"referral_id": referral_id, "message_id": message_id, "by_org": by_org})
+
+
+def seal_message(key: bytes, text: str, *, referral_id: str, message_id: str, by_org: str) -> str:
+    """A message of the referral's conversation, readable only by the two organisations: moved
+    onto another referral, message or author, it no longer opens."""
+    sealed = Aead(key).encrypt(text.encode(), _message_context(referral_id, message_id, by_org))
+    return b64(bytes(sealed))
+
+
+def open_message(key: bytes, sealed: str, *, referral_id: str, message_id: str, by_org: str) -> str:
+    try:
+        raw = base64.b64decode(sealed)
+        return (
+            Aead(key)
+            .decrypt(
+                raw[Aead.NONCE_SIZE :],
+                _message_context(referral_id, message_id, by_org),
+                raw[: Aead.NONCE_SIZE],
+            )
+            .decode()
+        )
+    except (CryptoError, ValueError) as exc:
+        raise Unreadable("the message does not decrypt") from exc
+
+
+def sign_message(keys: NodeKeys, unsigned: dict[str, Any]) -> ReferralMessaged:
+    """The message event, signed by this node over every field but the signature, in the form
+    the event carries them (a time as the receiver reads it back, not as it was given)."""
+    draft = ReferralMessaged.model_validate({**unsigned, "signature": ""})
+    _, signature = keys.sign(draft.signed_part())
+    return draft.model_copy(update={"signature": signature})
+
+
+def check_message_signature(message: ReferralMessaged, sender_signing_public: str) -> None:
+    """``Forbidden`` unless the writer's node signed exactly this message."""
+    verify(message.signed_part(), message.signature, sender_signing_public)

@@ -43,6 +43,7 @@ class Referral:
     updated_at: datetime
     seq: int  # this node's creation order: the lists' stable paging key
     follows: str | None = None  # the earlier referral this one was sent again from (sender)
+    unread_messages: int = 0  # the other organisation's messages nobody here has read yet
 
     @property
     def referral_id(self) -> str:
@@ -107,6 +108,7 @@ def _referral(row: asyncpg.Record) -> Referral:
         updated_at=row["updated_at"],
         seq=row["seq"],
         follows=_id(row["follows"]),
+        unread_messages=row["unread_messages"],
     )
 
 
@@ -446,8 +448,12 @@ async def lapsed_consents(conn: Connection) -> list[str]:
 
 
 async def forget_notes(conn: Connection, referral_id: str) -> None:
+    """The notes and the messages of a referral whose data key this node destroyed."""
     await conn.execute(
         "UPDATE referrals.history SET sealed_note = NULL WHERE referral_id = $1", referral_id
+    )
+    await conn.execute(
+        "UPDATE referrals.messages SET sealed_text = NULL WHERE referral_id = $1", referral_id
     )
 
 
@@ -471,4 +477,99 @@ async def shred_closed(conn: Connection, older_than_days: float) -> list[str]:
             "UPDATE referrals.history SET sealed_note = NULL WHERE referral_id = ANY($1::uuid[])",
             ids,
         )
+        await conn.execute(
+            "UPDATE referrals.messages SET sealed_text = NULL WHERE referral_id = ANY($1::uuid[])",
+            ids,
+        )
     return ids
+
+
+# -- the conversation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    referral_id: str
+    by_org: str
+    by_role: str
+    by_actor: str | None
+    at: datetime
+    sealed_text: str | None
+    seq: int
+
+
+async def add_message(
+    conn: Connection,
+    *,
+    message_id: str,
+    referral_id: str,
+    by_org: str,
+    by_role: str,
+    by_actor: str | None,
+    at: datetime,
+    sealed_text: str | None,
+    sender_key_id: str,
+    signature: str,
+    unread: bool,
+) -> bool:
+    """Keep a message (once: a message id seen before adds nothing); ``unread`` counts it on
+    its referral. Whether it was new."""
+    added = await conn.fetchval(
+        """
+        INSERT INTO referrals.messages (message_id, referral_id, by_org, by_role, by_actor, at,
+                                        sealed_text, sender_key_id, signature)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (message_id) DO NOTHING RETURNING true
+        """,
+        message_id,
+        referral_id,
+        by_org,
+        by_role,
+        by_actor,
+        at,
+        sealed_text,
+        sender_key_id,
+        signature,
+    )
+    if added and unread:
+        await conn.execute(
+            "UPDATE referrals.referrals SET unread_messages = unread_messages + 1"
+            " WHERE referral_id = $1",
+            referral_id,
+        )
+    return bool(added)
+
+
+async def messages(conn: Connection, referral_id: str) -> list[Message]:
+    rows = await conn.fetch(
+        "SELECT * FROM referrals.messages WHERE referral_id = $1 ORDER BY at, seq", referral_id
+    )
+    return [
+        Message(
+            message_id=str(r["message_id"]),
+            referral_id=str(r["referral_id"]),
+            by_org=r["by_org"],
+            by_role=r["by_role"],
+            by_actor=r["by_actor"],
+            at=r["at"],
+            sealed_text=r["sealed_text"],
+            seq=r["seq"],
+        )
+        for r in rows
+    ]
+
+
+async def mark_read(conn: Connection, referral_id: str) -> int:
+    """A person of this organisation read the thread: nothing is unread any more. How many
+    were."""
+    before: int | None = await conn.fetchval(
+        "SELECT unread_messages FROM referrals.referrals WHERE referral_id = $1 FOR UPDATE",
+        referral_id,
+    )
+    if before:
+        await conn.execute(
+            "UPDATE referrals.referrals SET unread_messages = 0 WHERE referral_id = $1",
+            referral_id,
+        )
+    return before or 0

@@ -232,6 +232,35 @@ class ReferralEscalated(Payload):
     due_at: datetime
 
 
+MESSAGE_MAX_CHARS = 4000  # a message of the conversation: a question, an answer, not a file
+
+
+@registry.register(
+    "relais.referral.messaged.v1",
+    scope=Scope.NET,
+    summary="A message of a referral's conversation, written at one of its two organisations "
+    "and told to the other: sealed under the referral's data key (its referral, id and author "
+    "organisation bound as associated data), signed by the writer's node.",
+)
+class ReferralMessaged(Payload):
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    message_id: str = Field(pattern=REFERRAL_ID, description="a UUIDv7, the writer's")
+    by_org: str = Field(pattern=ORG_ID, description="the author's organisation")
+    by_role: str = Field(pattern=CODE, description="the author's role (caseworker, focal_point)")
+    at: datetime
+    sealed_text: str = Field(
+        description="base64 nonce+ciphertext of the text, under the referral's data key"
+    )
+    sender_key_id: str = Field(description="the writer node's Ed25519 key that signed")
+    signature: str = Field(
+        description="rfc8785:<base64 Ed25519> over the RFC 8785 form of every other field"
+    )
+
+    def signed_part(self) -> dict[str, object]:
+        """What the signature covers: every field but the signature."""
+        return self.model_dump(mode="json", exclude={"signature"})
+
+
 class Box(StrEnum):
     INBOX = "inbox"  # this node's organisation received it
     OUTBOX = "outbox"  # this node's organisation sent it

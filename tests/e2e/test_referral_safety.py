@@ -173,10 +173,23 @@ async def test_no_plaintext_is_stored_or_logged_anywhere_on_the_network(
         await reaches(sanad, referral_id, "declined", "sanad learns of the decline")
         notes = (await sanad.get(f"/api/v1/referrals/{referral_id}/payload")).json()["notes"]
         assert notes[0]["note"] == note
+        # The conversation too: a message each way, read decrypted at the other end.
+        asked = f"MESSAGE-{uuid.uuid4().hex}"
+        answered = f"ANSWER-{uuid.uuid4().hex}"
+        path = f"/api/v1/referrals/{referral_id}/messages"
+        assert (await sanad.post(path, json={"text": f"Question {asked}"})).status_code == 201
+
+        async def has(node: Any, needle: str) -> bool:
+            messages = (await node.get(path)).json()["messages"]
+            return any(needle in (m["text"] or "") for m in messages)
+
+        await eventually(lambda: has(amal, asked), within=30, what="amal reads the message")
+        assert (await amal.post(path, json={"text": f"Réponse {answered}"})).status_code == 201
+        await eventually(lambda: has(sanad, answered), within=30, what="sanad reads the answer")
     # Every database of the network (the hub's included, and its write-ahead log), every
     # JetStream store of the hub and of the nodes, every log: ciphertext only.
     await _checkpoint(running_network)
-    for needle in (canary, note):
+    for needle in (canary, note, asked, answered):
         assert _files_containing(network.root, needle.encode()) == []
 
 

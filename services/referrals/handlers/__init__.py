@@ -10,6 +10,7 @@ from services.referrals.handlers.consent import (
     revoke_consent,
 )
 from services.referrals.handlers.deadlines import fire_due_alarms, shred_expired_payloads
+from services.referrals.handlers.messages import read_messages, receive_message, write_message
 from services.referrals.handlers.payload import read_payload
 from services.referrals.handlers.receiving import receive_offer, record_refusal
 from services.referrals.handlers.sending import ConsentIn, NewReferral, create
@@ -30,9 +31,12 @@ __all__ = [
     "expire_consents",
     "fire_due_alarms",
     "load",
+    "read_messages",
     "read_payload",
+    "receive_message",
     "receive_offer",
     "record_refusal",
     "revoke_consent",
     "shred_expired_payloads",
+    "write_message",
 ]
