@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared import audit_trail
 from shared.auth import domain, session_store, store, throttle, tokens
+from shared.auth.clients_api import router as clients_router
 from shared.auth.domain import (
     ACCESS_TOKEN_TTL,
     DISPLAY_NAME_MAX_LENGTH,
@@ -349,3 +350,7 @@ async def _audit(
 ) -> None:
     actor = audit_trail.actor_of(principal)
     await store.audit(context.pool, actor.name, action, object, content, org=context.settings.org)
+
+
+# Member systems' clients (an API token and a NATS user each): shared/auth/clients_api.py.
+router.include_router(clients_router)

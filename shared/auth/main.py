@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from shared.auth import session_store, store
+from shared.auth import clients, session_store, store
 from shared.auth.api import router
 from shared.service import Service, ServiceContext
 
@@ -26,6 +26,10 @@ async def start(context: ServiceContext) -> None:
             context.settings.node_id,
         )
     context.background("forget spent access tokens and sessions", lambda: _upkeep(context))
+    context.background(
+        "member-system clients' NATS users and feeds",
+        lambda: clients.keep_in_step(context.pool, context.bus, context.settings),
+    )
 
 
 async def _upkeep(context: ServiceContext) -> None:
