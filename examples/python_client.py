@@ -47,15 +47,15 @@ class System:
             feed["consumer"], stream=feed["stream"]
         )
 
-    async def ask(self, action: str, **body: Any) -> dict[str, Any]:
+    async def ask(self, command: str, **body: Any) -> dict[str, Any]:
         """A command; its result, or its typed error raised."""
         body["token"] = self.creds["token"]
         reply = await self.nc.request(
-            f"relais.cmd.referrals.{action}", json.dumps(body).encode(), timeout=10
+            f"relais.cmd.referrals.{command}", json.dumps(body).encode(), timeout=10
         )
         answer: dict[str, Any] = json.loads(reply.data)
         if "error" in answer:
-            raise RuntimeError(f"{action}: {answer['error']}")
+            raise RuntimeError(f"{command}: {answer['error']}")
         result: dict[str, Any] = answer["result"]
         return result
 
@@ -68,7 +68,7 @@ class System:
             except TimeoutError:
                 continue
             for msg in messages:
-                event = json.loads(msg.data)
+                event: dict[str, Any] = json.loads(msg.data)
                 await msg.ack()
                 if event["id"] in self.seen:
                     continue  # a redelivery
@@ -87,8 +87,7 @@ class System:
         await self.nc.close()
 
 
-async def main(path: Path, sender_id: str, recipient_id: str) -> None:
-    nodes = json.loads(path.read_text())["nodes"]
+async def main(nodes: dict[str, Any], sender_id: str, recipient_id: str) -> None:
     sender = System(sender_id, nodes[sender_id]["clients"][0])
     recipient = System(recipient_id, nodes[recipient_id]["clients"][0])
     await sender.connect()
@@ -109,7 +108,11 @@ async def main(path: Path, sender_id: str, recipient_id: str) -> None:
         print(f"{sender_id}: sent {referral_id} ({made['status']})")
         await sender.wait_for(referral_id, "sent")
         await recipient.wait_for(referral_id, "received")
-        for action, extra in (("accept", {}), ("start", {}), ("complete", {"reason": "service_provided"})):
+        for action, extra in (
+            ("accept", {}),
+            ("start", {}),
+            ("complete", {"reason": "service_provided"}),
+        ):
             done = await recipient.ask("act", referral_id=referral_id, action=action, **extra)
             print(f"{recipient_id}: {action} -> {done['status']}")
         for change in ("received", "accepted", "in_progress", "completed"):
@@ -137,7 +140,7 @@ if __name__ == "__main__":
     where = Path(arguments[0] if arguments else ".relais/demo/credentials.json")
     asyncio.run(
         main(
-            where,
+            json.loads(where.read_text())["nodes"],
             arguments[1] if len(arguments) > 1 else "sanad",
             arguments[2] if len(arguments) > 2 else "amal",
         )
