@@ -45,7 +45,7 @@ LOG_NAMES = {"own": OWN_LOG, "network": NETWORK_LOG}
 ACTION_GROUPS = (
     (N_("Referrals"), ("referral",)),
     (N_("Directory and membership"), ("membership", "organisation", "credentials", "directory")),
-    (N_("Accounts and access"), ("session", "user", "token", "access")),
+    (N_("Accounts and access"), ("session", "user", "token", "client", "access")),
     (
         N_("Audit and node operations"),
         ("audit", "checkpoint", "key", "node", "dead_letter", "outbox"),

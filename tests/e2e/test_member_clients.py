@@ -220,7 +220,7 @@ async def test_a_revoked_client_is_cut_off_at_once(running_network: Creds, tmp_p
             return await login_answer(revoked["nats"]["url"], created["nkey_seed"]) == "PONG"
 
         await eventually(let_in, within=30, what="the new client let in by the nats-server")
-        async with connected(revoked, max_reconnect_attempts=1, reconnect_time_wait=0.2) as conn:
+        async with connected(revoked, allow_reconnect=False) as conn:
             assert "result" in await ask(conn.nc, "list", {"token": revoked["token"]})
             assert (await admin.delete("/api/v1/auth/clients/to_revoke")).status_code == 204
             await asyncio.wait_for(conn.closed.wait(), 30)
