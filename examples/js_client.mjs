@@ -20,6 +20,7 @@ class System {
     this.name = name;
     this.creds = creds;
     this.seen = new Set(); // event ids: the feed delivers at least once
+    this.changes = new Map(); // what each referral's events said so far
   }
 
   async connect() {
@@ -46,10 +47,13 @@ class System {
     return answer.result;
   }
 
-  // Read the feed (acknowledging each event) until this referral shows `change`.
-  async waitFor(referralId, change) {
+  // Read the feed (acknowledging each event) until this referral showed every one of
+  // `changes`: the other node's steps may arrive in another order than they were made.
+  async waitFor(referralId, ...changes) {
     const deadline = Date.now() + FEED_WAIT_MS;
     while (Date.now() < deadline) {
+      const shown = this.changes.get(referralId) ?? new Set();
+      if (changes.every((c) => shown.has(c))) return;
       const messages = await this.feed.fetch({ max_messages: 20, expires: 2000 });
       for await (const msg of messages) {
         const event = msg.json();
@@ -60,10 +64,13 @@ class System {
         console.log(
           `  [${this.name} feed] ${event.type} ${referral.referral_id}: ${what ?? kind} (status ${referral.status})`,
         );
-        if (referral.referral_id === referralId && what === change) return event;
+        if (what) {
+          if (!this.changes.has(referral.referral_id)) this.changes.set(referral.referral_id, new Set());
+          this.changes.get(referral.referral_id).add(what);
+        }
       }
     }
-    throw new Error(`${this.name}: ${referralId} did not reach ${change}`);
+    throw new Error(`${this.name}: ${referralId} did not show all of ${changes.join(", ")}`);
   }
 
   async close() {
@@ -100,9 +107,7 @@ async function main(path, senderId, recipientId) {
       const done = await recipient.ask("act", { referral_id: id, action, ...extra });
       console.log(`${recipientId}: ${action} -> ${done.status}`);
     }
-    for (const change of ["received", "accepted", "in_progress", "completed"]) {
-      await sender.waitFor(id, change);
-    }
+    await sender.waitFor(id, "received", "accepted", "in_progress", "completed");
     const outcome = await sender.ask("get", { referral_id: id });
     console.log(`${senderId}: ${id} is ${outcome.status}`);
     let pages = 0;

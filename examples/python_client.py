@@ -33,6 +33,7 @@ class System:
         self.creds = creds
         self.nc: Client
         self.seen: set[str] = set()  # event ids: the feed delivers at least once
+        self.changes: dict[str, set[str]] = {}  # what each referral's events said so far
 
     async def connect(self) -> None:
         login = self.creds["nats"]
@@ -59,10 +60,13 @@ class System:
         result: dict[str, Any] = answer["result"]
         return result
 
-    async def wait_for(self, referral_id: str, change: str) -> dict[str, Any]:
-        """Read the feed (acknowledging each event) until this referral shows ``change``."""
+    async def wait_for(self, referral_id: str, *changes: str) -> None:
+        """Read the feed (acknowledging each event) until this referral showed every one of
+        ``changes``: the other node's steps may arrive in another order than they were made."""
         deadline = time.monotonic() + FEED_WAIT
         while time.monotonic() < deadline:
+            if set(changes) <= self.changes.get(referral_id, set()):
+                return
             try:
                 messages = await self.feed.fetch(20, timeout=2)
             except TimeoutError:
@@ -79,9 +83,9 @@ class System:
                     f"  [{self.name} feed] {event['type']} {about['referral_id']}:"
                     f" {data.get('change', data.get('kind'))} (status {about['status']})"
                 )
-                if about["referral_id"] == referral_id and data.get("change") == change:
-                    return event
-        raise TimeoutError(f"{self.name}: {referral_id} did not reach {change}")
+                if "change" in data:
+                    self.changes.setdefault(about["referral_id"], set()).add(data["change"])
+        raise TimeoutError(f"{self.name}: {referral_id} did not show all of {changes}")
 
     async def close(self) -> None:
         await self.nc.close()
@@ -115,8 +119,7 @@ async def main(nodes: dict[str, Any], sender_id: str, recipient_id: str) -> None
         ):
             done = await recipient.ask("act", referral_id=referral_id, action=action, **extra)
             print(f"{recipient_id}: {action} -> {done['status']}")
-        for change in ("received", "accepted", "in_progress", "completed"):
-            await sender.wait_for(referral_id, change)
+        await sender.wait_for(referral_id, "received", "accepted", "in_progress", "completed")
         outcome = await sender.ask("get", referral_id=referral_id)
         print(f"{sender_id}: {referral_id} is {outcome['status']}")
         pages, total, after = 0, 0, None

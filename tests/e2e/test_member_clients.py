@@ -183,7 +183,8 @@ async def test_the_feed_keeps_what_a_system_missed_and_never_the_persons_data(
         ours = await feed_events(conn.nc, sanad["nats"]["feed"]["consumer"], referral_id, 3)
         assert await feed_events(conn.nc, sanad["nats"]["feed"]["consumer"], referral_id) == []
     assert [e["data"]["change"] for e in theirs] == ["received"]
-    assert [e["data"]["change"] for e in ours] == ["sent", "received", "accepted"]
+    # The other node's steps may arrive in another order than they were made: compare sets.
+    assert sorted(e["data"]["change"] for e in ours) == ["accepted", "received", "sent"]
     assert len({e["id"] for e in ours}) == 3  # the id tells a redelivery from a new event
     first = ours[0]["data"]["referral"]
     assert (first["to_org"], first["category"], first["urgency"]) == (
