@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 import typer
 
+from services.auth.main import MIGRATIONS as auth_migrations
 from shared import db
 from shared.auth import domain, store
 from shared.auth.domain import ApiToken, Language, User
@@ -45,7 +46,7 @@ def _run(database_url: str, work: Callable[[db.Pool], Awaitable[T]]) -> T:
     async def main() -> T:
         pool = await db.create_pool(database_url, max_size=2)
         try:
-            await db.migrate(pool, store.SCHEMA, [store.MIGRATIONS])
+            await db.migrate(pool, store.SCHEMA, [auth_migrations])
             return await work(pool)
         finally:
             await pool.close()

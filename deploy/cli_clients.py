@@ -1,6 +1,6 @@
 """``relais client ...``: member systems' clients of a node (an API token and a NATS nkey user
 each), managed straight in the node's database; the running node applies every change to its
-nats-server and its feed at once (shared/auth/clients.py)."""
+nats-server and its feed at once (services/auth/clients.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from deploy.cli_access import CLI_CREATOR, AsJson, DatabaseUrl, _print_json, _run
+from services.auth import clients
 from shared import db
-from shared.auth import clients
 from shared.auth.roles import Role
 from shared.feed import FEED
 

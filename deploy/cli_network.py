@@ -33,7 +33,7 @@ from deploy.joining import (
 from shared.contracts.directory import LocalisedText, MembershipStatus, OrganisationPublished
 from shared.crypto import NodeKeys
 from shared.errors import DomainError
-from shared.joining import (
+from shared.membership.joining import (
     NEW_NKEY_SEED_FILE,
     NKEY_SEED_FILE,
     Application,

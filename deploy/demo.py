@@ -26,9 +26,9 @@ from deploy.joining import init_node, install_credentials, issue_credentials
 from deploy.network import Network, NodePlan, plan_network
 from deploy.ports import free_ports
 from deploy.processes import ProcessSpec
+from services.auth import clients as member_clients
 from shared import db
 from shared.auth import add_user, issue_access_token
-from shared.auth import clients as member_clients
 from shared.contracts.directory import MembershipStatus, OrganisationPublished, PublicKey
 from shared.crypto import NodeKeys
 from shared.errors import Conflict

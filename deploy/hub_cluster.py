@@ -23,8 +23,8 @@ from deploy.joining import Hub, init_hub
 from deploy.nats_config import NatsServerSpec
 from deploy.ports import free_ports
 from deploy.processes import ProcessSpec, Supervisor
-from shared.joining import load_or_create_nkey, nkey_public
-from shared.nats_accounts import OrgAccount, render_accounts
+from shared.membership.accounts import OrgAccount, render_accounts
+from shared.membership.joining import load_or_create_nkey, nkey_public
 
 CLUSTER_NAME = "relais-hub"
 

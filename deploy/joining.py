@@ -22,7 +22,8 @@ from deploy import tls
 from shared.contracts.directory import OrganisationPublished, PublicKey
 from shared.crypto import NodeKeys
 from shared.federation import HUB_ACCOUNT
-from shared.joining import (
+from shared.membership.accounts import render_accounts
+from shared.membership.joining import (
     HUB_FILE,
     Application,
     Credentials,
@@ -30,7 +31,6 @@ from shared.joining import (
     make_application,
     nkey_public,
 )
-from shared.nats_accounts import render_accounts
 
 SECRETS_FILE, ACCOUNTS_FILE = "secrets.json", "accounts.conf"
 APPLICATION_FILE, CREDENTIALS_FILE, CA_FILE = (

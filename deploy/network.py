@@ -23,7 +23,7 @@ from deploy.ports import free_ports
 from deploy.postgres import EmbeddedPostgres
 from deploy.processes import ProcessSpec, Supervisor
 from shared.federation import HUB_ACCOUNT
-from shared.joining import load_or_create_nkey
+from shared.membership.joining import load_or_create_nkey
 from shared.nats_users import (
     NATS_USERS_FILE,
     SERVICES_USER,

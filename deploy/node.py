@@ -17,12 +17,12 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from services.audit.main import service as audit
+from services.auth.main import service as auth
 from services.dashboard.main import service as dashboard
 from services.directory.main import service as directory
 from services.notifications.main import service as notifications
 from services.referrals.main import service as referrals
-from shared.auth import service as auth
-from shared.joining import NKEY_SEED_FILE, Credentials, load_or_create_nkey, nkey_public
+from shared.membership.joining import NKEY_SEED_FILE, Credentials, load_or_create_nkey, nkey_public
 from shared.service import Service
 from shared.settings import NodeSettings
 from shared.text import gettext as _

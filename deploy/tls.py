@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from shared.joining import CA_CERT as CA_CERT  # re-exported: the CA files are named here
+from shared.membership.joining import CA_CERT as CA_CERT  # re-exported: the CA files are named here
 
 CA_KEY = "ca.key"
 HUB_CERT, HUB_KEY = "hub-leaf.crt", "hub-leaf.key"

@@ -13,7 +13,7 @@ Every link across an account or a leaf uses durable sourcing (nats-server 2.14+,
 consumer is created beforehand by the side that owns the stream, and the source names it. A
 leaf then needs no right to create consumers at all (only to reset its own), and a delivery
 subject per link (``fed.from.<org>``, ``fed.to.<org>``, ``hub.from.<org>``, ``hub.to.<org>``)
-lets the hub's configuration scope each one to its organisation (``shared/nats_accounts.py``).
+lets the hub's configuration scope each one to its organisation (``shared/membership/accounts.py``).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ async def network() -> AsyncIterator[Network]:
 async def template_database(network: Network) -> str:
     """A database with every service's schema migrated, cloned for each test."""
     from deploy.node import SERVICES
-    from shared.auth import service as auth
+    from services.auth.main import service as auth
 
     url = await network.postgres.ensure_database(TEMPLATE)
     pool = await db.create_pool(url, max_size=2)

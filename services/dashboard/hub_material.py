@@ -4,7 +4,7 @@ network CA), read from the folder ``relais hub init`` made.
 
 That folder is the parent of the accounts file the hub's directory rewrites
 (``RELAIS_NATS_ACCOUNTS_FILE``). Only its public files are read: ``hub.json`` and the CA's
-certificate, never the hub's passwords. The names are ``shared/joining.py``'s, which the
+certificate, never the hub's passwords. The names are ``shared/membership/joining.py``'s, which the
 launcher writes by; the dashboard does not import the launcher.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.errors import Unavailable
-from shared.joining import CA_CERT, HUB_FILE, Credentials
+from shared.membership.joining import CA_CERT, HUB_FILE, Credentials
 from shared.settings import NodeSettings
 
 

@@ -21,7 +21,7 @@ from shared.auth import Principal, Role, require
 from shared.contracts.directory import CODE, ORG_ID, Capacity, OrganisationPublished
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.federation import account
-from shared.joining import Application, KeyChange
+from shared.membership.joining import Application, KeyChange
 from shared.service import ServiceContext, context_of
 
 router = APIRouter()

@@ -8,8 +8,8 @@ import secrets
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime, timedelta
 
-from services.directory import domain, matching, search, store
-from shared import audit_trail, crypto, hub_nats, processed
+from services.directory import domain, hub_server, matching, search, store
+from shared import audit_trail, crypto, processed
 from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.directory import (
@@ -26,8 +26,8 @@ from shared.db import Connection
 from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from shared.events import BROADCAST, CloudEvent, Payload
 from shared.federation import Member
-from shared.joining import Application, KeyChange, check_application, check_key_change
-from shared.nats_accounts import OrgAccount, render_accounts
+from shared.membership.accounts import OrgAccount, render_accounts
+from shared.membership.joining import Application, KeyChange, check_application, check_key_change
 from shared.service import ServiceContext
 
 SCHEMA = store.SCHEMA
@@ -113,7 +113,7 @@ async def ensure_hub_topology(ctx: ServiceContext, cut: Collection[str] = ()) ->
             credentials = await store.leaf_credentials(conn)
         accounts = _accounts(records, credentials, settings.org)
         left = [org for org, r in records.items() if r.status is MembershipStatus.LEFT]
-        await hub_nats.retire_members([org for org in left if org in credentials], ctx.bus)
+        await hub_server.retire_members([org for org in left if org in credentials], ctx.bus)
         if settings.nats_accounts_file is None or settings.nats_system_url is None:
             if accounts:
                 log.error(
@@ -122,7 +122,7 @@ async def ensure_hub_topology(ctx: ServiceContext, cut: Collection[str] = ()) ->
                 )
             accounts = []
         else:
-            await hub_nats.apply_accounts(
+            await hub_server.apply_accounts(
                 render_accounts(accounts, hub_domain=settings.hub_domain),
                 accounts_file=settings.nats_accounts_file,
                 system_url=settings.nats_system_url,
@@ -167,7 +167,7 @@ def _may_connect(accounts: list[OrgAccount]) -> set[str]:
 
 async def _ensure_streams(ctx: ServiceContext, members: list[Member]) -> None:
     settings = ctx.settings
-    await hub_nats.declare_hub_streams(
+    await hub_server.declare_hub_streams(
         ctx.bus,
         Member(settings.org, settings.hub_domain),
         members,

@@ -1,9 +1,12 @@
-"""Authentication and authorisation of a node: staff accounts, bearer tokens, page sessions,
-and the ``require`` guard every route states its allowed roles with."""
+"""Who is calling a node, and what they may do: staff accounts, bearer tokens, page sessions,
+and the ``require`` guard every route states its allowed roles with.
+
+A library, not a service: every service's guard reads the ``auth`` schema through this store.
+The schema's migrations and the routes that change accounts are the auth service's
+(``services/auth``)."""
 
 from shared.auth.domain import ApiToken, Language, User
 from shared.auth.guards import GuardedRoute, RoleRequirement, guarded_routes, principal_of, require
-from shared.auth.main import service
 from shared.auth.roles import Principal, Role
 from shared.auth.sessions import check_csrf, csrf_token, login_session, logout_session
 from shared.auth.store import (
@@ -42,5 +45,4 @@ __all__ = [
     "principal_of",
     "require",
     "revoke_token",
-    "service",
 ]

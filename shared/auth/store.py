@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
-from pathlib import Path
 from uuid import UUID
 
 import asyncpg
@@ -30,7 +29,6 @@ SCHEMA = "auth"
 # The organisation each running auth pool serves, for the audit records of logins (the
 # dashboard's login page calls ``authenticate`` too); set at the auth service's start.
 _NODE_ORG: dict[int, str] = {}
-MIGRATIONS = Path(__file__).parent / "migrations"
 WRONG_CREDENTIALS = "wrong username or password"
 # Writing last_used_at on every request would turn each read into a write; a minute is precise
 # enough to tell an operator whether a member system still uses its token.

@@ -2,13 +2,13 @@
 down, and what a server killed under load costs. Also the setup the cluster test uses.
 
 Two member leaves (sanad, amal), each linked over TLS to all three hub servers and logged in
-with its nkey into its own account (``deploy.hub_cluster``: the production hub, scaled out);
-the hub's streams and source consumers declared as the hub's directory declares them
-(``shared.hub_nats.declare_hub_streams``, with three replicas as ``RELAIS_STREAM_REPLICAS=3``
-makes them) and the members' side as their nodes do; sanad publishes ``publish_async`` into
-its ``OUTBOX``; the clock stops when amal's ``INBOX`` holds every event. Each run has its own
-subject, which no consumer reads, and each event its own ``Nats-Msg-Id``: the count that
-arrives is exact.
+with its nkey into its own account (``deploy.hub_cluster``: the production hub, scaled out); the
+hub's streams and source consumers declared as the hub's directory declares them
+(``services.directory.hub_server.declare_hub_streams``, with three replicas as
+``RELAIS_STREAM_REPLICAS=3`` makes them) and the members' side as their nodes do; sanad
+publishes ``publish_async`` into its ``OUTBOX``; the clock stops when amal's ``INBOX`` holds
+every event. Each run has its own subject, which no consumer reads, and each event its own
+``Nats-Msg-Id``: the count that arrives is exact.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
 from deploy.hub_cluster import HubCluster
+from services.directory.hub_server import declare_hub_streams
 from shared.bus import Bus, login
 from shared.federation import INBOX, Member, node_streams, outbox_consumer
-from shared.hub_nats import declare_hub_streams
 
 Say = Callable[[str], None]
 HUB_ORG = "secretariat"  # the hub's own organisation (its node's streams are in HUB)

@@ -63,6 +63,7 @@ from deploy.joining import Hub, init_hub
 from deploy.nats_config import NatsServerSpec
 from deploy.ports import free_ports
 from deploy.processes import Supervisor
+from services.directory.hub_server import declare_hub_streams
 from shared.bus import Bus
 from shared.federation import (
     INBOX,
@@ -72,9 +73,8 @@ from shared.federation import (
     node_streams,
     outbox_consumer,
 )
-from shared.hub_nats import declare_hub_streams
-from shared.joining import load_or_create_nkey, nkey_public
-from shared.nats_accounts import OrgAccount, render_accounts
+from shared.membership.accounts import OrgAccount, render_accounts
+from shared.membership.joining import load_or_create_nkey, nkey_public
 from tests.bench.measure import percentile
 
 Say = Callable[[str], None]

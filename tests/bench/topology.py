@@ -21,13 +21,13 @@ from pathlib import Path
 from nats.js.api import StreamConfig
 
 from deploy.network import HUB_DOMAIN, Network, NodePlan, on_free_ports
-from shared import hub_nats
+from services.directory import hub_server
 from shared.bus import Bus
 from shared.contracts.directory import LinkProbed
 from shared.events import make_event, registry
 from shared.federation import INBOX, Member, node_streams, outbox_consumer
-from shared.joining import load_or_create_nkey, nkey_public
-from shared.nats_accounts import OrgAccount, render_accounts
+from shared.membership.accounts import OrgAccount, render_accounts
+from shared.membership.joining import load_or_create_nkey, nkey_public
 from shared.settings import DEMO_SECRET
 
 HUB_ORG = "secretariat"
@@ -100,7 +100,7 @@ async def _declare_streams(fed: Federation) -> None:
     hub = fed.buses[HUB_ORG]
     members = [Member(p.org, p.node_id) for p in fed.net.members]
     material = fed.net.hub_material
-    await hub_nats.apply_accounts(
+    await hub_server.apply_accounts(
         render_accounts(
             [
                 OrgAccount(p.org, nkey_public(load_or_create_nkey(fed.net.key_dir(p))))
@@ -116,7 +116,7 @@ async def _declare_streams(fed: Federation) -> None:
     )
     await fed.net.wait_for_leaf_links()
     own = Member(HUB_ORG, HUB_DOMAIN)
-    await hub_nats.declare_hub_streams(hub, own, members, hub_domain=HUB_DOMAIN)
+    await hub_server.declare_hub_streams(hub, own, members, hub_domain=HUB_DOMAIN)
     for bus, config in inboxes:
         await bus.ensure_stream(config)
 

@@ -27,7 +27,7 @@ from shared.contracts.directory import (
     PublicKey,
 )
 from shared.crypto import NodeKeys
-from shared.joining import Credentials, load_or_create_nkey, nkey_public
+from shared.membership.joining import Credentials, load_or_create_nkey, nkey_public
 from tests.browser.conftest import log_in, open_page, screenshot, url_of
 from tests.e2e.conftest import client
 from tests.waiting import eventually

@@ -30,7 +30,7 @@ from deploy.node import credentials_problem
 from deploy.ports import free_ports
 from shared.crypto import NodeKeys
 from shared.federation import account_api
-from shared.joining import NKEY_SEED_FILE, Credentials, load_or_create_nkey, nkey_public
+from shared.membership.joining import NKEY_SEED_FILE, Credentials, load_or_create_nkey, nkey_public
 from shared.settings import NodeSettings
 from tests.e2e.conftest import client, relais, user
 from tests.waiting import eventually

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from deploy.cli import app
 from deploy.network import Network
 from shared.crypto import NodeKeys
-from shared.joining import load_or_create_nkey, make_key_change, nkey_public
+from shared.membership.joining import load_or_create_nkey, make_key_change, nkey_public
 from tests.e2e.conftest import client, user
 from tests.e2e.test_federation_flows import probe_answered
 from tests.e2e.test_isolation import _leaf_accounts

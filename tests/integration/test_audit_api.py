@@ -19,9 +19,9 @@ import pytest
 
 from services.audit import handlers, retention, store, verification
 from services.audit.api import router
+from services.auth.main import service as auth_service
 from shared import db
 from shared.auth import Role, add_user, issue_access_token
-from shared.auth import service as auth_service
 from shared.crypto import NodeKeys
 from shared.service import ServiceContext
 from shared.settings import NodeRole

@@ -17,11 +17,12 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends
 
+from services.auth.main import MIGRATIONS
+from services.auth.main import service as auth_service
 from shared import db
 from shared.auth import Principal, Role, add_user, disable_user, issue_access_token, require
-from shared.auth import service as auth_service
 from shared.auth.passwords import HASHER
-from shared.auth.store import MIGRATIONS, SCHEMA
+from shared.auth.store import SCHEMA
 from shared.settings import NodeRole, NodeSettings
 from tests.integration.apps import app_of, node_settings
 

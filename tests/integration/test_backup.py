@@ -21,7 +21,7 @@ from deploy.backup import MANIFEST, granted_roles, pg_bin
 from deploy.cli import app
 from deploy.network import Network
 from shared.crypto import NodeKeys
-from shared.joining import load_or_create_nkey
+from shared.membership.joining import load_or_create_nkey
 
 NODE = "amal"
 

@@ -14,10 +14,10 @@ import pytest
 from fastapi import APIRouter, Depends, Request, Response
 
 from deploy.network import Network
+from services.auth.main import service as auth_service
 from services.dashboard.main import service as dashboard_service
 from services.dashboard.rendering import PageRoute, render
 from shared.auth import Principal, Role, add_user, require
-from shared.auth import service as auth_service
 from shared.auth.sessions import cookie_name
 from shared.settings import DEMO_SECRET, NodeRole, NodeSettings
 from shared.web import create_app

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from services.auth.main import MIGRATIONS
+from services.auth.main import service as auth_service
 from services.directory import export_api, store
 from shared import db
 from shared.auth import Role, add_user, issue_access_token
-from shared.auth import service as auth_service
-from shared.auth.store import MIGRATIONS, SCHEMA
+from shared.auth.store import SCHEMA
 from shared.contracts.directory import (
     LocalisedText,
     MembershipStatus,

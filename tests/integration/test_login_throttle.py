@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import httpx
 
 from deploy.network import Network
+from services.auth.main import service as auth_service
 from services.dashboard.main import service as dashboard_service
 from shared import db
 from shared.auth import Role, add_user
-from shared.auth import service as auth_service
 from shared.auth.sessions import cookie_name
 from shared.settings import DEMO_SECRET, NodeSettings
 from shared.web import create_app

@@ -22,9 +22,9 @@ from deploy.network import Network
 from deploy.node import SERVICES
 from deploy.ports import free_ports
 from deploy.processes import ProcessSpec, Supervisor
+from services.auth.main import service as auth
 from services.directory import store as directory_store
 from shared import db
-from shared.auth import service as auth
 from shared.auth import store as auth_store
 from shared.contracts.directory import (
     LocalisedText,
@@ -60,11 +60,18 @@ def every_service() -> list[Service]:
     return [auth, *SERVICES.values()]
 
 
+# Folders that moved since the release, and where the release keeps them.
+MOVED_SINCE_RELEASE = {Path("services/auth/migrations"): Path("shared/auth/migrations")}
+
+
 def migrations_of(service: Service, root: Path) -> list[Path]:
     """The service's own migrations folder, under ``root`` (the repository or the release)."""
     if service.migrations is None:
         return []
-    return [root / service.migrations.relative_to(ROOT)]
+    folder = service.migrations.relative_to(ROOT)
+    if root == RELEASE:
+        folder = MOVED_SINCE_RELEASE.get(folder, folder)
+    return [root / folder]
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from deploy.network import Network
+from services.auth.main import service as auth_service
 from services.dashboard.main import service as dashboard_service
 from services.dashboard.rendering import PageRoute, render
 from shared import db
 from shared.auth import Principal, Role, add_user, require
-from shared.auth import service as auth_service
 from shared.auth.sessions import SessionSigner, cookie_name, new_session
 from shared.settings import DEMO_SECRET, NodeSettings
 from shared.web import create_app

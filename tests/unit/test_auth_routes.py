@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from shared.auth import Principal, Role, guarded_routes, require, service
+from services.auth.main import service
+from shared.auth import Principal, Role, guarded_routes, require
 
 
 def route_table() -> dict[tuple[str, str], list[frozenset[Role]]]:

@@ -72,3 +72,33 @@ def test_a_domain_module_that_reaches_io_breaks_the_domain_wall(
     assert result.returncode != 0
     assert f"{DOMAIN_WALL} BROKEN" in result.stdout, result.stdout
     assert module.removesuffix(".py").replace("/", ".") in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        (
+            "services/auth/api.py",
+            "import services.dashboard  # noqa",
+            "Services never import each other",
+        ),
+        (
+            "shared/membership/joining.py",
+            "import services.directory.hub_server  # noqa",
+            "The shared library knows no service and no deployment",
+        ),
+        (
+            "services/directory/hub_server.py",
+            "import deploy.tls  # noqa",
+            "Services know no deployment",
+        ),
+    ],
+)
+def test_a_module_that_reaches_into_another_room_breaks_its_wall(
+    tmp_path: Path, module: str, line: str, contract: str
+) -> None:
+    root = tree(tmp_path)
+    breach(root / module, line)
+    result = lint(root)
+    assert result.returncode != 0
+    assert f"{contract} BROKEN" in result.stdout, result.stdout

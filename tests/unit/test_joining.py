@@ -27,7 +27,7 @@ from shared.contracts.directory import (
 )
 from shared.crypto import NodeKeys
 from shared.errors import Forbidden, Invalid
-from shared.joining import (
+from shared.membership.joining import (
     NKEY_SEED_FILE,
     Application,
     Credentials,

@@ -28,7 +28,7 @@ from deploy.joining import (
 )
 from deploy.nats_config import TEMPLATES, NatsServerSpec
 from shared.contracts.directory import LocalisedText, MembershipStatus, OrganisationPublished
-from shared.joining import Credentials, load_or_create_nkey, nkey_public
+from shared.membership.joining import Credentials, load_or_create_nkey, nkey_public
 
 HUBS = ("tls://127.0.0.1:17422", "tls://127.0.0.1:17423", "tls://127.0.0.1:17424")
 

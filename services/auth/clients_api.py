@@ -1,5 +1,5 @@
 """The administrators' management of member-system clients under ``/api/v1/auth/clients``:
-an API token and a NATS nkey user each (shared/auth/clients.py)."""
+an API token and a NATS nkey user each (services/auth/clients.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.auth import clients
 from shared import audit_trail
-from shared.auth import clients, store
+from shared.auth import store
 from shared.auth.guards import require
 from shared.auth.roles import Principal, Role
 from shared.errors import NotFound

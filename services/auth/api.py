@@ -10,9 +10,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.auth.clients_api import router as clients_router
 from shared import audit_trail
 from shared.auth import domain, session_store, store, throttle, tokens
-from shared.auth.clients_api import router as clients_router
 from shared.auth.domain import (
     ACCESS_TOKEN_TTL,
     DISPLAY_NAME_MAX_LENGTH,
@@ -352,5 +352,5 @@ async def _audit(
     await store.audit(context.pool, actor.name, action, object, content, org=context.settings.org)
 
 
-# Member systems' clients (an API token and a NATS user each): shared/auth/clients_api.py.
+# Member systems' clients (an API token and a NATS user each): services/auth/clients_api.py.
 router.include_router(clients_router)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 
-from shared.auth import clients, session_store, store
-from shared.auth.api import router
+from services.auth import clients
+from services.auth.api import router
+from shared.auth import session_store, store
 from shared.service import Service, ServiceContext
 
 log = logging.getLogger(__name__)
+
+# The schema ``auth`` is this service's; the guards of every service read it (shared/auth).
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 UPKEEP_EVERY = timedelta(hours=1)
 
@@ -48,4 +53,4 @@ async def _upkeep(context: ServiceContext) -> None:
         await asyncio.sleep(UPKEEP_EVERY.total_seconds())
 
 
-service = Service(name="auth", router=router, migrations=store.MIGRATIONS, start=start)
+service = Service(name="auth", router=router, migrations=MIGRATIONS, start=start)

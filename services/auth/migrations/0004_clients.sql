@@ -2,7 +2,7 @@
 -- API token (auth.tokens, for the token in its requests) and a NATS nkey user on the node's
 -- nats-server, of which only the public key is kept. A revoked client stays listed; its
 -- token is revoked with it. Every change notifies the node, which rewrites its nats-server's
--- users file and its feed consumers (shared/auth/clients.py).
+-- users file and its feed consumers (services/auth/clients.py).
 CREATE TABLE clients (
     name        text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{1,30}$'),
     token_id    uuid NOT NULL UNIQUE REFERENCES tokens (id),

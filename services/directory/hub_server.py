@@ -1,6 +1,6 @@
 """The hub's nats-server as the directory drives it: its accounts file, reloaded in place.
 
-When the roster changes, the directory writes the accounts (shared/nats_accounts.py) and asks
+When the roster changes, the directory writes the accounts (shared/membership/accounts.py) and asks
 the server to reload through its system account, without restarting it. A reload does not drop
 the link of a user it removed, so the links of organisations that lost their user are kicked
 (their retries then fail authorisation); and since one reload was once seen not to be enough
