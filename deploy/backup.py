@@ -160,6 +160,22 @@ async def _audit(url: str, node: Node, action: str, content: dict[str, Any]) -> 
         await pool.close()
 
 
+async def _end_sessions(url: str) -> int:
+    """End the page sessions that were open when the backup was taken: a cookie copied then
+    (or kept by a browser since) must not open the restored node. Ended as an administrator
+    ends them (the restore is one's act); how many, for the audit record."""
+    conn = await asyncpg.connect(url)
+    try:
+        if not await conn.fetchval("SELECT to_regclass('auth.sessions') IS NOT NULL"):
+            return 0  # a backup from before server-side sessions: none to end
+        done = await conn.execute(
+            "UPDATE auth.sessions SET ended_at = now(), ended_why = 'admin' WHERE ended_at IS NULL"
+        )
+        return int(done.split()[-1])
+    finally:
+        await conn.close()
+
+
 async def _is_node_database(url: str) -> bool:
     conn = await asyncpg.connect(url)
     try:
@@ -370,11 +386,16 @@ async def restore(
             )
         _write_files(keys, folder_mode=0o700)
         _write_files(settings, folder_mode=0o700)
+    ended = await _end_sessions(node.database_url)
     await _audit(
         node.database_url,
         node,
         "node.restored",
-        {"archive": archive.name, "backup_created_at": manifest.created_at},
+        {
+            "archive": archive.name,
+            "backup_created_at": manifest.created_at,
+            "sessions_ended": ended,
+        },
     )
     return Restored(manifest, sorted(keys), sorted(settings))
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from shared.federation import DEFAULT_QUOTA
+
 TEMPLATES = Path(__file__).parent / "nats"
 
 
@@ -35,6 +37,8 @@ class NatsServerSpec:
     # which the node reloads it. Without them, anyone may connect (tests of a lone server).
     users_file: Path | None = None
     system_password: str | None = None
+    # The largest message a client or a leaf link may send (shared/federation.py, Quota).
+    max_payload: int = DEFAULT_QUOTA.max_msg_size
 
     @property
     def is_hub(self) -> bool:
@@ -59,6 +63,7 @@ class NatsServerSpec:
         return Template((TEMPLATES / template).read_text()).substitute(
             more,
             server_name=self.name,
+            max_payload=self.max_payload,
             host=self.host,
             client_port=self.client_port,
             monitor_port=self.monitor_port,

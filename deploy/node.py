@@ -115,6 +115,9 @@ def serve(settings: NodeSettings, names: Sequence[str] | None = None) -> None:
             QuietRefusals(app),
             host=settings.http_host,
             port=settings.http_port,
+            # uvloop (a dependency): the node's event loop carries every consumer, relay and
+            # request; about a tenth less CPU per referral than asyncio's (make bench).
+            loop="uvloop",
             log_level=settings.log_level.lower(),
             access_log=False,  # paths can carry ids; metrics count requests instead
             timeout_graceful_shutdown=5,

@@ -68,7 +68,11 @@ def install(app: FastAPI) -> None:
     def document() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, routes=app.routes, servers=app.servers
+                title=app.title,
+                version=app.version,
+                routes=app.routes,
+                webhooks=app.webhooks.routes,
+                servers=app.servers,
             )
             guarded = {(r.method, r.path) for r in guarded_routes(app.routes) if r.requirements}
             complete(schema, guarded)

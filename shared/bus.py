@@ -20,7 +20,7 @@ import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -53,7 +53,7 @@ PUBLISHED = Counter("relais_events_published_total", "Events published to JetStr
 CONSUMED = Counter(
     "relais_events_consumed_total",
     "Deliveries handled, by outcome: acked, retried, held (an outage waited out in place), "
-    "parked (dead-lettered) or skipped",
+    "parked (dead-lettered), absorbed (counted in a flood incident: no dead letter) or skipped",
     ["consumer", "outcome"],
 )
 
@@ -109,6 +109,12 @@ class Delivery:
 
 
 Handler = Callable[[CloudEvent, Payload, Delivery], Awaitable[None]]
+# Asked before a delivery from another organisation is parked, with the reason: True if it
+# took the delivery instead (a flood counted as one incident: services/referrals/floods.py).
+Absorber = Callable[[Delivery, str], Awaitable[bool]]
+# Several events of one fetch at once, in stream order: all applied (in one transaction) or,
+# if it raises, none, and then each goes through ``handler`` alone with the usual retries.
+BatchHandler = Callable[[Sequence[tuple[CloudEvent, Payload, Delivery]]], Awaitable[None]]
 Responder = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
@@ -127,9 +133,13 @@ class Subscription:
     # each well under ack_wait, which ``in_progress`` restarts before every pause.
     outage_pauses: Sequence[float] = (0.5, 1.0, 2.0, 5.0)
     batch: int = 32
+    # Optional: a fetch of several events handled at once (the audit chain appends them in
+    # one transaction); ``handler`` still takes each event alone when the batch fails.
+    batch_handler: BatchHandler | None = None
     # The node's own broadcasts come back through its INBOX and are skipped; a consumer that
     # watches the hub's ROUTER (the audit's network log) wants them.
     own_broadcasts: bool = False
+    absorb: Absorber | None = None
 
     @classmethod
     def routing(
@@ -231,7 +241,12 @@ class Bus:
         try:
             await js.add_stream(config)
         except BadRequestError:
-            await js.update_stream(config)
+            # ``first_seq`` is where a NEW stream starts, never a change. The server does not
+            # apply it on update, but it stores it, and when it next starts it deletes every
+            # message below the stored value: a node restarted (a fresh ``first_seq`` from the
+            # clock) and then its nats-server restarted lost its whole OUTBOX, unsent events
+            # included. Cleared here, which also repairs a store that got one that way.
+            await js.update_stream(replace(config, first_seq=None))
 
     async def ensure_consumer(self, consumer: SourceConsumer) -> None:
         """Create the durable consumer a stream source names, or update it in place."""
@@ -306,8 +321,45 @@ class Bus:
                 await asyncio.sleep(1)
                 continue
             self._consuming[key] = True
+            if sub.batch_handler is not None and len(messages) > 1:
+                messages = await self._deliver_batch(sub, messages)
             for msg in messages:
                 await self._deliver(sub, msg)
+
+    async def _deliver_batch(self, sub: Subscription, messages: list[Msg]) -> list[Msg]:
+        """Hand the well-formed events of ``messages`` to ``sub.batch_handler`` at once and
+        ack them; returns what is left for ``_deliver``, one by one: the messages it skips or
+        parks, and every message if the batch failed (nothing of it applied)."""
+        assert sub.batch_handler is not None
+        items: list[tuple[CloudEvent, Payload, Delivery]] = []
+        taken: list[Msg] = []
+        for msg in messages:
+            if not sub.own_broadcasts and _is_own_broadcast(msg.subject, self.org):
+                break  # the rest in order, by the usual path
+            try:
+                event = CloudEvent.from_json(msg.data)
+                payload = parse_payload(event)
+            except Invalid:
+                break
+            meta = msg.metadata
+            delivery = Delivery(msg.subject, meta.stream, meta.sequence.stream, meta.num_delivered)
+            items.append((event, payload, delivery))
+            taken.append(msg)
+        if len(taken) < 2:
+            return messages
+        try:
+            await sub.batch_handler(items)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # each one alone now, with the usual outcomes
+            log.info(
+                "consumer %s: a batch of %d failed (%s); one by one", sub.durable, len(taken), exc
+            )
+            return messages
+        for msg in taken:
+            await msg.ack()
+        CONSUMED.labels(sub.durable, "acked").inc(len(taken))
+        return messages[len(taken) :]
 
     async def _deliver(self, sub: Subscription, msg: Msg) -> None:
         meta = msg.metadata
@@ -325,7 +377,7 @@ class Bus:
             event = CloudEvent.from_json(msg.data)
             payload = parse_payload(event)
         except Invalid as exc:
-            await self._terminate(msg, sub.durable, exc.detail)
+            await self._park(msg, sub, delivery, exc.detail)
             return
         with telemetry.consume_span(event, msg.subject, msg.headers or {}):
             for tries in itertools.count():
@@ -335,7 +387,7 @@ class Bus:
                     if isinstance(exc, DomainError) and exc.transient:
                         await self._retry(msg, sub, event, delivery)
                         return
-                    await self._terminate(msg, sub.durable, f"{type(exc).__name__}: {exc}")
+                    await self._park(msg, sub, delivery, f"{type(exc).__name__}: {exc}")
                     return
                 except asyncio.CancelledError:
                     raise
@@ -392,6 +444,22 @@ class Bus:
         )
         await msg.nak(delay=delay)
         CONSUMED.labels(sub.durable, "retried").inc()
+
+    async def _park(self, msg: Msg, sub: Subscription, delivery: Delivery, reason: str) -> None:
+        """Terminate ``msg`` (a dead letter), unless the subscription's ``absorb`` takes it."""
+        if sub.absorb is not None and delivery.sender not in (None, self.org):
+            try:
+                taken = await sub.absorb(delivery, reason)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # counting failed (the database?): park it as before
+                log.exception("consumer %s: could not count a refused delivery", sub.durable)
+                taken = False
+            if taken:
+                await msg.ack()
+                CONSUMED.labels(sub.durable, "absorbed").inc()
+                return
+        await self._terminate(msg, sub.durable, reason)
 
     async def _terminate(self, msg: Msg, consumer: str, reason: str) -> None:
         log.error(

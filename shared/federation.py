@@ -46,6 +46,28 @@ HUB_ACCOUNT = "HUB"
 # (read by the member's INBOX).
 OUTBOX_CONSUMER, ROUTER_CONSUMER, INBOX_CONSUMER = "hub", "router", "inbox"
 HEARTBEAT = 5.0
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What one organisation may hold at the hub, in each of its two streams (``FROM_``,
+    ``TO_``): a member flooding the network fills its own streams and no one's disk.
+    ``max_msg_size`` is also the leaf links' ``max_payload``: a referral envelope is a few kB,
+    a document goes in chunks of at most this size. JetStream reserves each stream's
+    ``max_bytes`` on the hub's disk: 100 members at the default take 25.6 GiB (times the
+    replicas); a stream the disk cannot reserve is not made."""
+
+    max_bytes: int = 128 * MIB
+    max_msgs: int = 100_000
+    max_msg_size: int = MIB
+
+    def account_storage(self, replicas: int = 1) -> int:
+        """The file storage an organisation's account needs for its two streams."""
+        return 2 * self.max_bytes * replicas
+
+
+DEFAULT_QUOTA = Quota()
 
 
 def account(org: str) -> str:
@@ -154,11 +176,14 @@ def _addressed_to(org: str) -> list[str]:
     return [f"relais.net.*.{org}.>", f"relais.net.*.{BROADCAST}.>"]
 
 
-def hub_member_streams(member: Member, *, hub_domain: str, replicas: int = 1) -> list[StreamConfig]:
+def hub_member_streams(
+    member: Member, *, hub_domain: str, replicas: int = 1, quota: Quota = DEFAULT_QUOTA
+) -> list[StreamConfig]:
     """The hub's two streams for one organisation: what it sends, and what is addressed to it.
 
     The secretariat's are in the ``HUB`` account beside ``ROUTER`` and source it directly; a
-    member's are in its own account and reach ``ROUTER`` through the account's imports."""
+    member's are in its own account and reach ``ROUTER`` through the account's imports. Each
+    holds at most ``quota``; past it the oldest go (PostgreSQL's outbox is the record)."""
     org = member.org
     if member.domain == hub_domain:
         origin = StreamSource(name=OUTBOX, filter_subject=f"relais.net.{org}.>")
@@ -168,9 +193,15 @@ def hub_member_streams(member: Member, *, hub_domain: str, replicas: int = 1) ->
             OUTBOX, f"$JS.{member.domain}.API", OUTBOX_CONSUMER, f"fed.from.{org}"
         )
         routed = [_durable_source(ROUTER, HUB_API, to_consumer(org), f"hub.to.{org}")]
+    limits = {
+        "num_replicas": replicas,
+        "max_bytes": quota.max_bytes,
+        "max_msgs": quota.max_msgs,
+        "max_msg_size": quota.max_msg_size,
+    }
     return [
-        _stream(f"FROM_{org}", sources=[origin], num_replicas=replicas),
-        _stream(f"TO_{org}", sources=routed, num_replicas=replicas),
+        _stream(f"FROM_{org}", sources=[origin], **limits),
+        _stream(f"TO_{org}", sources=routed, **limits),
     ]
 
 

@@ -39,15 +39,17 @@ def channel(schema: str) -> str:
 async def add(conn: Connection, schema: str, subject: str, event: CloudEvent) -> None:
     """Write ``event`` to ``schema``'s outbox inside the caller's transaction."""
     check_publishable(subject, event)
+    # One round trip: the row and the relay's wake-up (sent on commit; PostgreSQL folds the
+    # same notification of one transaction into one).
     await conn.execute(
-        f"INSERT INTO {schema}.outbox (event_id, subject, event, traceparent)"
-        " VALUES ($1, $2, $3, $4)",
+        f"WITH added AS (INSERT INTO {schema}.outbox (event_id, subject, event, traceparent)"
+        " VALUES ($1, $2, $3, $4) RETURNING 1) SELECT pg_notify($5, '') FROM added",
         event.id,
         subject,
         event.model_dump(mode="json", exclude_none=True),
         telemetry.current_traceparent(),
+        channel(schema),
     )
-    await conn.execute("SELECT pg_notify($1, '')", channel(schema))
 
 
 @dataclass

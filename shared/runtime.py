@@ -47,7 +47,9 @@ class NodeRuntime:
             await self.bus.ensure_consumer(outbox_consumer(settings.org))
         keys = NodeKeys.load_or_create(settings.key_dir)
         for service in self.services:
-            pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
+            pool = await db.create_pool(
+                settings.database_url, max_size=settings.db_pool_max, service=service.name
+            )
             await db.migrate(pool, service.name, [service.migrations] if service.migrations else [])
             context = ServiceContext(
                 name=service.name, settings=settings, pool=pool, bus=self.bus, keys=keys

@@ -101,6 +101,8 @@ class Service:
     migrations: Path | None
     start: Callable[[ServiceContext], Awaitable[None]]
     pages: APIRouter | None = None  # web pages, mounted at the root (the dashboard's)
+    # What the service POSTs to member systems, documented as OpenAPI 3.1 ``webhooks``.
+    webhooks: APIRouter | None = None
 
 
 def context_of(name: str) -> Callable[[Request], ServiceContext]:

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import pruning
 from shared.contracts.referrals import DEFAULT_DEADLINES, Deadlines, Urgency
+from shared.federation import DEFAULT_QUOTA, Quota
 
 DEFAULT_TIMEZONE = "Africa/Casablanca"
 DEMO_SECRET = "relais-demo-secret-do-not-use-in-production"
@@ -54,6 +55,42 @@ class NodeSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     stream_replicas: int = Field(
         default=1, ge=1, le=5, description="replicas of the hub's streams (3 on a hub cluster)"
+    )
+    member_stream_max_bytes: int = Field(
+        default=DEFAULT_QUOTA.max_bytes,
+        ge=1024 * 1024,
+        description="on the hub: what each organisation's FROM_ and TO_ stream may hold, in "
+        "bytes (the account's storage is twice this, times the replicas)",
+    )
+    member_stream_max_msgs: int = Field(
+        default=DEFAULT_QUOTA.max_msgs,
+        ge=1000,
+        description="on the hub: how many messages each organisation's FROM_ and TO_ holds",
+    )
+    max_message_bytes: int = Field(
+        default=DEFAULT_QUOTA.max_msg_size,
+        ge=64 * 1024,
+        le=8 * 1024 * 1024,
+        description="on the hub: the largest message an organisation's streams take (a "
+        "referral is a few kB; documents travel in chunks of at most this size)",
+    )
+    leaf_links_per_member: int = Field(
+        default=1,
+        ge=1,
+        le=4,
+        description="on the hub: the leaf links one organisation's credential may hold at "
+        "once; with 1, a second leaf made with a copy of its nkey is refused",
+    )
+    refusal_budget: int = Field(
+        default=20,
+        ge=1,
+        description="refused envelopes from one sender, within refusal_budget_minutes, before "
+        "the rest are parked as one incident (no dead letter, no answer each)",
+    )
+    refusal_budget_minutes: float = Field(
+        default=10,
+        gt=0,
+        description="the window of refusal_budget; an incident ends after as long quiet",
     )
     login_attempts: int = Field(
         default=5, ge=1, description="wrong passwords for one account before it is locked"
@@ -182,6 +219,15 @@ class NodeSettings(BaseSettings):
     @property
     def is_hub(self) -> bool:
         return self.role is NodeRole.SECRETARIAT
+
+    @property
+    def quota(self) -> Quota:
+        """What each organisation may hold at the hub (shared/federation.py)."""
+        return Quota(
+            max_bytes=self.member_stream_max_bytes,
+            max_msgs=self.member_stream_max_msgs,
+            max_msg_size=self.max_message_bytes,
+        )
 
     @property
     def base_url(self) -> str:

@@ -7,20 +7,26 @@ collector when ``RELAIS_OTLP_ENDPOINT`` is set, nowhere otherwise.
 
 Every process of a node reports as ``relais-<node>``, so a trace tells the nodes apart; which
 of its services answered is the ``relais.service`` attribute.
+
+Database queries are client spans (``query_logger``), children of whatever span ran them (a
+request, a command, a consumed event); the pollers' queries outside any trace make none. They
+carry the SQL text (parameters as ``$n``, never their values), never what was read or written.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, MutableMapping
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -124,3 +130,48 @@ def command_span(subject: str, headers: Mapping[str, str]) -> Iterator[Span]:
         },
     ) as span:
         yield span
+
+
+_LEADING_COMMENTS = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*", re.DOTALL)
+QUERY_TEXT_LIMIT = 2000
+
+
+def query_logger(service: str | None) -> Callable[[Any], None]:
+    """An asyncpg query logger (``Connection.add_query_logger``) making one client span per
+    query of ``service``'s connections, inside the trace that ran it. asyncpg calls it just
+    after the query, in the caller's context, with how long the query took."""
+
+    def record(query: Any) -> None:
+        parent = trace.get_current_span().get_span_context()
+        if not parent.is_valid:
+            return
+        end = time.time_ns()
+        text = str(query.query or "")
+        operation = (_LEADING_COMMENTS.sub("", text).split(None, 1) or ["QUERY"])[0].upper()
+        params = query.conn_params
+        attributes: dict[str, str | int] = {
+            "db.system.name": "postgresql",
+            "db.operation.name": operation,
+            "db.query.text": text[:QUERY_TEXT_LIMIT],
+        }
+        if params is not None and getattr(params, "database", None):
+            attributes["db.namespace"] = params.database
+        if service:
+            attributes["relais.service"] = service
+        address = query.conn_addr
+        if isinstance(address, tuple) and len(address) >= 2:
+            attributes["server.address"], attributes["server.port"] = str(address[0]), address[1]
+        elif address:
+            attributes["server.address"] = str(address)  # a Unix socket's path
+        span = tracer.start_span(
+            f"{operation} {attributes.get('db.namespace', 'postgresql')}",
+            kind=SpanKind.CLIENT,
+            start_time=end - int(query.elapsed * 1e9),
+            attributes=attributes,
+        )
+        if query.exception is not None:
+            span.set_status(Status(StatusCode.ERROR))
+            span.set_attribute("error.type", type(query.exception).__qualname__)
+        span.end(end_time=end)
+
+    return record

@@ -60,6 +60,8 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
         app.include_router(service.router, prefix=f"/api/v1/{service.name}", tags=[service.name])
         if service.pages is not None:
             app.include_router(service.pages, include_in_schema=False)
+        if service.webhooks is not None:
+            app.webhooks.include_router(service.webhooks, tags=[service.name])
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -35,6 +35,9 @@ async def servers(prefix: str = "relais-test-") -> AsyncIterator[Network]:
     root = Path(tempfile.mkdtemp(prefix=prefix))
     net = on_free_ports(root, MEMBERS, hub_org="secretariat", secret_key=DEMO_SECRET)
     net.extra_env["RELAIS_METRICS_SECONDS"] = "1"  # figures in /metrics fresh within a second
+    # The isolation tests open hostile leaves with a member's own nkey beside its node's link;
+    # the default (one link per credential) is tested on a network of its own (test_flood.py).
+    net.extra_env["RELAIS_LEAF_LINKS_PER_MEMBER"] = "4"
     try:
         await net.start_servers()
         yield net

@@ -21,6 +21,7 @@ from shared.contracts import audit_actions
 from shared.contracts.audit import Outcome
 from shared.contracts.directory import ORG_ID
 from shared.errors import Invalid, NotFound
+from shared.inputs import Moment
 from shared.service import ServiceContext, context_of
 
 router = APIRouter()
@@ -36,9 +37,9 @@ MEDIA = {Format.CSV: "text/csv; charset=utf-8", Format.NDJSON: "application/x-nd
 
 def filters(
     since: Annotated[
-        datetime | None, Query(alias="from", description="from this time (inclusive)")
+        Moment | None, Query(alias="from", description="from this time (inclusive)")
     ] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="until (exclusive)")] = None,
+    until: Annotated[Moment | None, Query(alias="to", description="until (exclusive)")] = None,
     org: Annotated[str | None, Query(pattern=ORG_ID, description="organisation")] = None,
     actor: Annotated[
         str | None, Query(min_length=1, max_length=120, description="user:<name>, ...")
@@ -264,8 +265,8 @@ By = Annotated[
     list[Dimension] | None,
     Query(description="group by these, in this order; none: the total of everything"),
 ]
-Since = Annotated[datetime | None, Query(alias="from")]
-Until = Annotated[datetime | None, Query(alias="to")]
+Since = Annotated[Moment | None, Query(alias="from")]
+Until = Annotated[Moment | None, Query(alias="to")]
 
 
 @router.get(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,7 @@ from shared.contracts.referrals import (
 )
 from shared.db import Pool
 from shared.errors import Forbidden, NotFound
-from shared.events import CloudEvent, new_event_id
+from shared.events import CloudEvent, Payload, new_event_id
 from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,20 @@ async def chain_record(
     tokens = delivery.subject.split(".")
     service = tokens[2] if len(tokens) == 4 else "unknown"
     await append(ctx, [draft_of(event, record, service)])
+
+
+async def chain_records(
+    ctx: ServiceContext, items: Sequence[tuple[CloudEvent, Payload, Delivery]]
+) -> None:
+    """A fetch of records chained at once: one transaction, one turn of the chain's lock.
+    Anything but records fails the batch, and the bus hands each event to ``chain_record``."""
+    drafts = []
+    for event, record, delivery in items:
+        if not isinstance(record, AuditRecorded):
+            raise TypeError(f"not an audit record: {event.type}")
+        tokens = delivery.subject.split(".")
+        drafts.append(draft_of(event, record, tokens[2] if len(tokens) == 4 else "unknown"))
+    await append(ctx, drafts)
 
 
 async def append(ctx: ServiceContext, drafts: list[Draft]) -> list[Entry]:

@@ -3,7 +3,6 @@ order, checkpoints, the hub's network log and the facts its figures are made of.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from services.audit.domain import ENTRY_FIELDS, Anchor, Draft, Entry, chain
+from shared import db
 from shared.db import Connection, Pool
 
 SCHEMA = "audit"
@@ -24,10 +24,7 @@ async def create_writer_pool(dsn: str, *, max_size: int = 5) -> Pool:
     """A pool whose connections act as the audit role: insert and read, nothing else."""
 
     async def init(conn: Connection) -> None:
-        for kind in ("json", "jsonb"):
-            await conn.set_type_codec(
-                kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-            )
+        await db.init_connection(conn, "audit")
 
     pool = await asyncpg.create_pool(
         dsn,

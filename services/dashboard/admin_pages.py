@@ -33,7 +33,7 @@ USER_DISABLED = N_("The account is disabled: its sessions and tokens no longer w
 TOKEN_REVOKED = N_("The token is revoked.")
 
 
-def _roles(request: Request, lang: str) -> list[tuple[str, str]]:
+def roles_offered(request: Request, lang: str) -> list[tuple[str, str]]:
     hub = settings_of(request).is_hub
     return [(r, labels.word(ROLE_LABELS, r, lang)) for r in (HUB_ROLES if hub else MEMBER_ROLES)]
 
@@ -61,7 +61,7 @@ async def _users(
         status_code=status_code,
         principal=principal,
         users=[{**u, "role_label": labels.word(ROLE_LABELS, u.get("role"), lang)} for u in users],
-        roles=_roles(request, lang),
+        roles=roles_offered(request, lang),
         typed=typed or {"role": "caseworker", "language": lang},
         errors=errors or {},
         notice=notice,
@@ -147,7 +147,7 @@ async def _tokens(
             }
             for t in tokens
         ],
-        roles=_roles(request, lang),
+        roles=roles_offered(request, lang),
         created=created,
         typed=typed or {"name": "", "roles": [], "expires_in_days": ""},
         errors=errors or {},

@@ -44,7 +44,10 @@ LOG_NAMES = {"own": OWN_LOG, "network": NETWORK_LOG}
 # The action picker's groups, by the kind of object an action is about.
 ACTION_GROUPS = (
     (N_("Referrals"), ("referral",)),
-    (N_("Directory and membership"), ("membership", "organisation", "credentials", "directory")),
+    (
+        N_("Directory and membership"),
+        ("membership", "organisation", "credentials", "directory", "flood"),
+    ),
     (N_("Accounts and access"), ("session", "user", "token", "client", "access")),
     (
         N_("Audit and node operations"),

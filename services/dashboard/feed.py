@@ -35,6 +35,7 @@ HEADLINE = {
     "membership_changed": N_("Your organisation's membership is now: %(membership)s"),
     "keys_changed": N_("Your organisation's public keys changed in the directory"),
     "webhook_disabled": N_("A webhook was disabled after repeated failures"),
+    "login_locked": N_("Sign-in to a Relais account was locked after too many wrong passwords"),
 }
 UNKNOWN_KIND = N_("A notification of a kind this page does not know yet")
 AN_ORGANISATION = N_("an organisation")

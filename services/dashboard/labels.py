@@ -354,6 +354,7 @@ NOTIFICATION_KIND = {
     "membership_changed": N_("The organisation's membership changed"),
     "keys_changed": N_("The organisation's public keys changed"),
     "webhook_disabled": N_("A webhook was disabled"),
+    "login_locked": N_("Sign-in to an account is locked after too many wrong passwords"),
 }
 CHANNEL = {
     "in_app": N_("In Relais"),

@@ -45,6 +45,13 @@ RECENT = timedelta(days=90)
 VOLUME_MONTHS = 11  # and the current one
 
 
+INCIDENTS = "/api/v1/directory/incidents"
+FLOOD = N_(
+    "%(sender)s sent %(refused)s refused envelopes to %(reporter)s in %(minutes)s minutes "
+    "(the last at %(last)s)."
+)
+
+
 FEWER_THAN_FIVE = N_("fewer than 5")
 HIDDEN = "x"  # the audit API's mark for a count hidden to protect a small one
 HIDDEN_TO_PROTECT = N_("hidden, so that a small count cannot be worked out from the total")
@@ -191,10 +198,11 @@ async def _page(
     year = (local.replace(day=1) - timedelta(days=VOLUME_MONTHS * 31)).replace(
         day=1, hour=0, minute=0, second=0, microsecond=0
     )
-    flows, volumes, overdue = await asyncio.gather(
+    flows, volumes, overdue, incidents = await asyncio.gather(
         _flows(api, names, lang, since=recent),
         _volumes(api, names, lang, since=year),
         _overdue(api, names, lang, since=recent),
+        _incidents(api, names, lang),
     )
     gaps = [
         {
@@ -221,6 +229,7 @@ async def _page(
         volumes=volumes,
         overdue=overdue,
         recent_days=RECENT.days,
+        incidents=incidents,
         notice=notice,
         errors=errors or {},
         failed_org=failed_org,
@@ -228,6 +237,33 @@ async def _page(
         # An auditor reads the figures and the members and acts on no membership.
         can_manage=principal.has(Role.COORDINATOR, Role.ADMIN),
     )
+
+
+async def _incidents(
+    api: NodeApi, names: dict[str, dict[str, str]], lang: str
+) -> list[dict[str, Any]]:
+    """The floods of refused envelopes nodes reported (the hub's; none elsewhere), each in a
+    sentence, with the sender to suspend if need be."""
+    try:
+        found = await api.call("GET", INCIDENTS)
+    except (NotFound, ApiRefused, Forbidden):
+        return []
+    gettext = i18n.translations(lang).gettext
+    return [
+        {
+            "sender": row["sender"],
+            "text": gettext(FLOOD)
+            % {
+                "sender": names["org"].get(row["sender"], row["sender"]),
+                "refused": row["refused"],
+                "reporter": names["org"].get(row["reporter"], row["reporter"]),
+                "minutes": max(1, round(float(row["minutes"]))),
+                "last": labels.moment(row["last_at"], lang),
+            },
+        }
+        for row in found or []
+        if isinstance(row, dict)
+    ]
 
 
 async def _flows(

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.dashboard import (
+    account_pages,
     admin_pages,
     audit_pages,
     deadletter_pages,
@@ -26,7 +27,6 @@ from services.dashboard import (
     profile_pages,
     referral_pages,
     replay_pages,
-    session_pages,
     wizard,
 )
 from services.dashboard.lookups import Lookups
@@ -85,7 +85,7 @@ for section in (
     referral_pages,
     profile_pages,
     admin_pages,
-    session_pages,
+    account_pages,
     network_pages,
     joining_pages,
     notification_pages,

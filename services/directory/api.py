@@ -264,6 +264,36 @@ async def list_links(ctx: Context, _: Operator) -> list[Link]:
         return [Link.model_validate(row) for row in await store.list_links(conn)]
 
 
+class FloodIncident(BaseModel):
+    """A node's report: ``sender`` sent it ``refused`` envelopes it refused, from ``opened_at``
+    to ``last_at``, past its budget; parked as this one incident."""
+
+    incident_id: str
+    reporter: str = Field(description="the node that refused them")
+    sender: str = Field(description="the organisation that sent them")
+    opened_at: datetime
+    last_at: datetime
+    refused: int
+    minutes: float = Field(description="from the first refused envelope to the last")
+
+
+@router.get(
+    "/incidents",
+    summary="Floods of refused envelopes the nodes reported (hub only): the sender to look into",
+)
+async def list_incidents(ctx: Context, _: Coordinator) -> list[FloodIncident]:
+    if not ctx.settings.is_hub:
+        raise NotFound("only the hub collects the nodes' incidents")
+    async with ctx.pool.acquire() as conn:
+        rows = await store.list_floods(conn)
+    return [
+        FloodIncident(
+            **row, minutes=round((row["last_at"] - row["opened_at"]).total_seconds() / 60, 1)
+        )
+        for row in rows
+    ]
+
+
 @router.post(
     "/links/{org_id}/probe",
     status_code=status.HTTP_202_ACCEPTED,

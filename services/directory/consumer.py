@@ -13,6 +13,7 @@ from shared.bus import Responder, Subscription
 from shared.contracts.directory import (
     ORG_ID,
     DirectoryReplayRequested,
+    FloodReported,
     LinkAnswered,
     LinkProbed,
     OrganisationChangeRefused,
@@ -36,6 +37,7 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
                 OrganisationChangeRequested: ctx.bound(handlers.apply_change_request),
                 OrganisationChangeRefused: ctx.bound(handlers.record_refusal),
                 DirectoryReplayRequested: ctx.bound(handlers.replay_directory),
+                FloodReported: ctx.bound(handlers.record_flood),
             },
         )
     ]

@@ -15,6 +15,7 @@ from shared.bus import Delivery
 from shared.contracts.directory import (
     Capacity,
     DirectoryReplayRequested,
+    FloodReported,
     LinkAnswered,
     LinkProbed,
     MembershipStatus,
@@ -23,7 +24,7 @@ from shared.contracts.directory import (
     OrganisationPublished,
 )
 from shared.db import Connection
-from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, PermanentFailure
 from shared.events import BROADCAST, CloudEvent, Payload
 from shared.federation import Member
 from shared.membership.accounts import OrgAccount, render_accounts
@@ -123,7 +124,13 @@ async def ensure_hub_topology(ctx: ServiceContext, cut: Collection[str] = ()) ->
             accounts = []
         else:
             await hub_server.apply_accounts(
-                render_accounts(accounts, hub_domain=settings.hub_domain),
+                render_accounts(
+                    accounts,
+                    hub_domain=settings.hub_domain,
+                    quota=settings.quota,
+                    replicas=settings.stream_replicas,
+                    leaf_links=settings.leaf_links_per_member,
+                ),
                 accounts_file=settings.nats_accounts_file,
                 system_url=settings.nats_system_url,
                 hub=ctx.bus.nc,
@@ -173,6 +180,7 @@ async def _ensure_streams(ctx: ServiceContext, members: list[Member]) -> None:
         members,
         hub_domain=settings.hub_domain,
         replicas=settings.stream_replicas,
+        quota=settings.quota,
     )
 
 
@@ -468,6 +476,35 @@ async def record_answer(
         )
 
     await _once(ctx, "directory.answer", event, record_round_trip)
+
+
+async def record_flood(
+    ctx: ServiceContext, event: CloudEvent, report: FloodReported, delivery: Delivery
+) -> None:
+    """On the hub: a node says one organisation floods it with envelopes it refuses; keep the
+    incident's latest figures for the coordinators (audited when it is first reported)."""
+    reporter = delivery.sender
+    if not ctx.settings.is_hub or reporter is None:
+        raise PermanentFailure("only the hub collects flood reports")
+
+    async def keep(conn: Connection) -> None:
+        first = await store.record_flood(conn, reporter, report)
+        if first:
+            log.warning(
+                "hub: %s reports a flood of refused envelopes from %s (%d so far)",
+                reporter,
+                report.sender,
+                report.refused,
+            )
+            await _audit(
+                conn,
+                audit_trail.Actor(reporter, "system:referrals"),
+                "flood.reported",
+                report.sender,
+                report,
+            )
+
+    await _once(ctx, "directory.flood", event, keep)
 
 
 async def _once(

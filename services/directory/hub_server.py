@@ -28,8 +28,10 @@ from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from shared.bus import Bus
 from shared.federation import (
+    DEFAULT_QUOTA,
     ROUTER,
     Member,
+    Quota,
     SourceConsumer,
     account,
     account_api,
@@ -165,7 +167,13 @@ async def retire_members(orgs: Collection[str], bus: Bus) -> None:
 
 
 async def declare_hub_streams(
-    bus: Bus, own: Member, members: Sequence[Member], *, hub_domain: str, replicas: int = 1
+    bus: Bus,
+    own: Member,
+    members: Sequence[Member],
+    *,
+    hub_domain: str,
+    replicas: int = 1,
+    quota: Quota = DEFAULT_QUOTA,
 ) -> None:
     """The hub's streams and source consumers, each after what it sources from: every
     ``FROM_`` (a member's in its account) and the consumer ``ROUTER`` names on it, then
@@ -175,7 +183,9 @@ async def declare_hub_streams(
     later: list[tuple[Member, StreamConfig, list[SourceConsumer]]] = []
     for member in chosen:
         api = None if member == own else account_api(member.org)
-        origin, routed = hub_member_streams(member, hub_domain=hub_domain, replicas=replicas)
+        origin, routed = hub_member_streams(
+            member, hub_domain=hub_domain, replicas=replicas, quota=quota
+        )
         await bus.ensure_stream(origin, api=api)
         before, after = ([], []) if member == own else hub_member_consumers(member)
         for consumer in before:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from services.directory import domain
-from shared.contracts.directory import OrganisationPublished
+from shared.contracts.directory import FloodReported, OrganisationPublished
 from shared.db import Connection
 
 SCHEMA = "directory"
@@ -104,6 +104,37 @@ async def list_links(conn: Connection) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT org_id, probe_id, probed_at, answered_at, round_trip_ms"
         " FROM directory.link ORDER BY org_id"
+    )
+    return [dict(row) for row in rows]
+
+
+async def record_flood(conn: Connection, reporter: str, report: FloodReported) -> bool:
+    """Keep a node's report of an incident (its largest figures); whether it is the first."""
+    first = await conn.fetchval(
+        "INSERT INTO directory.flood_report"
+        " (incident_id, reporter, sender, opened_at, last_at, refused)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (incident_id) DO UPDATE"
+        " SET last_at = GREATEST(flood_report.last_at, EXCLUDED.last_at),"
+        " refused = GREATEST(flood_report.refused, EXCLUDED.refused), received_at = now()"
+        " WHERE flood_report.reporter = EXCLUDED.reporter"
+        " RETURNING (xmax = 0)",
+        f"{reporter}:{report.incident_id}",
+        reporter,
+        report.sender,
+        report.opened_at,
+        report.last_at,
+        report.refused,
+    )
+    return bool(first)
+
+
+async def list_floods(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """The incidents nodes reported, the latest first."""
+    rows = await conn.fetch(
+        "SELECT incident_id, reporter, sender, opened_at, last_at, refused"
+        " FROM directory.flood_report ORDER BY last_at DESC LIMIT $1",
+        limit,
     )
     return [dict(row) for row in rows]
 

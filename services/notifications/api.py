@@ -21,6 +21,7 @@ from services.notifications.handlers import Notifier
 from shared import zones
 from shared.auth import Principal, Role, require
 from shared.errors import Forbidden, NotFound
+from shared.inputs import Flag, Moment
 from shared.service import ServiceContext, context_of
 
 router = APIRouter()
@@ -180,7 +181,7 @@ class Preferences(BaseModel):
     language: Literal["fr", "ar", "en"] | None = Field(
         default=None, description="of your notifications; your account's language if absent"
     )
-    digest: bool = Field(
+    digest: Flag = Field(
         default=False, description="one daily message instead of one per event (not emergencies)"
     )
     channels: dict[Kind, list[Channel]] = Field(
@@ -248,11 +249,11 @@ def _preferences_view(p: domain.Preference, n: Notifier) -> PreferencesView:
 
 
 class RuleIn(BaseModel):
-    enabled: bool = True
+    enabled: Flag = True
     roles: list[Role] = Field(default_factory=list, description="who is told")
-    case_worker: bool = Field(default=False, description="and who sent the referral")
+    case_worker: Flag = Field(default=False, description="and who sent the referral")
     channels: list[Channel] = Field(default_factory=lambda: [Channel.IN_APP, Channel.EMAIL])
-    webhook: bool = Field(default=True, description="whether the webhooks get it")
+    webhook: Flag = Field(default=True, description="whether the webhooks get it")
 
 
 class RuleView(RuleIn):
@@ -327,7 +328,10 @@ class WebhookView(BaseModel):
 
 
 class WebhookCreated(WebhookView):
-    secret: str = Field(description="signs every delivery; shown this once")
+    secret: str = Field(
+        description="signs every delivery (Standard Webhooks, whsec_…); shown this once, kept "
+        "sealed by the node"
+    )
 
 
 def _webhook(row: asyncpg.Record) -> dict[str, Any]:
@@ -396,7 +400,7 @@ async def delivery_log(
     n: Running,
     _: Admin,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: datetime | None = None,
+    before: Moment | None = None,
 ) -> list[DeliveryView]:
     async with n.ctx.pool.acquire() as conn:
         rows = await store.delivery_log(conn, limit=limit, before=before)

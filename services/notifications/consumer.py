@@ -10,9 +10,10 @@ from typing import Any
 from services.notifications import handlers
 from services.notifications.handlers import Notifier
 from shared.bus import Delivery, Handler, Subscription
+from shared.contracts.audit import AuditRecorded
 from shared.contracts.directory import OrganisationPublished
 from shared.contracts.referrals import ReferralChanged, ReferralDeadline, ReferralEscalated
-from shared.events import CloudEvent, Payload
+from shared.events import CloudEvent, Payload, registry
 from shared.federation import INBOX, LOCAL
 
 
@@ -24,6 +25,14 @@ def subscriptions(n: Notifier) -> list[Subscription]:
         return handle
 
     return [
+        # The account service's own audit records only (logins, accounts, tokens): a sign-in
+        # locked after too many wrong passwords is told to the admins and the account's owner.
+        Subscription(
+            LOCAL,
+            f"{handlers.CONSUMER}_auth",
+            [registry.for_payload(AuditRecorded).subject(service="auth")],
+            bound(handlers.on_audit_recorded),
+        ),
         Subscription.routing(
             LOCAL,
             handlers.CONSUMER,

@@ -33,6 +33,7 @@ class Kind(StrEnum):
     MEMBERSHIP_CHANGED = "membership_changed"
     KEYS_CHANGED = "keys_changed"
     WEBHOOK_DISABLED = "webhook_disabled"
+    LOGIN_LOCKED = "login_locked"  # sign-in to an account locked after too many wrong passwords
 
 
 class Channel(StrEnum):
@@ -125,6 +126,10 @@ DEFAULT_RULES: Mapping[Kind, Rule] = {
     Kind.MEMBERSHIP_CHANGED: _rule("admin"),
     Kind.KEYS_CHANGED: _rule("admin"),
     Kind.WEBHOOK_DISABLED: Rule(True, frozenset({"admin"}), False, frozenset(EXTERNAL), False),
+    # The node's admins and the account's owner (the trigger's ``created_by``); not webhooks.
+    Kind.LOGIN_LOCKED: Rule(
+        True, frozenset({"admin"}), True, frozenset({Channel.IN_APP, Channel.EMAIL}), False
+    ),
 }
 
 

@@ -42,6 +42,7 @@ TITLES: dict[Kind, str] = {
     Kind.MEMBERSHIP_CHANGED: N_("Your organisation's membership is now: %(membership)s"),
     Kind.KEYS_CHANGED: N_("Your organisation's public keys changed in the directory"),
     Kind.WEBHOOK_DISABLED: N_("A webhook was disabled after repeated failures"),
+    Kind.LOGIN_LOCKED: N_("Sign-in to a Relais account was locked after too many wrong passwords"),
 }
 LABELS: dict[str, str] = {
     # urgency

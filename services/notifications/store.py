@@ -216,14 +216,14 @@ async def mark_read(conn: Connection, username: str, ids: Sequence[UUID] | None)
 
 
 async def add_webhook(
-    conn: Connection, *, id: UUID, url: str, secret: str, kinds: Sequence[Kind], by: str
+    conn: Connection, *, id: UUID, url: str, sealed_secret: str, kinds: Sequence[Kind], by: str
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
-        "INSERT INTO notifications.webhook (id, url, secret, kinds, created_by)"
+        "INSERT INTO notifications.webhook (id, url, sealed_secret, kinds, created_by)"
         " VALUES ($1, $2, $3, $4, $5) RETURNING *",
         id,
         url,
-        secret,
+        sealed_secret,
         [k.value for k in kinds],
         by,
     )
@@ -238,6 +238,21 @@ async def webhooks(conn: Connection) -> list[asyncpg.Record]:
 async def webhook(conn: Connection, id: UUID, *, lock: bool = False) -> asyncpg.Record | None:
     suffix = " FOR UPDATE" if lock else ""
     return await conn.fetchrow(f"SELECT * FROM notifications.webhook WHERE id = $1{suffix}", id)
+
+
+async def clear_secrets(conn: Connection) -> list[asyncpg.Record]:
+    """The webhooks whose secret is still in clear (registered before secrets were sealed)."""
+    return await conn.fetch(
+        "SELECT id, secret FROM notifications.webhook WHERE secret IS NOT NULL FOR UPDATE"
+    )
+
+
+async def seal_secret(conn: Connection, id: UUID, sealed_secret: str) -> None:
+    await conn.execute(
+        "UPDATE notifications.webhook SET sealed_secret = $2, secret = NULL WHERE id = $1",
+        id,
+        sealed_secret,
+    )
 
 
 async def active_webhooks(conn: Connection) -> list[Webhook]:

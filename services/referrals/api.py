@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.referrals import domain, forms, handlers, roster, store
+from services.referrals import domain, floods, forms, handlers, request_schemas, roster, store
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import CODE
 from shared.contracts.referrals import REFERRAL_ID, Box, Consent, LegalBasis, Status, Urgency
@@ -23,10 +23,13 @@ Context = Annotated[ServiceContext, Depends(context_of("referrals"))]
 CaseWorker = Annotated[Principal, Depends(require(*handlers.CASE_ROLES))]
 Reader = Annotated[Principal, Depends(require(*handlers.CASE_ROLES, Role.AUDITOR))]
 Anyone = Annotated[Principal, Depends(require())]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN, Role.AUDITOR))]
 ReferralId = Annotated[str, Path(pattern=REFERRAL_ID, description="a referral's id (UUIDv7)")]
 
 
 class HistoryOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra=request_schemas.add_history_reasons)
+
     change: str
     status: Status | None
     at: datetime
@@ -44,6 +47,8 @@ class HistoryOut(BaseModel):
 
 class ReferralOut(BaseModel):
     """A referral's metadata as this node holds it: never the person's data."""
+
+    model_config = ConfigDict(json_schema_extra=request_schemas.add_refusal_reasons)
 
     referral_id: str
     box: Box
@@ -137,6 +142,26 @@ def _out(referral: store.Referral) -> dict[str, Any]:
         "updated_at": referral.updated_at,
         "follows": referral.follows,
     }
+
+
+class FloodIncident(BaseModel):
+    """One organisation sent this node more refused envelopes than its budget: the rest were
+    set aside as this incident (no dead letter each); the hub was told."""
+
+    incident_id: str
+    sender: str
+    opened_at: datetime
+    last_at: datetime
+    refused: int
+
+
+@router.get(
+    "/incidents",
+    summary="Floods of refused envelopes from one sender, each parked as one incident",
+)
+async def list_incidents(ctx: Context, _: Admin) -> list[FloodIncident]:
+    async with ctx.pool.acquire() as conn:
+        return [FloodIncident.model_validate(row) for row in await floods.incidents(conn)]
 
 
 @router.get("/categories", summary="The payload fields each category allows (minimum data)")

@@ -10,7 +10,7 @@ import logging
 
 import asyncpg
 
-from services.referrals import handlers
+from services.referrals import floods, handlers
 from shared.db import Connection
 from shared.service import ServiceContext
 
@@ -28,6 +28,7 @@ async def run(ctx: ServiceContext) -> None:
             try:
                 fired = await handlers.fire_due_alarms(ctx)
                 await handlers.expire_consents(ctx)
+                await floods.report_growing(ctx)
                 if fired:
                     log.info("referrals clock: %d alarm(s) fired", fired)
                 if since_shred >= SHRED_EVERY or woken.is_set():

@@ -69,6 +69,12 @@ for _action, _request, _reply, _summary in (
     ("get", OnOne, api.ReferralDetail, "One referral, its history and the actions allowed now"),
     ("act", Act, api.ReferralDetail, "A step: accept, decline, start, complete, close, withdraw"),
     ("payload", OnOne, api.Payload, "Read the person's data (decrypted here; audited)"),
+    (
+        "revoke-consent",
+        OnOne,
+        api.ReferralDetail,
+        "The person withdrew consent: the recipient destroys its copy of the data key",
+    ),
     ("list", ListBox, api.Page, "The inbox or outbox, newest first, paged with after"),
 ):
     asyncapi.command(f"{PREFIX}.{_action}", _request, _reply, _summary)
@@ -101,6 +107,12 @@ def commands(ctx: ServiceContext) -> dict[str, Responder]:
         principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
         return await handlers.read_payload(ctx, principal, body.referral_id)
 
+    async def revoke_consent(request: dict[str, Any]) -> dict[str, Any]:
+        body = OnOne.model_validate(request)
+        principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
+        await handlers.revoke_consent(ctx, principal, body.referral_id)
+        return await _detail(body.referral_id, principal)
+
     async def list_box(request: dict[str, Any]) -> dict[str, Any]:
         body = ListBox.model_validate(request)
         principal = await _principal(ctx, body.token, *handlers.CASE_ROLES, Role.AUDITOR)
@@ -123,5 +135,6 @@ def commands(ctx: ServiceContext) -> dict[str, Responder]:
         f"{PREFIX}.get": get,
         f"{PREFIX}.act": act,
         f"{PREFIX}.payload": payload,
+        f"{PREFIX}.revoke-consent": revoke_consent,
         f"{PREFIX}.list": list_box,
     }

@@ -3,7 +3,7 @@ the node's INBOX, one durable consumer applying each once."""
 
 from __future__ import annotations
 
-from services.referrals import handlers
+from services.referrals import floods, handlers
 from shared.bus import Subscription
 from shared.contracts.referrals import (
     ConsentRevoked,
@@ -32,5 +32,8 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
             # step before its envelope was retried: retry for about an hour before parking.
             max_deliver=10,
             retry_delays=(1.0, 5.0, 15.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0),
+            # Past a sender's budget of refused envelopes, one incident instead of a dead
+            # letter each.
+            absorb=lambda delivery, reason: floods.refused(ctx, delivery, reason),
         )
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.referrals import domain, forms
+from shared.contracts.referrals import RefusalReason, declare_step_reasons
 
 NULL = {"type": "null"}
 
@@ -72,6 +73,9 @@ def reason_codes() -> list[str]:
     return list(dict.fromkeys(code for codes in forms.reasons().values() for code in codes))
 
 
+declare_step_reasons(reason_codes())  # for relais.referral.transitioned.v1's documentation
+
+
 def add_reason_rules(schema: dict[str, Any]) -> None:
     """A step's schema: the reason codes it may take, and whether it needs one, per action."""
     reasons = forms.reasons()
@@ -97,3 +101,22 @@ def add_reason_rules(schema: dict[str, Any]) -> None:
         condition = {"properties": {"action": {"const": action.value}}, "required": ["action"]}
         rules.append({"if": condition, "then": then})
     schema["allOf"] = rules
+
+
+def add_history_reasons(schema: dict[str, Any]) -> None:
+    """A history step's reason: a step's reason or outcome code, or why an envelope was
+    refused; none for most steps."""
+    codes = [*reason_codes(), *(r.value for r in RefusalReason)]
+    schema["properties"]["reason"] = {
+        "anyOf": [{"type": "string", "enum": list(dict.fromkeys(codes))}, NULL],
+        "description": "the step's reason or outcome code (GET /api/v1/referrals/reasons "
+        "labels them), or why the recipient's node refused the envelope",
+    }
+
+
+def add_refusal_reasons(schema: dict[str, Any]) -> None:
+    """Why the recipient's node refused an envelope, if it did."""
+    schema["properties"]["refused_reason"] = {
+        "anyOf": [{"type": "string", "enum": [r.value for r in RefusalReason]}, NULL],
+        "description": "why the recipient's node refused it",
+    }

@@ -119,6 +119,31 @@ async def now(conn: Connection) -> datetime:
     return value
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """Where an arriving envelope stands, read in one round trip."""
+
+    first_time: bool  # its event was not processed before (now it is, in this transaction)
+    known: bool  # its referral is already here (the same envelope under another event id)
+    now: datetime
+
+
+async def receipt(conn: Connection, consumer: str, event_id: str, referral_id: str) -> Receipt:
+    """``processed.first_time``, ``get(...) is not None`` and ``now`` in one statement."""
+    row = await conn.fetchrow(
+        "WITH first AS (INSERT INTO referrals.processed (consumer, event_id) VALUES ($1, $2)"
+        "  ON CONFLICT DO NOTHING RETURNING true)"
+        " SELECT EXISTS (SELECT FROM first) AS first_time,"
+        "  EXISTS (SELECT FROM referrals.referrals WHERE referral_id = $3) AS known,"
+        "  referrals.clock_now() AS now",
+        consumer,
+        event_id,
+        referral_id,
+    )
+    assert row is not None
+    return Receipt(row["first_time"], row["known"], row["now"])
+
+
 async def insert(
     conn: Connection,
     *,
@@ -133,8 +158,9 @@ async def insert(
     ciphertext: str,
     sealed_key: str,
     follows: str | None = None,
-) -> None:
-    await conn.execute(
+) -> Referral:
+    """The new row, as ``get`` would read it in the same transaction."""
+    row = await conn.fetchrow(
         """
         INSERT INTO referrals.referrals (
             referral_id, box, from_org, to_org, category, urgency, region, legal_basis,
@@ -143,6 +169,7 @@ async def insert(
             updated_at, follows)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
                 $18, $19, $20, $21, $22, $12, $23)
+        RETURNING *
         """,
         header.referral_id,
         box.value,
@@ -168,6 +195,8 @@ async def insert(
         sealed_key,
         follows,
     )
+    assert row is not None
+    return _referral(row)
 
 
 async def get(conn: Connection, referral_id: str, *, for_update: bool = False) -> Referral | None:
@@ -178,14 +207,16 @@ async def get(conn: Connection, referral_id: str, *, for_update: bool = False) -
     return None if row is None else _referral(row)
 
 
-async def set_status(conn: Connection, referral_id: str, step: domain.Step) -> None:
+async def set_status(conn: Connection, referral_id: str, step: domain.Step) -> Referral:
+    """The row after the step, as ``get`` would read it in the same transaction."""
     closed = step.status in domain.TERMINAL
-    await conn.execute(
+    row = await conn.fetchrow(
         """
         UPDATE referrals.referrals
         SET status = $2, status_at = $3, status_by = $4, updated_at = referrals.clock_now(),
             closed_at = CASE WHEN $5 THEN coalesce(closed_at, referrals.clock_now()) END
         WHERE referral_id = $1
+        RETURNING *
         """,
         referral_id,
         step.status.value,
@@ -193,6 +224,9 @@ async def set_status(conn: Connection, referral_id: str, step: domain.Step) -> N
         step.by_org,
         closed,
     )
+    if row is None:
+        raise LookupError(f"no referral {referral_id}")
+    return _referral(row)
 
 
 async def add_history(

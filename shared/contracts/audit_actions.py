@@ -48,6 +48,8 @@ OTHER_LABELS: dict[str, str] = {
     "referral.payload_shredded": N_("Personal data erased"),
     "referral.acknowledge_breached": N_("Deadline to accept or decline passed"),
     "referral.answer_breached": N_("Deadline to start the service passed"),
+    "flood.opened": N_("Flood of refused envelopes parked as one incident"),
+    "flood.reported": N_("Flood of refused envelopes reported by a node"),
     "membership.applied": N_("Membership applied for"),
     "membership.admit": N_("Organisation admitted"),
     "membership.reject": N_("Application rejected"),

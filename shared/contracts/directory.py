@@ -200,3 +200,18 @@ class OrganisationChangeRefused(Payload):
 )
 class DirectoryReplayRequested(Payload):
     reason: str = Field(default="", max_length=200)
+
+
+@registry.register(
+    "relais.sender.flood_reported.v1",
+    scope=Scope.NET,
+    summary="A node tells the hub that one organisation sent it more refused envelopes than its "
+    "budget allows: the rest are parked as this one incident, for the coordinators to look into "
+    "(and suspend the sender if need be). Sent when the incident opens, then as it grows.",
+)
+class FloodReported(Payload):
+    incident_id: str = Field(min_length=1, max_length=64)
+    sender: str = Field(pattern=ORG_ID)
+    opened_at: datetime
+    last_at: datetime
+    refused: int = Field(ge=1)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from shared.contracts.directory import CODE, ORG_ID
 from shared.events import Payload, Scope, registry
@@ -42,6 +43,39 @@ class Status(StrEnum):
     CLOSED_UNRESOLVED = "closed_unresolved"
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
+
+
+class RefusalReason(StrEnum):
+    """Why a recipient's node refused an envelope (``ReferralRefused``): no content, ever."""
+
+    SENDER_MISMATCH = "sender_mismatch"
+    NOT_ADDRESSED_TO_US = "not_addressed_to_us"
+    SENDER_NOT_ACTIVE = "sender_not_active"
+    UNKNOWN_SIGNING_KEY = "unknown_signing_key"
+    BAD_SIGNATURE = "bad_signature"
+    NOT_OUR_KEY = "not_our_key"
+    UNDECRYPTABLE = "undecryptable"
+    PAYLOAD_OUTSIDE_FORM = "payload_outside_form"
+
+
+# Documented as an enum, read as a code: a node of a later release may add one, and its
+# refusal must still reach the sender rather than be parked.
+REFUSAL_CODES: dict[str, JsonValue] = {"enum": [r.value for r in RefusalReason]}
+
+
+# A step's reason codes come from the referrals service's reasons file, which it declares on
+# import (``declare_step_reasons``) for the published documents: shared reads no service's data.
+STEP_REASONS: list[str] = []
+
+
+def declare_step_reasons(codes: list[str]) -> None:
+    STEP_REASONS[:] = list(dict.fromkeys(codes))
+
+
+def _list_step_reasons(schema: dict[str, Any]) -> None:
+    for option in schema.get("anyOf", []):
+        if option.get("type") == "string" and STEP_REASONS:
+            option["enum"] = list(STEP_REASONS)
 
 
 class Urgency(StrEnum):
@@ -137,7 +171,12 @@ class ReferralTransitioned(Payload):
     status: Status = Field(description="the status this step leads to")
     at: datetime
     by_org: str = Field(pattern=ORG_ID)
-    reason: str | None = Field(default=None, pattern=CODE, description="a reason or outcome code")
+    reason: str | None = Field(
+        default=None,
+        pattern=CODE,
+        description="a reason or outcome code",
+        json_schema_extra=_list_step_reasons,
+    )
     sealed_note: str | None = Field(
         default=None, description="base64 nonce+ciphertext of a free-text note, under the data key"
     )
@@ -151,7 +190,7 @@ class ReferralTransitioned(Payload):
 )
 class ReferralRefused(Payload):
     referral_id: str = Field(pattern=REFERRAL_ID)
-    reason: str = Field(pattern=CODE)
+    reason: str = Field(pattern=CODE, json_schema_extra=REFUSAL_CODES)
     at: datetime
 
 

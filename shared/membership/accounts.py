@@ -7,7 +7,8 @@ organisation's leaf, even one it has modified, reaches nothing of another organi
 the hub's, and a message it forges on its own delivery subject makes the hub's streams act in
 its own account only. The leaf's user (its nkey) may only reset its own consumer, send on its
 own delivery subject and answer its own flow control (``publish`` is what the leaf may send into
-the hub; ``subscribe`` what the hub may send to it), and may log in only as a leaf.
+the hub; ``subscribe`` what the hub may send to it), and may log in only as a leaf, once at a
+time (``max_leafnodes: 1``: a second leaf made with a copy of the nkey is refused).
 
 The passwords of the ``SYS`` and ``HUB`` users are not here: the file includes
 ``users-sys.conf`` and ``users-hub.conf``, written once by ``relais hub init``, so that the
@@ -21,11 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.federation import (
+    DEFAULT_QUOTA,
     HUB_ACCOUNT,
     INBOX_CONSUMER,
     OUTBOX_CONSUMER,
     ROUTER,
     ROUTER_CONSUMER,
+    Quota,
     account,
     account_api,
     to_consumer,
@@ -70,7 +73,22 @@ def _q(value: object) -> str:
     return json.dumps(value)  # a JSON value is a valid nats-server configuration value
 
 
-def _org_account(member: OrgAccount, hub_domain: str) -> str:
+def account_jetstream(quota: Quota, replicas: int = 1) -> dict[str, object]:
+    """An organisation account's JetStream limits: room for its two streams (each within
+    ``quota``, which the streams must declare) and their two consumers, no more. The hub's own
+    clients make them; the leaf makes nothing there."""
+    return {
+        "max_file": quota.account_storage(replicas),
+        "max_mem": 64 * 1024 * 1024,
+        "max_streams": 2,
+        "max_consumers": 4,
+        "max_bytes_required": True,
+    }
+
+
+def _org_account(
+    member: OrgAccount, hub_domain: str, limits: dict[str, object], leaf_links: int
+) -> str:
     org, name = member.org, account(member.org)
     users = ""
     if member.nkey is not None:
@@ -83,7 +101,9 @@ def _org_account(member: OrgAccount, hub_domain: str) -> str:
     reset = f"$JS.API.CONSUMER.RESET.{ROUTER}.{to_consumer(org)}"
     return (
         f"  {name}: {{\n"
-        "    jetstream: enabled\n"
+        f"    jetstream: {_q(limits)}\n"
+        # One leaf link per credential: a copy of the nkey is refused while the node is linked.
+        f"    limits: {{ max_leafnodes: {leaf_links} }}\n"
         f"{users}"
         "    exports: [\n"
         f'      {{ service: "$JS.API.>", accounts: [{HUB_ACCOUNT}] }}\n'
@@ -102,8 +122,17 @@ def _org_account(member: OrgAccount, hub_domain: str) -> str:
     )
 
 
-def render_accounts(members: Sequence[OrgAccount], *, hub_domain: str) -> str:
-    """The ``accounts`` block and ``system_account`` of the hub's configuration."""
+def render_accounts(
+    members: Sequence[OrgAccount],
+    *,
+    hub_domain: str,
+    quota: Quota = DEFAULT_QUOTA,
+    replicas: int = 1,
+    leaf_links: int = 1,
+) -> str:
+    """The ``accounts`` block and ``system_account`` of the hub's configuration; each member's
+    leaf may hold ``leaf_links`` links at once (one: a copy of its nkey is refused)."""
+    limits = account_jetstream(quota, replicas)
     chosen = sorted(members, key=lambda m: m.org)
     exports, imports = [], []
     for m in chosen:
@@ -134,5 +163,5 @@ def render_accounts(members: Sequence[OrgAccount], *, hub_domain: str) -> str:
         f"system_account: {SYSTEM_ACCOUNT}\n"
         "accounts {\n"
         f'  {SYSTEM_ACCOUNT}: {{ include "users-sys.conf" }}\n'
-        f"{hub}" + "".join(_org_account(m, hub_domain) for m in chosen) + "}\n"
+        f"{hub}" + "".join(_org_account(m, hub_domain, limits, leaf_links) for m in chosen) + "}\n"
     )

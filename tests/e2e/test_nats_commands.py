@@ -15,6 +15,7 @@ from shared.federation import LOCAL, OUTBOX
 from tests.e2e.conftest import client
 from tests.e2e.test_referral_safety import _ask, _system_token
 from tests.e2e.test_referrals import reaches, referral
+from tests.waiting import eventually
 
 Creds = dict[str, Any]
 
@@ -128,3 +129,31 @@ async def test_a_bad_request_names_its_field_and_changes_nothing(
     # The refused new referrals were not made: only the good one is listed as new.
     newer = [r["referral_id"] for r in listed["result"]["items"]]
     assert newer[0] == referral_id
+
+
+async def test_a_member_system_revokes_consent_over_nats_and_the_recipient_loses_the_key(
+    running_network: Creds,
+) -> None:
+    token = await _system_token(running_network, "sanad", "caseworker")
+    nc = await nats.connect(running_network["nodes"]["sanad"]["nats_url"])
+    try:
+        made = await _ask(nc, "create", referral() | {"token": token})
+        referral_id = made["result"]["referral_id"]
+        async with client(running_network, "sanad", "caseworker") as sanad:
+            await reaches(sanad, referral_id, "received", "amal's receipt reaches sanad")
+        on_one = {"token": token, "referral_id": referral_id}
+        revoked = await _ask(nc, "revoke-consent", on_one)
+        assert revoked["result"]["consent_state"] == "revoked", revoked
+        twice = await _ask(nc, "revoke-consent", on_one)
+        assert (twice["error"]["status"], twice["error"]["field"]) == (409, "consent"), twice
+
+        async def confirmed() -> bool:
+            found = await _ask(nc, "get", on_one)
+            return bool(found["result"]["consent_state"] == "key_destroyed")
+
+        await eventually(confirmed, within=30, what="amal confirms it destroyed its key")
+    finally:
+        await nc.close()
+    async with client(running_network, "amal", "focal_point") as amal:
+        unreadable = await amal.get(f"/api/v1/referrals/{referral_id}/payload")
+    assert unreadable.status_code == 409, unreadable.text

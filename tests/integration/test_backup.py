@@ -108,6 +108,47 @@ async def archive(database_url: str, key_dir: Path, tmp_path: Path) -> Path:
     return made
 
 
+async def test_a_restored_node_does_not_reopen_the_sessions_open_at_backup_time(
+    database_url: str, key_dir: Path, empty_database: str, tmp_path: Path
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:  # amina is logged in when the backup is taken; an earlier session of hers had ended
+        await conn.execute(
+            "INSERT INTO auth.users (username, display_name, role, password_hash, language)"
+            " VALUES ('amina', 'Amina', 'focal_point', '$argon2id$x', 'fr')"
+        )
+        await conn.execute(
+            "INSERT INTO auth.sessions (hash, username, expires_at, ended_at, ended_why) VALUES"
+            " (sha256('open'), 'amina', now() + interval '12 hours', NULL, NULL),"
+            " (sha256('old'), 'amina', now() + interval '1 hour', now(), 'logout')"
+        )
+    finally:
+        await conn.close()
+    result = await take(database_url, key_dir, tmp_path / "backups")
+    assert result.exit_code == 0, result.output
+    (archive,) = (tmp_path / "backups").iterdir()
+    restored = await put_back(archive, empty_database, tmp_path / "fresh" / "keys")
+    assert restored.exit_code == 0, restored.output
+    sessions = await rows(
+        empty_database, "SELECT hash = sha256('open') AS was_open, ended_why FROM auth.sessions"
+    )
+    assert sorted((r["was_open"], r["ended_why"]) for r in sessions) == [
+        (False, "logout"),  # as it was
+        (True, "admin"),  # open at backup time: ended by the restore
+    ]
+    # the node it was taken from keeps its session: only the restored copy ends it
+    left = await rows(
+        database_url, "SELECT ended_at FROM auth.sessions WHERE hash = sha256('open')"
+    )
+    assert [r["ended_at"] for r in left] == [None]
+    record = await rows(
+        empty_database,
+        "SELECT event FROM auth.outbox ORDER BY seq DESC LIMIT 1",
+    )
+    data = json.loads(record[0]["event"])["data"]
+    assert data["action"] == "node.restored"
+
+
 async def test_the_archive_is_private_and_holds_the_database_keys_and_settings(
     archive: Path, database_url: str, key_dir: Path
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -168,6 +168,56 @@ class TestConsuming:
         )
         await asyncio.sleep(1.5)
         assert calls == [1]
+
+
+class TestBatches:
+    async def test_a_backlog_goes_to_the_batch_handler_in_order_each_event_once(
+        self, hub_bus: Bus, stream: OwnStream
+    ) -> None:
+        events = [probe_event() for _ in range(20)]
+        for event in events:
+            await hub_bus.publish(stream.subject(), event)
+        batches: list[list[str]] = []
+        alone: list[str] = []
+
+        async def one(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            alone.append(event.id)
+
+        async def many(items: Sequence[tuple[CloudEvent, Payload, Delivery]]) -> None:
+            batches.append([event.id for event, _, _ in items])
+
+        await hub_bus.subscribe(subscription(stream, one, batch_handler=many))
+        await eventually(
+            lambda: _true(sum(len(b) for b in batches) + len(alone) == 20),
+            within=10,
+            what="the backlog handled",
+        )
+        await asyncio.sleep(0.5)  # acked: nothing comes again
+        handled = [event_id for batch in batches for event_id in batch] + alone
+        assert handled == [event.id for event in events]
+        assert any(len(batch) > 1 for batch in batches)
+
+    async def test_a_failed_batch_is_handled_one_event_at_a_time_and_nothing_is_lost(
+        self, hub_bus: Bus, stream: OwnStream
+    ) -> None:
+        events = [probe_event() for _ in range(5)]
+        for event in events:
+            await hub_bus.publish(stream.subject(), event)
+        alone: list[str] = []
+        tried: list[int] = []
+
+        async def one(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            alone.append(event.id)
+
+        async def many(items: Sequence[tuple[CloudEvent, Payload, Delivery]]) -> None:
+            tried.append(len(items))
+            raise RuntimeError("one of them does not fit the batch")
+
+        await hub_bus.subscribe(subscription(stream, one, batch_handler=many))
+        await eventually(lambda: _true(len(alone) == 5), within=10, what="each handled alone")
+        await asyncio.sleep(0.5)
+        assert alone == [event.id for event in events]
+        assert tried and all(size > 1 for size in tried)
 
 
 class TestIdempotentConsumer:

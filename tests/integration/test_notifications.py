@@ -13,11 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from standardwebhooks import WebhookVerificationError
 
 from deploy.ports import free_ports
 from services.notifications import handlers
+from services.notifications.webhook_channel import sign
+from services.notifications.webhook_document import NotificationEvent
+from services.notifications.webhook_secrets import new_secret
 from shared.contracts.referrals import Box, ReferralChanged, ReferralEscalated, Status, Urgency
 from shared.events import make_event
 from shared.federation import LOCAL
@@ -275,11 +280,23 @@ class TestWebhooks:
 
         body, headers = received[0]
         verify = readme_verifier()
-        assert verify(secret, body, headers["x-relais-timestamp"], headers["x-relais-signature"])
-        assert not verify("another-secret", body, headers["x-relais-timestamp"],
-                          headers["x-relais-signature"])  # fmt: skip
-        document = json.loads(body)
-        assert document["type"] == "referral_received"
+        document = verify(secret, body, headers)  # the standardwebhooks package's verifier
+        with pytest.raises(WebhookVerificationError):
+            verify(new_secret(), body, headers)
+        with pytest.raises(WebhookVerificationError):
+            verify(secret, body.replace(b"legal_aid", b"legal_aix"), headers)
+        assert headers["content-type"] == "application/cloudevents+json; charset=utf-8"
+        assert headers["webhook-id"] == document["id"]
+        # The release before's headers, kept for one more release.
+        assert headers["x-relais-delivery"] == document["id"]
+        assert headers["x-relais-signature"] == sign(secret, headers["x-relais-timestamp"], body)
+        NotificationEvent.model_validate(document)  # what /openapi.json's webhooks say
+        assert document["specversion"] == "1.0"
+        assert document["type"] == "relais.notification.referral_received.v1"
+        assert document["source"] == "relais://sanad/notifications"
+        assert document["subject"] == view.referral_id
+        assert datetime.fromisoformat(document["time"]).utcoffset() == timedelta(0)
+        link = document["data"].pop("link")
         assert document["data"] == {
             "referral_id": view.referral_id,
             "category": "legal_aid",
@@ -287,8 +304,9 @@ class TestWebhooks:
             "status": "received",
             "deadline": "acknowledge",
             "due_at": view.acknowledge_by.isoformat(),
+            "org": "sanad",
         }
-        assert document["link"] == f"https://sanad.relais.example/referrals/{view.referral_id}"
+        assert link == f"https://sanad.relais.example/referrals/{view.referral_id}"
         assert CANARY.encode() not in body
         async with node.client("admin") as client:
             (entry,) = (await client.get("/deliveries")).json()

@@ -231,10 +231,10 @@ class TestAdministratorsView:
             await log_in(karim, "karim")
             await log_in(admin, "amina")
             users = await admin.get("/admin/users")
-            assert 'href="/admin/users/karim/sessions"' in users.text
-            page = await admin.get("/admin/users/karim/sessions")
+            assert 'href="/admin/users/karim"' in users.text
+            page = await admin.get("/admin/users/karim")
             assert page.status_code == 200, page.text
-            assert "Sessions ouvertes de karim" in page.text
+            assert "Compte de karim" in page.text and "Sessions ouvertes" in page.text
             found = CSRF.search(page.text)
             assert found is not None
             ended = await admin.post(
@@ -247,6 +247,66 @@ class TestAdministratorsView:
             assert not await opens_the_desk(karim)
             assert await opens_the_desk(admin)  # her own session is not karim's
         assert await node.audited("session.ended_all") == ["user:karim"]
+
+    async def test_the_account_page_changes_the_role_and_ends_the_sessions(
+        self, node: Node
+    ) -> None:
+        async with node.browser() as admin, node.browser() as karim:
+            await log_in(karim, "karim")
+            await log_in(admin, "amina")
+            page = await admin.get("/admin/users/karim")
+            found = CSRF.search(page.text)
+            assert found is not None
+            changed = await admin.post(
+                "/admin/users/karim/role", data={"csrf_token": found.group(1), "role": "auditor"}
+            )
+            assert changed.status_code == 303, changed.text
+            after = await admin.get(changed.headers["location"])
+            assert "Le rôle est changé." in after.text
+            assert '<dd id="current-role">Auditeur(rice)</dd>' in after.text, after.text
+            assert not await opens_the_desk(karim)
+            # The last administrator keeps her role, and the page says why beside the field.
+            own = await admin.get("/admin/users/amina")
+            found = CSRF.search(own.text)
+            assert found is not None
+            refused = await admin.post(
+                "/admin/users/amina/role", data={"csrf_token": found.group(1), "role": "auditor"}
+            )
+            assert refused.status_code == 422, refused.text
+            assert "dernier administrateur actif" in refused.text
+        assert await node.audited("user.role_changed") == ["user:karim"]
+
+    async def test_the_account_page_sets_a_password_and_refuses_a_short_one(
+        self, node: Node
+    ) -> None:
+        async with node.browser() as admin, node.browser() as karim:
+            await log_in(karim, "karim")
+            await log_in(admin, "amina")
+            page = await admin.get("/admin/users/karim")
+            found = CSRF.search(page.text)
+            assert found is not None
+            short = await admin.post(
+                "/admin/users/karim/password", data={"csrf_token": found.group(1), "password": "x"}
+            )
+            assert short.status_code == 422, short.text
+            assert 'id="password-error"' in short.text
+            assert await opens_the_desk(karim)  # nothing changed
+            changed = await admin.post(
+                "/admin/users/karim/password",
+                data={"csrf_token": found.group(1), "password": NEW_PASSWORD},
+            )
+            assert changed.status_code == 303, changed.text
+            assert not await opens_the_desk(karim)
+        async with node.browser() as again:
+            await log_in(again, "karim", NEW_PASSWORD)
+            assert await opens_the_desk(again)
+        assert await node.audited("user.password_changed") == ["user:karim"]
+
+    async def test_an_unknown_account_is_a_404_page(self, node: Node) -> None:
+        async with node.browser() as admin:
+            await log_in(admin, "amina")
+            missing = await admin.get("/admin/users/nobody")
+            assert missing.status_code == 404
 
     async def test_only_an_admin_sees_sessions(self, node: Node) -> None:
         async with node.browser() as karim:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 
 from services.notifications import domain
-from services.notifications.channels import _refused, check_url, sign
 from services.notifications.domain import (
     DEFAULT_RULES,
     Channel,
@@ -23,6 +22,7 @@ from services.notifications.domain import (
 )
 from services.notifications.handlers import digest_cutoff
 from services.notifications.messages import Writer
+from services.notifications.webhook_channel import _refused, check_url, sign
 from shared.errors import Invalid
 
 STAFF = [

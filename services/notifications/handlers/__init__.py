@@ -7,6 +7,7 @@ from services.notifications.handlers.events import (
     CONSUMER,
     SCHEMA,
     notify,
+    on_audit_recorded,
     on_deadline,
     on_escalated,
     on_organisation,
@@ -18,6 +19,7 @@ from services.notifications.handlers.webhooks import (
     disable_failing_webhook,
     enable_webhook,
     register_webhook,
+    seal_clear_secrets,
 )
 from services.notifications.handlers.worker import BATCH, Skip, run_worker, send_due
 
@@ -33,12 +35,14 @@ __all__ = [
     "enable_webhook",
     "notifier_of",
     "notify",
+    "on_audit_recorded",
     "on_deadline",
     "on_escalated",
     "on_organisation",
     "on_referral_changed",
     "register_webhook",
     "run_worker",
+    "seal_clear_secrets",
     "send_digests",
     "send_due",
     "write",

@@ -12,6 +12,7 @@ from services.notifications import domain, store
 from services.notifications.domain import Facts, Kind, StaffMember, Trigger
 from services.notifications.handlers.notifier import Notifier, active_staff
 from shared import processed
+from shared.contracts.audit import AuditRecorded
 from shared.contracts.directory import OrganisationPublished
 from shared.contracts.referrals import (
     ReferralChanged,
@@ -94,6 +95,20 @@ async def on_organisation(n: Notifier, event: CloudEvent, record: OrganisationPu
         await store.save_organisation_seen(conn, record.org_id, after)
         for trigger in domain.organisation_changes(event.id, record.org_id, before, after):
             await write(n, conn, trigger, staff)
+
+
+LOCKED = "session.login_locked"
+
+
+async def on_audit_recorded(n: Notifier, event: CloudEvent, record: AuditRecorded) -> None:
+    """A sign-in locked after too many wrong passwords (shared/auth/throttle.py): the node's
+    admins are told, and the account's owner when the account is a known one (a lock of an
+    unknown name, or of a client address, names no one)."""
+    if record.action != LOCKED or not record.object.startswith("user:"):
+        return
+    account = record.object.removeprefix("user:")
+    owner = None if account == "unknown" else account
+    await notify(n, event.id, [Trigger(event.id, Kind.LOGIN_LOCKED, Facts(), owner)])
 
 
 async def notify(n: Notifier, event_id: str, triggers: Sequence[Trigger]) -> None:

@@ -10,11 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from services.notifications.channels import Mailer, SmsGateway, WebhookSender, sms_gateway
+from services.notifications.channels import Mailer, SmsGateway, sms_gateway
 from services.notifications.domain import Channel, StaffMember
 from services.notifications.live import Live
 from services.notifications.messages import Writer
 from services.notifications.settings import NotificationSettings
+from services.notifications.webhook_channel import WebhookSender
+from services.notifications.webhook_secrets import SecretSeal
 from shared import zones
 from shared.auth import list_users
 from shared.errors import DomainError
@@ -45,6 +47,7 @@ class Notifier:
             self.sms = sms_gateway(self.settings)
         self.mailer = Mailer(self.settings)
         self.webhooks = WebhookSender(self.settings)
+        self.seal = SecretSeal.from_node_secret(self.ctx.settings.secret_key)
 
     @property
     def available(self) -> frozenset[Channel]:

@@ -17,8 +17,10 @@ from services.notifications.channels import SendFailed
 from services.notifications.domain import Facts, Kind
 from services.notifications.handlers.digests import send_digests
 from services.notifications.handlers.notifier import Notifier, active_staff
-from services.notifications.handlers.webhooks import disable_failing_webhook
+from services.notifications.handlers.webhooks import disable_failing_webhook, secret_of
 from services.notifications.messages import email_message
+from services.notifications.webhook_channel import cloud_event
+from services.notifications.webhook_secrets import SecretUnreadable
 
 log = logging.getLogger(__name__)
 BATCH = 50
@@ -87,15 +89,23 @@ async def deliver(n: Notifier, row: asyncpg.Record) -> None:
         if hook is None or not hook["enabled"]:
             raise Skip("the webhook was disabled or removed")
         kind, facts = entries[0]
-        document = {
-            "id": str(row["id"]),
-            "type": kind.value,
-            "occurred_at": row["created_at"].isoformat(),
-            "org": n.ctx.settings.org,
-            "data": facts.outside_view(),
-            "link": n.writer("en").link(facts),
-        }
-        await n.webhooks.send(hook["url"], hook["secret"], str(row["id"]), document)
+        try:
+            secret = secret_of(n, hook)
+        except SecretUnreadable as exc:
+            raise SendFailed(str(exc)) from exc
+        event = cloud_event(
+            id=str(row["id"]),
+            kind=kind.value,
+            source=f"relais://{n.ctx.settings.node_id}/notifications",
+            time=row["created_at"],
+            subject=facts.referral_id or facts.org_id,
+            data={
+                **facts.outside_view(),
+                "org": n.ctx.settings.org,
+                "link": n.writer("en").link(facts),
+            },
+        )
+        await n.webhooks.send(hook["url"], secret, str(row["id"]), event)
         return
     async with n.ctx.pool.acquire() as conn:
         preference = await store.preference(conn, row["recipient"])

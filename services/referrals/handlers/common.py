@@ -4,7 +4,7 @@ records every change leaves (the local ``ReferralChanged`` event and the audit r
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.referrals import domain, envelope, store
@@ -57,9 +57,17 @@ async def audit(
 
 
 async def changed(
-    ctx: ServiceContext, conn: Connection, referral: store.Referral, change: str, by_org: str
+    ctx: ServiceContext,
+    conn: Connection,
+    referral: store.Referral,
+    change: str,
+    by_org: str,
+    *,
+    at: datetime | None = None,
 ) -> None:
-    at = await store.now(conn)
+    """``at``: the transaction's ``store.now`` if the caller has it (one round trip less)."""
+    if at is None:
+        at = await store.now(conn)
     await ctx.emit(
         conn,
         ReferralChanged(referral=referral.view(), change=change, by_org=by_org, at=at),

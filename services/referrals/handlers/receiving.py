@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.referrals import domain, envelope, forms, roster, store
+from services.referrals import domain, envelope, floods, forms, roster, store
 from services.referrals.handlers.common import (
     INBOX_CONSUMER,
     SERVICE,
     alarms_of,
     audit,
     changed,
-    load,
     log,
     own_referral,
     system,
@@ -26,6 +25,7 @@ from shared.contracts.referrals import (
     ReferralOffered,
     ReferralRefused,
     ReferralTransitioned,
+    RefusalReason,
     Status,
 )
 from shared.crypto import key_id
@@ -38,7 +38,7 @@ from shared.service import ServiceContext
 class Refusal(Exception):
     """Why an envelope is not accepted: a reason code the sender is told (no content)."""
 
-    reason: str
+    reason: RefusalReason
 
 
 async def receive_offer(
@@ -54,15 +54,19 @@ async def receive_offer(
     try:
         payload_ok = await _verified(ctx, offer, sender)
     except Refusal as refusal:
+        if await floods.flooding(ctx, sender):  # parked in its incident: no answer, no record
+            raise PermanentFailure(f"envelope refused: {refusal.reason}") from None
         await _refuse(ctx, event, offer, sender, refusal.reason)
         raise PermanentFailure(f"envelope refused: {refusal.reason}") from None
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+        receipt = await store.receipt(conn, INBOX_CONSUMER, event.id, header.referral_id)
+        if not receipt.first_time:
             return
-        if await store.get(conn, header.referral_id) is not None:
+        if receipt.known:
             return  # the same envelope sent twice under two event ids
-        now = await store.now(conn)
-        await store.insert(
+        now = receipt.now
+        # Its row as loaded: nothing below changes it (history and alarms are tables of theirs).
+        referral = await store.insert(
             conn,
             header=header,
             box=Box.INBOX,
@@ -89,8 +93,7 @@ async def receive_offer(
             referral_id=header.referral_id, status=Status.RECEIVED, at=now, by_org=ctx.settings.org
         )
         await ctx.send(conn, step, to=header.from_org, about=header.referral_id)
-        referral = await load(conn, header.referral_id)
-        await changed(ctx, conn, referral, Status.RECEIVED.value, ctx.settings.org)
+        await changed(ctx, conn, referral, Status.RECEIVED.value, ctx.settings.org, at=now)
         await audit(ctx, conn, system(ctx), "received", header.referral_id, {"fields": payload_ok})
 
 
@@ -98,32 +101,32 @@ async def _verified(ctx: ServiceContext, offer: ReferralOffered, sender: str) ->
     """Every check before an envelope is accepted; the payload's field names if it passes."""
     header = offer.header
     if header.from_org != sender:
-        raise Refusal("sender_mismatch")
+        raise Refusal(RefusalReason.SENDER_MISMATCH)
     if header.to_org != ctx.settings.org:
-        raise Refusal("not_addressed_to_us")
+        raise Refusal(RefusalReason.NOT_ADDRESSED_TO_US)
     sender_record = await roster.organisation(ctx, sender)
     if sender_record is None:  # a newcomer whose record has not reached this replica yet: retry
         raise LookupError(f"{sender} is not in this node's directory yet")
     if sender_record.status is not MembershipStatus.ACTIVE:
-        raise Refusal("sender_not_active")
+        raise Refusal(RefusalReason.SENDER_NOT_ACTIVE)
     signing = roster.key_by_id(sender_record, header.sender_key_id, KeyUse.SIGNING)
     if signing is None:
-        raise Refusal("unknown_signing_key")
+        raise Refusal(RefusalReason.UNKNOWN_SIGNING_KEY)
     try:
         envelope.check_signature(offer, signing.public_key)
     except Forbidden:
-        raise Refusal("bad_signature") from None
+        raise Refusal(RefusalReason.BAD_SIGNATURE) from None
     if header.recipient_key_id != key_id(ctx.node_keys().encryption_public):
-        raise Refusal("not_our_key")
+        raise Refusal(RefusalReason.NOT_OUR_KEY)
     try:
         key = envelope.data_key(offer.sealed.key_for_recipient, ctx.node_keys().encryption)
         payload = envelope.open_payload(header, offer.sealed.nonce, offer.sealed.ciphertext, key)
     except envelope.Unreadable:
-        raise Refusal("undecryptable") from None
+        raise Refusal(RefusalReason.UNDECRYPTABLE) from None
     try:
         forms.form_of(header.category).check(payload)
     except Invalid:
-        raise Refusal("payload_outside_form") from None
+        raise Refusal(RefusalReason.PAYLOAD_OUTSIDE_FORM) from None
     return sorted(payload)
 
 

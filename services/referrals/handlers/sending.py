@@ -132,7 +132,7 @@ async def create(
             recipient_public=recipient_key.public_key,
             sender_public=envelope.b64(keys.encryption_public),
         )
-        await store.insert(
+        referral = await store.insert(
             conn,
             header=header,
             box=Box.OUTBOX,
@@ -161,8 +161,9 @@ async def create(
         if idempotency_key is not None:
             await store.remember(conn, caller, idempotency_key, digest, referral_id)
         await ctx.send(conn, offer, to=new.to_org, about=referral_id)
-        referral = await load(conn, referral_id)
-        await changed(ctx, conn, referral, Status.SENT.value, ctx.settings.org)
+        if new.follows is not None:  # linking wrote the new row again
+            referral = await load(conn, referral_id)
+        await changed(ctx, conn, referral, Status.SENT.value, ctx.settings.org, at=now)
         await audit(
             ctx, conn, actor_of(principal), "sent", referral_id, offer.model_dump(mode="json")
         )

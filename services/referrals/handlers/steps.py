@@ -60,7 +60,8 @@ async def act(
                 by_org=org,
             )
         step = domain.Step(status, now, org)
-        await store.set_status(conn, referral_id, step)
+        # Its row as loaded: nothing below changes it (history is a table of its own).
+        updated = await store.set_status(conn, referral_id, step)
         await store.add_history(
             conn,
             referral_id,
@@ -81,8 +82,7 @@ async def act(
             sealed_note=sealed_note,
         )
         await ctx.send(conn, told, to=referral.other_org, about=referral_id)
-        updated = await load(conn, referral_id)
-        await changed(ctx, conn, updated, status.value, org)
+        await changed(ctx, conn, updated, status.value, org, at=now)
         await audit(
             ctx, conn, actor_of(principal), status.value, referral_id, told.model_dump(mode="json")
         )
@@ -110,8 +110,9 @@ async def apply_step(
             )
         incoming = domain.Step(step.status, step.at, step.by_org)
         applies = domain.remote_step_applies(referral.step, incoming, their_side)
+        updated = referral
         if applies:
-            await store.set_status(conn, referral.referral_id, incoming)
+            updated = await store.set_status(conn, referral.referral_id, incoming)
         await store.add_history(
             conn,
             referral.referral_id,
@@ -124,7 +125,6 @@ async def apply_step(
             applied=applies,
         )
         if applies:
-            updated = await load(conn, referral.referral_id)
             await changed(ctx, conn, updated, step.status.value, step.by_org)
         await audit(
             ctx,

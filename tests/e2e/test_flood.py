@@ -1,0 +1,194 @@
+"""One member floods another with junk envelopes, on real servers (issue 16, back-pressure):
+the others' referrals keep arriving, the flooded node keeps a few dead letters (its budget) and
+parks the rest as one incident, and the hub's coordinators see that one incident.
+
+jusoor controls its own node, so it publishes what it likes into its own ``OUTBOX``: envelopes
+addressed to amal, some well formed but signed with no key of jusoor's (refused on arrival),
+some not envelopes at all (unreadable). Meanwhile sanad sends real referrals to amal. The
+latencies sanad's referrals saw, before and during the flood, are printed (``pytest -s``) for
+the record; nothing here asserts a time.
+
+On the same network (the hub's defaults: one leaf link per credential), a second leaf made with
+a copy of amal's nkey is refused while amal's node is linked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import nats
+import pytest
+import uuid_utils
+
+from deploy.network import Network
+from shared.contracts.referrals import Header, ReferralOffered, SealedPayload
+from shared.events import make_event
+from shared.settings import NodeSettings
+from tests.e2e.conftest import client, network_of_its_own
+from tests.e2e.rogue_leaf import RogueLeaf
+from tests.e2e.test_referrals import referral, status_at
+from tests.waiting import eventually
+
+Creds = dict[str, Any]
+JUNK = 1500
+BUDGET = NodeSettings.model_fields["refusal_budget"].default
+
+
+@pytest.fixture(scope="module")
+async def three_members() -> AsyncIterator[tuple[Network, Creds]]:
+    async with network_of_its_own(("sanad", "amal", "jusoor"), "relais-flood-") as pair:
+        yield pair
+
+
+def junk_envelope(n: int) -> bytes:
+    """A junk envelope from jusoor to amal: every other one well formed but signed by no key
+    of jusoor's (refused on arrival), the others not a referral at all (unreadable)."""
+    now = datetime.now(UTC)
+    offer = ReferralOffered(
+        header=Header(
+            referral_id=str(uuid_utils.uuid7()),
+            from_org="jusoor",
+            to_org="amal",
+            category="primary_health",
+            urgency="priority",
+            legal_basis="consent",
+            created_at=now,
+            acknowledge_by=now + timedelta(hours=4),
+            answer_by=now + timedelta(days=2),
+            sender_key_id="junk",
+            recipient_key_id="junk",
+            sender_encryption_key_id="junk",
+        ),
+        sealed=SealedPayload(
+            nonce="AAAA", ciphertext="AAAA", key_for_recipient="AAAA", key_for_sender="AAAA"
+        ),
+        signature="rfc8785:AAAA",
+    )
+    event = make_event(offer, source="relais://jusoor/referrals", subject=offer.header.referral_id)
+    if n % 2:
+        return event.to_json()
+    broken = json.loads(event.to_json())
+    broken["data"] = {"junk": "x" * 200}
+    return json.dumps(broken).encode()
+
+
+async def flood(network: Network) -> None:
+    nc = await nats.connect(network.plan("jusoor").nats_url)
+    try:
+        js = nc.jetstream()
+        for start in range(0, JUNK, 50):
+            await asyncio.gather(
+                *(
+                    js.publish(
+                        "relais.net.jusoor.amal.referral.offered",
+                        junk_envelope(n),
+                        headers={"Nats-Msg-Id": str(uuid.uuid4())},
+                    )
+                    for n in range(start, start + 50)
+                )
+            )
+    finally:
+        await nc.close()
+
+
+async def delivered(creds: Creds, what: str) -> float:
+    """Send sanad → amal; seconds until amal has it."""
+    async with (
+        client(creds, "sanad", "caseworker") as sanad,
+        client(creds, "amal", "focal_point") as amal,
+    ):
+        started = time.monotonic()
+        sent = await sanad.post("/api/v1/referrals", json=referral(to_org="amal"))
+        assert sent.status_code == 201, sent.text
+        referral_id = sent.json()["referral_id"]
+
+        async def there() -> bool:
+            return await status_at(amal, referral_id) == "received"
+
+        await eventually(there, within=180, what=f"sanad's referral reaches amal ({what})")
+        return time.monotonic() - started
+
+
+async def dead_letters(creds: Creds, node: str) -> list[dict[str, Any]]:
+    async with client(creds, node, "admin") as admin:
+        found = await admin.get("/api/v1/node/dead-letters", params={"limit": 1000})
+        assert found.status_code == 200, found.text
+        return list(found.json())
+
+
+async def test_a_second_leaf_with_a_copied_nkey_is_refused_while_the_node_is_linked(
+    three_members: tuple[Network, Creds],
+) -> None:
+    network, creds = three_members
+    await delivered(creds, "amal is linked")
+    leaf, answer = await RogueLeaf.connect(
+        network.hub.leaf_port or 0,
+        seed=network.nkey_seed(network.plan("amal")),
+        ca_file=network.hub_material.ca_file,
+    )
+    try:
+        print(f"\nthe hub's answer to a second leaf with amal's nkey: {answer}")
+        assert answer.startswith("-ERR"), answer
+        assert answer != "PONG"
+    finally:
+        await leaf.close()
+    await delivered(creds, "amal's own link still holds")
+
+
+async def test_a_flood_by_one_member_leaves_the_others_referrals_flowing_and_one_incident(
+    three_members: tuple[Network, Creds],
+) -> None:
+    network, creds = three_members
+    before = [await delivered(creds, "before the flood") for _ in range(3)]
+    letters_before = len(await dead_letters(creds, "amal"))
+
+    flooding = asyncio.create_task(flood(network))
+    during: list[float] = []
+    while not flooding.done() or len(during) < 3:
+        during.append(await delivered(creds, "during the flood"))
+    await flooding
+    print(
+        f"\nsanad → amal, seconds: before the flood {[round(s, 2) for s in before]}, "
+        f"during jusoor's flood of {JUNK} junk envelopes {[round(s, 2) for s in during]}"
+    )
+
+    hub = network.hub.node_id
+    async with client(creds, "amal", "admin") as amal:
+
+        async def all_counted() -> bool:
+            found = (await amal.get("/api/v1/referrals/incidents")).json()
+            return bool(found) and found[0]["refused"] == JUNK
+
+        await eventually(all_counted, within=180, what="amal counts every junk envelope")
+        (incident,) = (await amal.get("/api/v1/referrals/incidents")).json()
+        assert incident["sender"] == "jusoor"
+    # Only the budget's worth became dead letters; the rest are the one incident.
+    letters = await dead_letters(creds, "amal")
+    assert len(letters) - letters_before == BUDGET
+
+    async with client(creds, hub, "coordinator") as coordinator:
+
+        async def reported_in_full() -> bool:
+            found = (await coordinator.get("/api/v1/directory/incidents")).json()
+            return [(f["sender"], f["reporter"], f["refused"]) for f in found] == [
+                ("jusoor", "amal", JUNK)
+            ]
+
+        await eventually(reported_in_full, within=120, what="the hub sees one incident, in full")
+        page = await coordinator.get("/network", headers={"Accept-Language": "en"})
+        assert page.status_code == 200, page.text
+        assert f"sent {JUNK} refused envelopes to" in page.text
+        assert 'href="#member-jusoor"' in page.text
+        # The coordinator can act on it: jusoor is suspended from the same page's form.
+        suspended = await coordinator.post(
+            "/api/v1/directory/organisations/jusoor/membership",
+            json={"action": "suspend", "reason": "flood of junk envelopes"},
+        )
+        assert suspended.status_code == 200, suspended.text
+    # And sanad's referrals still flow.
+    print(f"after the suspension: {round(await delivered(creds, 'after'), 2)} s")
