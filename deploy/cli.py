@@ -9,6 +9,7 @@ import typer
 from deploy.cli_access import token_app, user_app
 from deploy.cli_audit import audit_app
 from deploy.cli_backup import backup_command, restore_command
+from deploy.cli_clients import client_app
 from deploy.cli_deadletters import deadletters_app
 from deploy.cli_demo import demo_app
 from deploy.cli_keys import node_rotate_keys
@@ -24,6 +25,7 @@ app.add_typer(node_app, name="node")
 
 app.add_typer(user_app, name="user", help="Staff users of a node.")
 app.add_typer(token_app, name="token", help="API tokens for member systems.")
+app.add_typer(client_app, name="client", help="Member systems' clients: API token and NATS user.")
 app.add_typer(audit_app, name="audit", help="The node's tamper-evident audit log.")
 app.add_typer(hub_app, name="hub")
 node_app.command("init")(node_init)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import sys
 import time
@@ -25,11 +26,14 @@ from deploy.joining import init_node, install_credentials, issue_credentials
 from deploy.network import Network, NodePlan, plan_network
 from deploy.ports import free_ports
 from deploy.processes import ProcessSpec
+from services.auth import clients as member_clients
 from shared import db
 from shared.auth import add_user, issue_access_token
 from shared.contracts.directory import MembershipStatus, OrganisationPublished, PublicKey
 from shared.crypto import NodeKeys
 from shared.errors import Conflict
+from shared.feed import FEED
+from shared.nats_users import inbox_prefix
 from shared.settings import DEMO_SECRET
 
 TOKEN_TTL = timedelta(days=30)
@@ -218,10 +222,70 @@ def credentials(network: Network, users: dict[str, list[dict[str, str]]]) -> dic
                 "nats_url": plan.nats_url,
                 "monitor_url": f"http://127.0.0.1:{plan.monitor_port}",
                 "users": users[plan.node_id],
+                "clients": demo_clients(network, plan),
             }
             for plan in network.plans
         }
     }
+
+
+DEMO_CLIENT = "crm"  # each member's case-management system, as the demo imagines it
+DEMO_CLIENT_ROLES = ("caseworker", "focal_point")  # it sends referrals and answers them
+
+
+def _clients_dir(network: Network, plan: NodePlan) -> Path:
+    return network.key_dir(plan) / "clients"
+
+
+def demo_clients(network: Network, plan: NodePlan) -> list[dict[str, Any]]:
+    """The member-system clients the demo made on this node, as a developer starts from them:
+    the API token, and the NATS address, nkey seed file, inbox prefix and feed consumer."""
+    found = []
+    for path in sorted(_clients_dir(network, plan).glob("*.json")):
+        kept = json.loads(path.read_text())
+        name = kept["name"]
+        found.append(
+            {
+                "name": name,
+                "roles": kept["roles"],
+                "token": kept["token"],
+                "nats": {
+                    "url": f"nats://127.0.0.1:{plan.nats_port}",
+                    "nkey_seed_file": str(path.with_suffix(".nk")),
+                    "inbox_prefix": inbox_prefix(name),
+                    "feed": {"stream": FEED, "consumer": name},
+                },
+            }
+        )
+    return found
+
+
+async def seed_clients(network: Network, plans: list[NodePlan]) -> None:
+    """One member-system client per member node, made once and kept with the node's keys (demo
+    only: a real node shows the token and seed once, to its administrator)."""
+    for plan in plans:
+        folder = _clients_dir(network, plan)
+        if any(folder.glob("*.json")):
+            continue
+        pool = await db.create_pool(network.database_url(plan), max_size=2)
+        try:
+            name, n = DEMO_CLIENT, 1
+            while await member_clients.get(pool, name) is not None:  # an earlier demo's
+                n += 1
+                name = f"{DEMO_CLIENT}{n}"
+            made = await member_clients.create(pool, name, plan.org, DEMO_CLIENT_ROLES, "demo")
+        finally:
+            await pool.close()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        kept = {"name": name, "roles": list(DEMO_CLIENT_ROLES), "token": made.token}
+        _write_private(folder / f"{name}.nk", made.nkey_seed + "\n")
+        _write_private(folder / f"{name}.json", json.dumps(kept))
+
+
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
 
 
 async def bring_up(network: Network, previous: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
@@ -237,6 +301,7 @@ async def bring_up(network: Network, previous: dict[str, Any]) -> dict[str, list
     await network.wait_for_leaf_links()  # the hub's directory gave each member its account
     await network.start_nodes(network.members)
     users |= await seed_users(network, previous, network.members)
+    await seed_clients(network, network.members)
     await wait_for_roster(network, {node: found[0]["token"] for node, found in users.items()})
     return users
 

@@ -32,6 +32,11 @@ class NatsServerSpec:
     # A leaf: the network CA the hub's certificate must chain to, and its nkey seed.
     ca_file: Path | None = None
     nkey_seed: str | None = None
+    # A leaf: the file of its clients (the node's services, its member systems; written by
+    # the node, shared.auth.nats_users) and the password of its system account's user, with
+    # which the node reloads it. Without them, anyone may connect (tests of a lone server).
+    users_file: Path | None = None
+    system_password: str | None = None
     # The largest message a client or a leaf link may send (shared/federation.py, Quota).
     max_payload: int = DEFAULT_QUOTA.max_msg_size
 
@@ -69,6 +74,21 @@ class NatsServerSpec:
             leaf_tls=self._leaf_tls(),
             accounts=self._accounts(config_dir),
             remote_auth=self._remote_auth(),
+            authorization=self._authorization(config_dir),
+        )
+
+    def _authorization(self, config_dir: Path | None) -> str:
+        if self.users_file is None or self.system_password is None:
+            return ""
+        where = os.path.relpath(self.users_file, config_dir or Path.cwd())
+        password = self.system_password
+        return (
+            "# Every client logs in: the node's services with their password, each member\n"
+            "# system with its nkey and only its own permissions. The node writes the file and\n"
+            "# reloads the server through its system account.\n"
+            f'include "{where}"\n'
+            f'accounts {{ SYS: {{ users: [{{ user: "sys", password: "{password}" }}] }} }}\n'
+            "system_account: SYS\n"
         )
 
     def _accounts(self, config_dir: Path | None) -> str:

@@ -24,6 +24,13 @@ from deploy.postgres import EmbeddedPostgres
 from deploy.processes import ProcessSpec, Supervisor
 from shared.federation import HUB_ACCOUNT
 from shared.membership.joining import load_or_create_nkey
+from shared.nats_users import (
+    NATS_USERS_FILE,
+    SERVICES_USER,
+    load_or_create_nats_secrets,
+    write_if_changed,
+)
+from shared.nats_users import render as render_users
 from shared.settings import NodeRole
 
 HUB_DOMAIN = "hub"
@@ -102,7 +109,25 @@ class Network:
         # The network CA, the hub's certificate and its NATS users, made once and kept.
         self.hub_material = init_hub(self.root / "hub", f"127.0.0.1:{self.hub.leaf_port}")
         login = f"{HUB_ACCOUNT.lower()}:{self.hub_material.hub_password}@"
-        self.plans = [replace(p, nats_login=login) if p.is_hub else p for p in self.plans]
+        self.plans = [
+            replace(p, nats_login=login if p.is_hub else self._member_login(p)) for p in self.plans
+        ]
+
+    def _member_login(self, plan: NodePlan) -> str:
+        """A member's services' NATS user and password, made once and kept with its keys; its
+        nats-server's users file starts with them alone (the node adds its clients)."""
+        secrets = load_or_create_nats_secrets(self.key_dir(plan))
+        users = self.nats_users_file(plan)
+        if not users.exists():
+            write_if_changed(users, render_users(SERVICES_USER, secrets["services"], []))
+        return f"{SERVICES_USER}:{secrets['services']}@"
+
+    def nats_users_file(self, plan: NodePlan) -> Path:
+        return self.key_dir(plan) / NATS_USERS_FILE
+
+    def system_url(self, plan: NodePlan) -> str:
+        secret = load_or_create_nats_secrets(self.key_dir(plan))["system"]
+        return f"nats://sys:{secret}@127.0.0.1:{plan.nats_port}"
 
     @property
     def hub(self) -> NodePlan:
@@ -137,6 +162,8 @@ class Network:
             hub_leaf_urls=tuple(urls),
             ca_file=hub.ca_file if tls else None,
             nkey_seed=self.nkey_seed(plan),
+            users_file=self.nats_users_file(plan),
+            system_password=load_or_create_nats_secrets(self.key_dir(plan))["system"],
         )
 
     def nkey_seed(self, plan: NodePlan) -> str:
@@ -194,6 +221,8 @@ class Network:
             federation = {
                 "RELAIS_HUB_ADDRESS": hub.address,
                 "RELAIS_CREDENTIALS_FILE": str(self.credentials_file(plan)),
+                "RELAIS_NATS_USERS_FILE": str(self.nats_users_file(plan)),
+                "RELAIS_NATS_SYSTEM_URL": self.system_url(plan),
             }
         return {
             **federation,

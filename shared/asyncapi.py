@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from shared import outages
+from shared import feed, outages
 from shared.events import CloudEvent, Scope, registry
 
 SCHEMAS = "#/components/schemas/"
@@ -210,6 +210,7 @@ def document(*, title: str = "Relais events", version: str = "1") -> dict[str, A
             "summary": event_type.summary,
         }
     _commands(channels, operations, messages, schema)
+    _feed(channels, operations)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -221,4 +222,44 @@ def document(*, title: str = "Relais events", version: str = "1") -> dict[str, A
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages, "schemas": defs},
+    }
+
+
+FEED_DESCRIPTION = f"""A member system's own event feed: the organisation's referral events
+(what changed, status, ids, category, urgency, deadlines; never the person's data), kept for
+each client in a durable pull consumer named after it on the node's `{feed.FEED}` stream (kept
+{feed.RETENTION.days} days). Whatever the client has not acknowledged waits for it across its
+own restarts and those of the node's nats-server and of the node. Delivery is at least once:
+acknowledge each message (`$JS.ACK.{feed.FEED}.{{client}}.>`, what the clients' `ack()` sends)
+within {int(feed.ACK_WAIT.total_seconds())} s, and tell a redelivery by the CloudEvent `id`
+(also the `Nats-Msg-Id` header). The client may use only its own consumer:
+`$JS.API.CONSUMER.INFO.{feed.FEED}.{{client}}` and
+`$JS.API.CONSUMER.MSG.NEXT.{feed.FEED}.{{client}}`, the messages arriving on its own inbox
+(`_INBOX.{{client}}.>`).
+
+nats-py: `sub = await nc.jetstream().pull_subscribe_bind("{{client}}", stream="{feed.FEED}")`,
+then `for msg in await sub.fetch(20, timeout=2): ...; await msg.ack()`.
+nats.js: `const c = await nc.jetstream().consumers.get("{feed.FEED}", "{{client}}")`, then
+`for await (const m of await c.fetch({{max_messages: 20, expires: 2000}})) {{ ...; m.ack() }}`.
+The whole loop: examples/python_client.py and examples/js_client.mjs."""
+
+
+def _feed(channels: dict[str, Any], operations: dict[str, Any]) -> None:
+    carried = [
+        t for t in registry if t.scope is Scope.LOCAL and t.subject_pattern() in feed.SUBJECTS
+    ]
+    channels["member_system_feed"] = {
+        "address": f"$JS.API.CONSUMER.MSG.NEXT.{feed.FEED}.{{client}}",
+        "title": "A member system's event feed",
+        "description": FEED_DESCRIPTION,
+        "parameters": {"client": {"description": "the member-system client's name"}},
+        "messages": {
+            t.name.replace(".", "_"): {"$ref": f"#/components/messages/{t.name.replace('.', '_')}"}
+            for t in carried
+        },
+    }
+    operations["receive_member_system_feed"] = {
+        "action": "receive",
+        "channel": {"$ref": "#/channels/member_system_feed"},
+        "summary": "Pull the organisation's referral events, acknowledging each",
     }

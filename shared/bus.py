@@ -486,8 +486,12 @@ class Bus:
                 reply = await respond(handler, msg.data)
                 if "error" in reply:
                     span.set_attribute("error.type", str(reply["error"]["type"]))
-            if msg.reply:
+            # Only to an inbox: a member system may publish commands, and a reply subject of
+            # its choosing (relais.net.…) would have the services publish there for it.
+            if msg.reply.startswith("_INBOX."):
                 await self.nc.publish(msg.reply, json.dumps(reply, default=str).encode())
+            elif msg.reply:
+                log.warning("request on %s: reply subject is not an inbox; not answered", subject)
 
         self._serving.append(await self.nc.subscribe(subject, queue=queue, cb=answer))
 

@@ -127,8 +127,13 @@ class NodeSettings(BaseSettings):
     )
     nats_system_url: str | None = Field(
         default=None,
-        description="on the hub: the nats-server's system account, to reload its "
-        "configuration and cut a removed organisation's link",
+        description="the nats-server's system account, to reload its configuration: on the "
+        "hub, to cut a removed organisation's link; on any node, for its member systems' users",
+    )
+    nats_users_file: Path | None = Field(
+        default=None,
+        description="the users file the node's nats-server includes, which the node writes: its "
+        "services' user (from RELAIS_NATS_URL) and each member-system client's nkey user",
     )
     timezone: str = Field(
         default=DEFAULT_TIMEZONE,

@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.auth.clients_api import router as clients_router
 from shared import audit_trail
 from shared.auth import domain, session_store, store, throttle, tokens
 from shared.auth.domain import (
@@ -349,3 +350,7 @@ async def _audit(
 ) -> None:
     actor = audit_trail.actor_of(principal)
     await store.audit(context.pool, actor.name, action, object, content, org=context.settings.org)
+
+
+# Member systems' clients (an API token and a NATS user each): services/auth/clients_api.py.
+router.include_router(clients_router)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
+from services.auth import clients
 from services.auth.api import router
 from shared.auth import session_store, store
 from shared.service import Service, ServiceContext
@@ -30,6 +31,10 @@ async def start(context: ServiceContext) -> None:
             context.settings.node_id,
         )
     context.background("forget spent access tokens and sessions", lambda: _upkeep(context))
+    context.background(
+        "member-system clients' NATS users and feeds",
+        lambda: clients.keep_in_step(context.pool, context.bus, context.settings),
+    )
 
 
 async def _upkeep(context: ServiceContext) -> None:

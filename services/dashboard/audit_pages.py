@@ -48,7 +48,7 @@ ACTION_GROUPS = (
         N_("Directory and membership"),
         ("membership", "organisation", "credentials", "directory", "flood"),
     ),
-    (N_("Accounts and access"), ("session", "user", "token", "access")),
+    (N_("Accounts and access"), ("session", "user", "token", "client", "access")),
     (
         N_("Audit and node operations"),
         ("audit", "checkpoint", "key", "node", "dead_letter", "outbox"),

@@ -85,6 +85,8 @@ OTHER_LABELS: dict[str, str] = {
     "session.ended_all": N_("All sessions of an account ended"),
     "token.created": N_("Access token created"),
     "token.revoked": N_("Access token revoked"),
+    "client.created": N_("Member-system client created"),
+    "client.revoked": N_("Member-system client revoked"),
     "access.refused": N_("Access refused"),
     "dead_letter.redelivered": N_("Undelivered message sent again"),
     "dead_letter.discarded": N_("Undelivered message discarded"),

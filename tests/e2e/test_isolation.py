@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import nats
@@ -197,7 +198,10 @@ async def test_a_forged_heartbeat_and_flow_control_touch_only_the_attackers_stre
         ("NATS/1.0 100 FlowControl Request", "$JS.API.STREAM.DELETE.TO_amal"),
         ("NATS/1.0 100 FlowControl Request", "$JS.API.STREAM.PURGE.TO_sanad"),
     ]
-    writer.write(b'CONNECT {"verbose":false,"headers":true}\r\n')
+    # A client of sanad's server logs in (as its services do: the attack needs no more).
+    login = urlsplit(network.plan("sanad").nats_url)
+    hello = {"verbose": False, "headers": True, "user": login.username, "pass": login.password}
+    writer.write(f"CONNECT {json.dumps(hello)}\r\n".encode())
     for header, reply in frames:
         raw = f"{header}\r\n\r\n".encode()
         args = f"fed.from.sanad {reply} {len(raw)} {len(raw)}".replace("  ", " ")

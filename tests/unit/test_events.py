@@ -102,5 +102,11 @@ class TestRegistry:
         message = doc["components"]["messages"]["relais_link_probed_v1"]
         data = message["payload"]["properties"]["data"]["$ref"].removeprefix(SCHEMAS)
         assert "probe_id" in doc["components"]["schemas"][data]["properties"]
-        events = [key for key in doc["channels"] if not key.startswith("relais_cmd_")]
+        events = [
+            key
+            for key in doc["channels"]
+            if not key.startswith("relais_cmd_") and key != "member_system_feed"
+        ]
         assert len(events) == len(list(registry))
+        feed = doc["channels"]["member_system_feed"]["messages"]
+        assert set(feed) == {"relais_referral_changed_v1", "relais_referral_deadline_v1"}

@@ -108,7 +108,15 @@ def test_the_production_example_takes_one_address_or_several(tmp_path: Path) -> 
     assert "urls: $HUB_LEAF_URL" in text
     config = tmp_path / "leaf.conf"
     config.write_text(text)
-    env = {"RELAIS_NODE_ID": "sanad", "NATS_PASSWORD": "nats0a1b", "NATS_NKEY_SEED": seed(tmp_path)}
+    (tmp_path / "relais").mkdir()
+    users = (TEMPLATES / "production" / "nats-users.conf").read_text()
+    (tmp_path / "relais" / "nats-users.conf").write_text(users)
+    env = {
+        "RELAIS_NODE_ID": "sanad",
+        "NATS_PASSWORD": "nats0a1b",
+        "NATS_SYSTEM_PASSWORD": "nats2c3d",
+        "NATS_NKEY_SEED": seed(tmp_path),
+    }
     for value in (HUBS[0], f"[{', '.join(HUBS)}]"):
         assert nats_check(config, {**env, "HUB_LEAF_URL": value}) == "", value
 
