@@ -133,6 +133,9 @@ class HubCluster:
                     for org in self.members
                 ],
                 hub_domain=self.domain,
+                # Every server holds a copy of each R3 stream: the account's storage is the
+                # streams' times the servers (else they cannot be made).
+                replicas=self.size,
                 # A leaf failing over from a killed server may find its old link still counted
                 # by the others for a while; one link per credential is not checked on a cluster.
                 leaf_links=2,
