@@ -13,6 +13,7 @@ from shared import audit_trail, crypto, processed
 from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.directory import (
+    ORGANISATION_CHANGED_NOTICE,
     Capacity,
     DirectoryReplayRequested,
     FloodReported,
@@ -96,8 +97,19 @@ async def _publish(
             accepted.org_id,
             accepted,
         )
+    await _tell_copies(ctx, accepted.org_id)
     await ensure_hub_topology(ctx)
     return accepted
+
+
+async def _tell_copies(ctx: ServiceContext, org_id: str) -> None:
+    """After the change committed: the node's services that keep a copy of the record read it
+    again. A notice lost is no harm done beyond a copy kept a little longer (they keep one for
+    a short while only, and forget all on a reconnection)."""
+    try:
+        await ctx.bus.notice(ORGANISATION_CHANGED_NOTICE, {"org_id": org_id})
+    except Exception as exc:  # committed already: the change stands whatever NATS says
+        log.warning("directory: could not tell the node's services of %s (%s)", org_id, exc)
 
 
 async def ensure_hub_topology(ctx: ServiceContext, cut: Collection[str] = ()) -> None:
@@ -432,6 +444,7 @@ async def replicate_organisation(
             await _audit(conn, _hub(ctx), "organisation.replicated", record.org_id, record)
 
     await _once(ctx, "directory.replica", event, apply_if_newer)
+    await _tell_copies(ctx, record.org_id)
     if record.org_id == ctx.settings.org:
         take_up_keys(ctx, record)
 
