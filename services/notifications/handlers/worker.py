@@ -34,6 +34,13 @@ class Skip(Exception):
 async def run_worker(n: Notifier) -> None:
     """Send what is due and the digests, until cancelled; woken by new work, else by the
     earliest retry or the poll interval."""
+    try:
+        await _rounds(n)
+    finally:
+        n.mailer.close()  # its kept SMTP connections
+
+
+async def _rounds(n: Notifier) -> None:
     while True:
         n.live.work.clear()
         wait = n.settings.worker_poll
