@@ -16,11 +16,11 @@ from shared.auth.guards import require
 from shared.auth.roles import Principal, Role
 from shared.errors import NotFound
 from shared.feed import CLIENT_NAME, FEED
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
 
-Context = Annotated[ServiceContext, Depends(context_of("auth"))]
+Context = Annotated[ServiceContext, Depends(service_context("auth"))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 

@@ -24,10 +24,10 @@ from shared.contracts.referrals import (
     Urgency,
 )
 from shared.errors import Invalid
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
-Context = Annotated[ServiceContext, Depends(context_of("referrals"))]
+Context = Annotated[ServiceContext, Depends(service_context("referrals"))]
 CaseWorker = Annotated[Principal, Depends(require(*handlers.CASE_ROLES))]
 Reader = Annotated[Principal, Depends(require(*handlers.CASE_ROLES, Role.AUDITOR))]
 Anyone = Annotated[Principal, Depends(require())]
