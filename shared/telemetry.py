@@ -142,8 +142,10 @@ def query_logger(service: str | None) -> Callable[[Any], None]:
     after the query, in the caller's context, with how long the query took."""
 
     def record(query: Any) -> None:
-        parent = trace.get_current_span().get_span_context()
-        if not parent.is_valid:
+        # Only inside a span that is recorded: under one that is not (no tracing set up, or
+        # a trace sampled out) the query's span would not be either, and making it (its text,
+        # attributes and a no-op span) cost a node ~3 % of its time in the bench's profile.
+        if not trace.get_current_span().is_recording():
             return
         end = time.time_ns()
         text = str(query.query or "")
