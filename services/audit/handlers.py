@@ -388,7 +388,9 @@ def _offer(offer: ReferralOffered) -> NetworkEntry:
         " region = EXCLUDED.region, created_at = EXCLUDED.created_at, updated_at = now()",
         [h.referral_id, h.from_org, h.to_org, h.category, h.urgency.value, h.region, h.created_at],
     )
-    return NetworkEntry("referral.offered", f"referral:{h.referral_id}", meta, fact)
+    return NetworkEntry(
+        action="referral.offered", object=f"referral:{h.referral_id}", meta=meta, fact=fact
+    )
 
 
 ANSWERS = (Status.ACCEPTED, Status.DECLINED)
@@ -419,7 +421,7 @@ def _transition(step: ReferralTransitioned) -> NetworkEntry:
         ],
     )
     action = f"referral.{step.status.value}"
-    return NetworkEntry(action, f"referral:{step.referral_id}", meta, fact)
+    return NetworkEntry(action=action, object=f"referral:{step.referral_id}", meta=meta, fact=fact)
 
 
 def _escalation(escalation: ReferralEscalated) -> NetworkEntry:
@@ -444,7 +446,8 @@ def _escalation(escalation: ReferralEscalated) -> NetworkEntry:
             escalation.urgency.value,
         ],
     )
-    return NetworkEntry("referral.overdue", f"referral:{escalation.referral_id}", meta, fact)
+    object = f"referral:{escalation.referral_id}"
+    return NetworkEntry(action="referral.overdue", object=object, meta=meta, fact=fact)
 
 
 async def _publication(conn: Connection, record: OrganisationPublished) -> NetworkEntry:
@@ -470,7 +473,8 @@ async def _publication(conn: Connection, record: OrganisationPublished) -> Netwo
         " WHERE provider.version < EXCLUDED.version",
         [record.org_id, record.version, data],
     )
-    return NetworkEntry("organisation.published", f"organisation:{record.org_id}", meta, fact)
+    object = f"organisation:{record.org_id}"
+    return NetworkEntry(action="organisation.published", object=object, meta=meta, fact=fact)
 
 
 def _changes(previous: OrganisationPublished | None, record: OrganisationPublished) -> list[str]:
