@@ -11,7 +11,7 @@ import asyncio
 import socket
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 
 import aiosmtplib
@@ -56,7 +56,7 @@ class Mailer:
     _idle: list[tuple[float, aiosmtplib.SMTP]] = field(default_factory=list)
     _slots: asyncio.Semaphore | None = None
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         s = self.settings
         if s.smtp_host is None:
             raise SendFailed("no SMTP server is configured on this node")
@@ -70,7 +70,7 @@ class Mailer:
             except (OSError, TimeoutError) as exc:
                 raise SendFailed(f"SMTP server unreachable: {type(exc).__name__}") from exc
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, message: Message) -> None:
         kept = self._kept()
         if kept is not None:
             try:
