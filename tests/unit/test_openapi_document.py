@@ -97,3 +97,10 @@ def test_guarded_routes_declare_the_bearer_token_and_open_ones_do_not() -> None:
     login = by_route[("post", "/api/v1/auth/token")]
     assert "security" not in login
     assert "403" not in login["responses"]
+
+
+def test_a_history_steps_change_is_one_of_the_codes_own_list() -> None:
+    from shared.contracts.referrals import CHANGES
+
+    change = _document(NodeRole.MEMBER)["components"]["schemas"]["HistoryOut"]["properties"]
+    assert change["change"]["enum"] == list(CHANGES)
