@@ -144,6 +144,7 @@ def test_each_roles_document_declares_its_nats_server_and_the_parser_accepts_it(
     doc = document(_node(role))
     assert asyncapi_errors(doc) == []
     ((name, server),) = doc["servers"].items()
+    assert name == _node(role).node_id
     assert (server["protocol"], server["host"]) == ("nats", "127.0.0.1:4223")
     assert "secret-password" not in repr(doc)  # the services' login is never published
     schemes = [target(doc, s["$ref"]) for s in server["security"]]
