@@ -90,7 +90,7 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
 
     @app.get("/asyncapi.json", include_in_schema=False)
     async def asyncapi_json() -> dict[str, object]:
-        return asyncapi.document()
+        return asyncapi.document(settings)
 
     templates = RouteTemplates(app)
 

@@ -18,6 +18,7 @@ from shared.contracts.referrals import (
     MESSAGE_MAX_CHARS,
     REFERRAL_ID,
     Box,
+    Change,
     Consent,
     LegalBasis,
     Status,
@@ -38,7 +39,7 @@ ReferralId = Annotated[str, Path(pattern=REFERRAL_ID, description="a referral's 
 class HistoryOut(BaseModel):
     model_config = ConfigDict(json_schema_extra=request_schemas.add_history_reasons)
 
-    change: str
+    change: Change
     status: Status | None
     at: datetime
     by_org: str
