@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import nats
 import pytest
 
@@ -27,6 +28,7 @@ from shared.crypto import NodeKeys, key_id
 from shared.events import make_event, new_event_id
 from tests.e2e.conftest import client, network_of_its_own, relais
 from tests.e2e.test_audit import checkpoint_now
+from tests.e2e.test_dead_letters import CSRF, logged_in
 from tests.e2e.test_referrals import PERSON, reaches, referral, send, status_at
 from tests.waiting import eventually
 
@@ -334,3 +336,102 @@ async def test_an_envelope_signed_with_a_brand_new_key_waits_for_a_lagging_direc
     assert code == 0, out
     code, out = await _keys_cli(creds, net, "forget-retired-keys")
     assert code == 2 and "still publishes key" in out, out
+
+
+def _row_of(page: str, kid: str) -> str:
+    return page.split(f'id="key-{kid}"')[1].split("</tr>")[0]
+
+
+async def _directory_audit(creds: Creds, action: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(creds["nodes"]["amal"]["database_url"])
+    try:
+        rows = await conn.fetch("SELECT event FROM directory.outbox ORDER BY seq")
+    finally:
+        await conn.close()
+    events = [json.loads(row["event"]) for row in rows]
+    return [e["data"] for e in events if e["data"].get("action") == action]
+
+
+async def test_the_administrator_rotates_reseals_and_revokes_from_the_keys_page(
+    two_members: tuple[Network, Creds],
+) -> None:
+    net, creds = two_members
+    folder = _folder(net, "amal")
+    before = NodeKeys.load_or_create(folder)
+    old_signing, old_encryption = key_id(before.signing_public), key_id(before.encryption_public)
+    admin = await logged_in(creds, "amal", "admin")
+    focal_point = await logged_in(creds, "amal", "focal_point")
+    english = {"Accept-Language": "en"}
+    try:
+        assert (await focal_point.get("/admin/keys")).status_code == 403
+        async with client(creds, "amal", "focal_point") as api:
+            assert (await api.get("/api/v1/directory/keys")).status_code == 403
+            assert (await api.post("/api/v1/referrals/keys/reseal")).status_code == 403
+
+        page = await admin.get("/admin/keys", headers=english)
+        assert page.status_code == 200, page.text
+        assert "Keys of this organisation" in page.text
+        for kid in (old_signing, old_encryption):
+            assert 'data-state="current"' in _row_of(page.text, kid)
+        assert "without end" in _row_of(page.text, old_encryption)
+        arabic = await admin.get("/admin/keys", headers={"Accept-Language": "ar"})
+        assert "مفاتيح هذه المنظمة" in arabic.text
+
+        refused = await admin.post("/admin/keys/rotate")  # no CSRF token: not from this page
+        assert refused.status_code == 403
+        assert key_id(NodeKeys.load_or_create(folder).signing_public) == old_signing
+        rotated = await admin.post("/admin/keys/rotate", data={"csrf_token": _csrf(page)})
+        assert rotated.status_code == 303
+        assert rotated.headers["location"] == "/admin/keys?done=rotated"
+
+        async def taken_up() -> bool:
+            return key_id(NodeKeys.load_or_create(folder).signing_public) != old_signing
+
+        await eventually(taken_up, within=60, what="amal signs with the keys made on the page")
+        page = await admin.get("/admin/keys", headers=english)
+        assert 'data-state="retired"' in _row_of(page.text, old_encryption)
+        assert "without end" not in _row_of(page.text, old_encryption)  # the week's overlap
+        assert [r["actor"] for r in await _directory_audit(creds, "organisation.keys_rotated")][
+            -1
+        ] == "user:admin"
+
+        # The referrals amal keeps are sealed for the key just retired: re-seal them.
+        assert "data keys are still sealed for an older key" in page.text
+        resealed = await admin.post("/admin/keys/reseal", data={"csrf_token": _csrf(page)})
+        assert resealed.status_code == 303
+        page = await admin.get("/admin/keys?done=resealed", headers=english)
+        assert "Every retained data key is sealed for the current key." in page.text
+        async with client(creds, "amal", "admin") as api:
+            assert (await api.get("/api/v1/referrals/keys/reseal")).json()["left"] == 0
+
+        # Revoking needs the organisation's identifier typed: else nothing happens.
+        current = NodeKeys.load_or_create(folder)
+        wrong = await admin.post(
+            "/admin/keys/revoke", data={"csrf_token": _csrf(page), "confirm": "yes"}
+        )
+        assert wrong.status_code == 422
+        assert "Type the organisation&#39;s identifier, amal, to confirm." in wrong.text
+        assert not list(folder.glob("*.new"))  # no new pair made
+        revoked_at = datetime.now(UTC)
+        revoked = await admin.post(
+            "/admin/keys/revoke", data={"csrf_token": _csrf(page), "confirm": "amal"}
+        )
+        assert revoked.status_code == 303
+        assert revoked.headers["location"] == "/admin/keys?done=revoked"
+
+        async def replaced() -> bool:
+            return NodeKeys.load_or_create(folder).signing_public != current.signing_public
+
+        await eventually(replaced, within=60, what="amal signs with the keys after revocation")
+        keys = {k["key_id"]: k for k in await _amal_keys_at(creds, "amal")}
+        ended = datetime.fromisoformat(keys[key_id(current.signing_public)]["valid_until"])
+        assert revoked_at <= ended <= datetime.now(UTC)
+    finally:
+        await admin.aclose()
+        await focal_point.aclose()
+
+
+def _csrf(page: httpx.Response) -> str:
+    found = CSRF.search(page.text)
+    assert found is not None, page.text
+    return found.group(1)
