@@ -321,6 +321,9 @@ async def test_the_administrator_rotates_reseals_and_revokes_from_the_keys_page(
 ) -> None:
     net, creds = two_members
     folder = _folder(net, "amal")
+    kept = await send(creds)  # a referral amal keeps, sealed for the key the page will retire
+    async with client(creds, "amal", "focal_point") as amal:
+        await reaches(amal, kept, "received", "the referral sealed for the current key lands")
     before = NodeKeys.load_or_create(folder)
     old_signing, old_encryption = key_id(before.signing_public), key_id(before.encryption_public)
     admin = await logged_in(creds, "amal", "admin")
@@ -371,7 +374,9 @@ async def test_the_administrator_rotates_reseals_and_revokes_from_the_keys_page(
         # Revoking needs the organisation's identifier typed: else nothing happens.
         current = NodeKeys.load_or_create(folder)
         wrong = await admin.post(
-            "/admin/keys/revoke", data={"csrf_token": _csrf(page), "confirm": "yes"}
+            "/admin/keys/revoke",
+            data={"csrf_token": _csrf(page), "confirm": "yes"},
+            headers=english,
         )
         assert wrong.status_code == 422
         assert "Type the organisation&#39;s identifier, amal, to confirm." in wrong.text
@@ -390,6 +395,7 @@ async def test_the_administrator_rotates_reseals_and_revokes_from_the_keys_page(
         keys = {k["key_id"]: k for k in await _amal_keys_at(creds, "amal")}
         ended = datetime.fromisoformat(keys[key_id(current.signing_public)]["valid_until"])
         assert revoked_at <= ended <= datetime.now(UTC)
+        assert (await _payload(creds, kept))["given_name"] == PERSON["given_name"]
     finally:
         await admin.aclose()
         await focal_point.aclose()
