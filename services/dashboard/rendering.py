@@ -142,6 +142,7 @@ NAV_ITEMS: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/audit", N_("Audit log"), frozenset({Role.COORDINATOR, Role.AUDITOR, Role.ADMIN})),
     ("/admin/users", N_("Users"), frozenset({Role.ADMIN})),
     ("/admin/tokens", N_("API tokens"), frozenset({Role.ADMIN})),
+    ("/admin/clients", N_("Member systems"), frozenset({Role.ADMIN})),
     ("/admin/notifications", N_("Notification rules"), frozenset({Role.ADMIN})),
     ("/admin/dead-letters", N_("Dead letters"), frozenset({Role.ADMIN})),
     ("/admin/keys", N_("Keys"), frozenset({Role.ADMIN})),
@@ -149,6 +150,7 @@ NAV_ITEMS: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/notifications", N_("Notifications"), frozenset(Role)),
 )
 HUB_ONLY = frozenset({"/network"})
+MEMBER_ONLY = frozenset({"/admin/clients"})  # the hub has no member-system clients
 
 
 def navigation(
@@ -159,7 +161,7 @@ def navigation(
         return []
     links = []
     for href, label, roles in NAV_ITEMS:
-        if href in HUB_ONLY and not is_hub:
+        if (href in HUB_ONLY and not is_hub) or (href in MEMBER_ONLY and is_hub):
             continue
         if principal.has(*roles):
             links.append((href, label, _current(href, here)))

@@ -16,10 +16,10 @@ from shared import audit_trail, crypto
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import KeyUse
 from shared.errors import Conflict, NotFound, Unavailable
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
-Context = Annotated[ServiceContext, Depends(context_of("directory"))]
+Context = Annotated[ServiceContext, Depends(service_context("directory"))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 OVERLAP = timedelta(days=7)  # as ``relais node rotate-keys`` by default
 KeyState = Literal["current", "next", "retired", "forgotten"]

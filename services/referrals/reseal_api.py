@@ -14,10 +14,10 @@ from services.referrals import reseal
 from shared import audit_trail
 from shared.auth import Principal, Role, require
 from shared.crypto import key_id
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
-Context = Annotated[ServiceContext, Depends(context_of("referrals"))]
+Context = Annotated[ServiceContext, Depends(service_context("referrals"))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 BATCHES_PER_REQUEST = 5
 
