@@ -12,7 +12,7 @@ from deploy.cli_backup import backup_command, restore_command
 from deploy.cli_clients import client_app
 from deploy.cli_deadletters import deadletters_app
 from deploy.cli_demo import demo_app
-from deploy.cli_keys import node_rotate_keys
+from deploy.cli_keys import node_forget_retired_keys, node_reseal, node_rotate_keys
 from deploy.cli_network import hub_app, node_init, node_join, node_rekey
 from deploy.cli_outbox import outbox_app
 from deploy.cli_status import status
@@ -32,6 +32,8 @@ node_app.command("init")(node_init)
 node_app.command("join")(node_join)
 node_app.command("rekey")(node_rekey)
 node_app.command("rotate-keys")(node_rotate_keys)
+node_app.command("reseal")(node_reseal)
+node_app.command("forget-retired-keys")(node_forget_retired_keys)
 app.add_typer(demo_app, name="demo")
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(outbox_app, name="outbox")

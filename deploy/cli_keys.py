@@ -1,13 +1,17 @@
 """``relais node rotate-keys``: new X25519 and Ed25519 pairs for the organisation, published
-through the hub as its own signed record change (services/directory/rotation.py)."""
+through the hub as its own signed record change (services/directory/rotation.py); then
+``relais node reseal``, the retained data keys sealed again for the new key
+(services/referrals/reseal.py), and ``relais node forget-retired-keys``, the old private keys
+destroyed once nothing needs them."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
@@ -15,13 +19,17 @@ from pydantic import ValidationError
 
 from deploy.joining import CREDENTIALS_FILE
 from services.directory import rotation
-from shared import db
+from services.directory import store as directory_store
+from services.referrals import reseal
+from shared import audit_trail, crypto, db
 from shared.contracts.directory import PublicKey
+from shared.crypto import NodeKeys, key_id
 from shared.errors import DomainError
 from shared.membership.joining import Credentials
 from shared.text import gettext as _
 
 NODE_DIR = Path(".relais/node")
+T = TypeVar("T")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -107,3 +115,127 @@ def node_rotate_keys(
             " published them; the old keys are kept to open what was sealed for them."
         )
     )
+
+
+DatabaseUrl = Annotated[
+    str,
+    typer.Option(
+        "--database-url", envvar="RELAIS_DATABASE_URL", help="the node's PostgreSQL",
+        show_default=False,
+    ),
+]  # fmt: skip
+KeyFolder = Annotated[
+    Path, typer.Option("--dir", envvar="RELAIS_KEY_DIR", help="the node's key folder")
+]
+CredentialsFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="RELAIS_CREDENTIALS_FILE",
+        help="the credentials the hub issued (default: credentials.json in the key folder)",
+        show_default=False,
+    ),
+]
+
+
+def _org(command: str, folder: Path, credentials: Path | None) -> str:
+    try:
+        issued = Credentials.model_validate_json(
+            (credentials or folder / CREDENTIALS_FILE).read_bytes()
+        )
+    except (OSError, ValidationError) as exc:
+        raise _fail(f"relais node {command}: {exc}") from None
+    return issued.org_id
+
+
+def _run(command: str, work: Callable[[db.Pool], Awaitable[T]], database_url: str) -> T:
+    async def main() -> T:
+        pool = await db.create_pool(database_url, max_size=1)
+        try:
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    try:
+        return asyncio.run(main())
+    except DomainError as error:
+        raise _fail(f"relais node {command}: {error.detail}") from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise _fail(f"relais node {command}: {error}") from None
+
+
+def node_reseal(
+    database_url: DatabaseUrl,
+    folder: KeyFolder = NODE_DIR,
+    credentials: CredentialsFile = None,
+    batches: Annotated[
+        int | None,
+        typer.Option(min=1, help="stop after this many batches (run again to go on)"),
+    ] = None,
+) -> None:
+    """Seal every retained data key again for the node's current key, in batches (each
+    audited; stopped or failed, a second run goes on from where it stood), so that the
+    retired private keys can be destroyed."""
+    org = _org("reseal", folder, credentials)
+    keys = NodeKeys.load_or_create(folder)
+    done = _run(
+        "reseal",
+        lambda pool: reseal.reseal(
+            pool, keys, actor=audit_trail.system(org, "cli:reseal"), batches=batches
+        ),
+        database_url,
+    )
+    typer.echo(
+        _(
+            "%(resealed)d data keys sealed again for key %(key)s; %(left)d still sealed for"
+            " an older key."
+        )
+        % {"resealed": done.resealed, "key": key_id(keys.encryption_public), "left": done.left}
+    )
+    for kid, count in done.waiting.items():
+        typer.echo(f"{kid}  {count}")
+    if done.unopenable:
+        typer.secho(
+            _("%(count)d of them are sealed for a key this node no longer holds.")
+            % {"count": done.unopenable},
+            err=True,
+            fg="red",
+        )
+        raise typer.Exit(1)
+
+
+def node_forget_retired_keys(
+    database_url: DatabaseUrl,
+    folder: KeyFolder = NODE_DIR,
+    credentials: CredentialsFile = None,
+) -> None:
+    """Destroy the node's retired private keys, once nothing needs them: refused while a
+    retained data key is still sealed for one (run ``relais node reseal``) or while the
+    directory still publishes one as valid. The public halves of the old signing keys stay, to
+    check what they signed."""
+    org = _org("forget-retired-keys", folder, credentials)
+    retired = crypto.retired_encryption_keys(folder)
+
+    async def work(pool: db.Pool) -> list[str]:
+        async with pool.acquire() as conn, conn.transaction():
+            # Held for the check and the audit record: a re-seal cannot run meanwhile, and no
+            # key goes while a row may still be sealed for it.
+            await conn.execute("LOCK TABLE referrals.referrals IN SHARE MODE")
+            record = await directory_store.get_organisation(conn, org)
+            published = {k.key_id: k.valid_until for k in record.keys} if record else {}
+            await reseal.check_forgettable(conn, set(retired), published, datetime.now(UTC))
+            forgotten = crypto.forget_retired(folder)
+            if forgotten:
+                await audit_trail.record(
+                    conn,
+                    reseal.SERVICE,
+                    actor=audit_trail.system(org, "cli:forget-retired-keys"),
+                    action="node.retired_keys_forgotten",
+                    object=f"organisation:{org}",
+                    content={"keys": forgotten},
+                )
+            return forgotten
+
+    forgotten = _run("forget-retired-keys", work, database_url)
+    for kid in forgotten:
+        typer.echo(kid)
+    typer.echo(_("%(count)d retired private keys destroyed.") % {"count": len(forgotten)})

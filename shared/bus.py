@@ -550,6 +550,17 @@ class Bus:
 
     # -- dead letters ----------------------------------------------------------------------
 
+    async def caught_up(self, stream: str, durable: str, seq: int) -> bool:
+        """Whether consumer ``durable`` has acknowledged every message of ``stream`` it takes,
+        up to stream sequence ``seq`` (True if there is no such consumer: nothing to wait for)."""
+        try:
+            info = await self.js.consumer_info(stream, durable)
+        except NotFoundError:
+            return True
+        if (info.ack_floor.stream_seq or 0) >= seq:
+            return True
+        return not info.num_pending and not info.num_ack_pending
+
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The most recent messages that were given up on, newest last."""
         try:

@@ -33,6 +33,8 @@ SIGNING_FILE, ENCRYPTION_FILE = "signing.key", "encryption.key"
 # once the hub has published it, and the pair it replaces goes to ``retired/`` (kept to open
 # what was sealed for it and to check what it signed).
 PENDING_SUFFIX, RETIRED_DIR = ".new", "retired"
+# A retired signing key's public half, kept when its private half is destroyed.
+PUBLIC_SUFFIX = ".pub"
 
 
 def _b64(raw: bytes) -> str:
@@ -55,6 +57,9 @@ class NodeKeys:
     created_at: datetime
     other_signing: tuple[SigningKey, ...] = ()
     other_encryption: tuple[PrivateKey, ...] = ()
+    # Retired signing keys whose private half was destroyed (``forget_retired``): their
+    # public half still checks what they signed (the audit chain's old checkpoints).
+    other_verifying: tuple[VerifyKey, ...] = ()
 
     @classmethod
     def load_or_create(cls, folder: Path) -> NodeKeys:
@@ -69,12 +74,14 @@ class NodeKeys:
         retired = folder / RETIRED_DIR
         held = sorted(retired.glob("*.key")) if retired.is_dir() else []
         held += [p for p in (_pending(signing_path), _pending(encryption_path)) if p.exists()]
+        publics = sorted(retired.glob(f"signing-*{PUBLIC_SUFFIX}")) if retired.is_dir() else []
         return cls(
             SigningKey(signing_path.read_bytes()),
             PrivateKey(encryption_path.read_bytes()),
             created,
             tuple(SigningKey(p.read_bytes()) for p in held if p.name.startswith("signing")),
             tuple(PrivateKey(p.read_bytes()) for p in held if p.name.startswith("encryption")),
+            tuple(VerifyKey(p.read_bytes()) for p in publics),
         )
 
     @property
@@ -99,8 +106,11 @@ class NodeKeys:
 
     def verifying_keys(self) -> dict[str, str]:
         """Every Ed25519 public key this node signed or will sign with, base64, by key id."""
-        keys = (self.signing, *self.other_signing)
-        return {key_id(bytes(k.verify_key)): _b64(bytes(k.verify_key)) for k in keys}
+        keys = (
+            *(k.verify_key for k in (self.signing, *self.other_signing)),
+            *self.other_verifying,
+        )
+        return {key_id(bytes(k)): _b64(bytes(k)) for k in keys}
 
     def sign(self, document: Any) -> tuple[str, str]:
         """(key id, ``rfc8785:<base64>`` signature) over the RFC 8785 form of ``document``;
@@ -196,6 +206,59 @@ def take_up_next_pair(folder: Path, published: set[str]) -> bool:
     os.replace(pending[0], folder / SIGNING_FILE)
     os.replace(pending[1], folder / ENCRYPTION_FILE)
     return True
+
+
+def held_states(folder: Path) -> dict[str, str]:
+    """What the folder holds of each key, by key id: ``current`` (signs, is sealed for),
+    ``next`` (made by a rotation, not published yet), ``retired`` (replaced, its private half
+    kept to open and check what came before) or ``forgotten`` (a retired signing key whose
+    private half was destroyed, its public half kept)."""
+    keys = NodeKeys.load_or_create(folder)
+    states: dict[str, str] = {}
+    for path in (_pending(folder / SIGNING_FILE), _pending(folder / ENCRYPTION_FILE)):
+        if path.exists():
+            raw = path.read_bytes()
+            is_signing = path.name.startswith("signing")
+            public = bytes(SigningKey(raw).verify_key if is_signing else PrivateKey(raw).public_key)
+            states[key_id(public)] = "next"
+    for signing in keys.other_signing:
+        states.setdefault(key_id(bytes(signing.verify_key)), "retired")
+    for encryption in keys.other_encryption:
+        states.setdefault(key_id(bytes(encryption.public_key)), "retired")
+    for verifying in keys.other_verifying:
+        states[key_id(bytes(verifying))] = "forgotten"
+    states[key_id(keys.signing_public)] = "current"
+    states[key_id(keys.encryption_public)] = "current"
+    return states
+
+
+def retired_encryption_keys(folder: Path) -> dict[str, Path]:
+    """The retired X25519 private keys the folder still holds, by key id (their files)."""
+    retired = folder / RETIRED_DIR
+    found = sorted(retired.glob("encryption-*.key")) if retired.is_dir() else []
+    return {key_id(bytes(PrivateKey(p.read_bytes()).public_key)): p for p in found}
+
+
+def forget_retired(folder: Path) -> list[str]:
+    """Destroy every retired private key in ``folder`` (the caller has checked that nothing
+    still needs them); a signing key's public half stays, to check what it signed. The key
+    ids forgotten. The files are unlinked: what the disk keeps of them afterwards is the
+    storage's business (deploy/README.md, Key rotation)."""
+    retired = folder / RETIRED_DIR
+    if not retired.is_dir():
+        return []
+    forgotten = []
+    for path in sorted(retired.glob("*.key")):
+        if path.name.startswith("signing"):
+            public = bytes(SigningKey(path.read_bytes()).verify_key)
+            kept = path.with_suffix(PUBLIC_SUFFIX)
+            if not kept.exists():
+                _write_secret(kept, public)
+        else:
+            public = bytes(PrivateKey(path.read_bytes()).public_key)
+        path.unlink()
+        forgotten.append(key_id(public))
+    return forgotten
 
 
 def _pending(path: Path) -> Path:

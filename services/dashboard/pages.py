@@ -21,6 +21,7 @@ from services.dashboard import (
     client_pages,
     deadletter_pages,
     joining_pages,
+    key_pages,
     login_token,
     network_pages,
     notification_admin_pages,
@@ -95,6 +96,7 @@ for section in (
     audit_pages,
     deadletter_pages,
     replay_pages,
+    key_pages,
 ):
     pages.include_router(section.router)  # its routes take the dependency of `pages`
 Anyone = Annotated[Principal, Depends(require())]

@@ -145,6 +145,7 @@ NAV_ITEMS: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/admin/clients", N_("Member systems"), frozenset({Role.ADMIN})),
     ("/admin/notifications", N_("Notification rules"), frozenset({Role.ADMIN})),
     ("/admin/dead-letters", N_("Dead letters"), frozenset({Role.ADMIN})),
+    ("/admin/keys", N_("Keys"), frozenset({Role.ADMIN})),
     ("/admin/outbox-replay", N_("Replay the outbox"), frozenset({Role.ADMIN})),
     ("/notifications", N_("Notifications"), frozenset(Role)),
 )

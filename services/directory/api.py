@@ -12,6 +12,7 @@ from services.directory import (
     domain,
     export_api,
     handlers,
+    keys_api,
     reference_api,
     search_api,
     store,
@@ -28,6 +29,7 @@ router = APIRouter()
 router.include_router(reference_api.router)
 router.include_router(export_api.router)
 router.include_router(search_api.router)
+router.include_router(keys_api.router)
 Context = Annotated[ServiceContext, Depends(service_context("directory"))]
 Anyone = Annotated[Principal, Depends(require())]
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.ADMIN))]

@@ -29,7 +29,7 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     return [
         Subscription.routing(
             INBOX,
-            "directory",
+            handlers.CONSUMER,
             {
                 OrganisationPublished: ctx.bound(handlers.replicate_organisation),
                 LinkProbed: ctx.bound(handlers.answer_probe),
@@ -75,6 +75,26 @@ asyncapi.command(
 )
 
 
+class CaughtUpRequest(BaseModel):
+    inbox_seq: int = Field(ge=1, description="the node's INBOX sequence of an event")
+
+
+class CaughtUp(BaseModel):
+    caught_up: bool = Field(
+        description="whether this node's directory has applied every directory event its INBOX"
+        " held up to that sequence"
+    )
+
+
+asyncapi.command(
+    "relais.cmd.directory.caught-up",
+    CaughtUpRequest,
+    CaughtUp,
+    "Whether this node's copy of the directory has taken in everything that came before an"
+    " INBOX event (an envelope signed with a key it does not know yet waits if not)",
+)
+
+
 def commands(ctx: ServiceContext) -> dict[str, Responder]:
     """Request/reply on the node's own NATS, for services that may not import this one."""
 
@@ -93,7 +113,12 @@ def commands(ctx: ServiceContext) -> dict[str, Responder]:
     async def categories(_: dict[str, Any]) -> dict[str, dict[str, str]]:
         return {code: dict(c.label) for code, c in reference.categories().items()}
 
+    async def caught_up(request: dict[str, Any]) -> dict[str, bool]:
+        asked = CaughtUpRequest.model_validate(request)
+        return {"caught_up": await handlers.caught_up(ctx, asked.inbox_seq)}
+
     return {
+        "relais.cmd.directory.caught-up": caught_up,
         "relais.cmd.directory.categories": categories,
         "relais.cmd.directory.organisation": organisation,
         "relais.cmd.directory.match": match,

@@ -27,13 +27,14 @@ from shared.contracts.directory import (
 from shared.db import Connection
 from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, PermanentFailure
 from shared.events import BROADCAST, CloudEvent, Payload
-from shared.federation import Member
+from shared.federation import INBOX, Member
 from shared.membership.accounts import OrgAccount, render_accounts
 from shared.membership.joining import Application, KeyChange, check_application, check_key_change
 from shared.service import ServiceContext
 
 SCHEMA = store.SCHEMA
 log = logging.getLogger(__name__)
+CONSUMER = "directory"  # the durable consumer of the INBOX (consumer.py)
 
 
 async def publish_organisation(
@@ -410,6 +411,15 @@ async def replay_directory(
             await ctx.send(conn, record, to=recipient, about=record.org_id)
 
     await _once(ctx, "directory.replay", event, send_all)
+
+
+async def caught_up(ctx: ServiceContext, inbox_seq: int) -> bool:
+    """Whether the replica has applied every directory event of the INBOX up to ``inbox_seq``.
+    The hub publishes an organisation's new keys before that organisation signs with them, and
+    both travel through ROUTER and this node's INBOX in that order: an envelope signed with a
+    key the replica lacks is from a key the sender never published if the replica is caught
+    up, and may be from a new one if it is not."""
+    return await ctx.bus.caught_up(INBOX, CONSUMER, inbox_seq)
 
 
 async def organisation(ctx: ServiceContext, org_id: str) -> OrganisationPublished:

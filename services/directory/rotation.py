@@ -35,6 +35,7 @@ async def request_rotation(
     now: datetime,
     overlap: timedelta,
     revoke: bool = False,
+    actor: audit_trail.Actor | None = None,
 ) -> list[PublicKey]:
     """Make the next pair (kept if a rotation is already waiting) and send the hub the signed
     record that publishes it; the record's keys as proposed. ``NotFound`` before the node has
@@ -72,12 +73,14 @@ async def request_rotation(
             sender=org, recipient=hub_org
         )
         event = make_event(request, source=f"relais://{node_id}/{SCHEMA}")
-        await store.record_change_request(conn, org, checked.version, ACTOR)
+        requested_by = ACTOR if actor is None else actor.name
+        actor = actor or audit_trail.system(org, ACTOR)
+        await store.record_change_request(conn, org, checked.version, requested_by)
         await outbox.add(conn, SCHEMA, subject, event)
         await audit_trail.record(
             conn,
             SCHEMA,
-            actor=audit_trail.system(org, ACTOR),
+            actor=actor,
             action="organisation.keys_revoked" if revoke else "organisation.keys_rotated",
             object=f"organisation:{org}",
             content={"keys": [k.model_dump(mode="json") for k in checked.keys]},

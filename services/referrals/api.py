@@ -11,7 +11,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.referrals import domain, floods, forms, handlers, request_schemas, roster, store
+from services.referrals import (
+    domain,
+    floods,
+    forms,
+    handlers,
+    request_schemas,
+    reseal_api,
+    roster,
+    store,
+)
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import CODE
 from shared.contracts.referrals import (
@@ -28,6 +37,7 @@ from shared.errors import Invalid
 from shared.service import ServiceContext, service_context
 
 router = APIRouter()
+router.include_router(reseal_api.router)  # before /{referral_id}/{action}
 Context = Annotated[ServiceContext, Depends(service_context("referrals"))]
 CaseWorker = Annotated[Principal, Depends(require(*handlers.CASE_ROLES))]
 Reader = Annotated[Principal, Depends(require(*handlers.CASE_ROLES, Role.AUDITOR))]

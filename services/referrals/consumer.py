@@ -4,6 +4,7 @@ messages in the node's INBOX, one durable consumer applying each once."""
 from __future__ import annotations
 
 from services.referrals import floods, handlers
+from services.referrals.handlers.common import INBOX_MAX_DELIVER
 from shared.bus import Subscription
 from shared.contracts.referrals import (
     ConsentRevoked,
@@ -32,7 +33,7 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
             },
             # An envelope can arrive before its sender's record reached this replica, or a
             # step before its envelope was retried: retry for about an hour before parking.
-            max_deliver=10,
+            max_deliver=INBOX_MAX_DELIVER,
             retry_delays=(1.0, 5.0, 15.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0),
             # Past a sender's budget of refused envelopes, one incident instead of a dead
             # letter each.

@@ -44,6 +44,7 @@ class Referral:
     seq: int  # this node's creation order: the lists' stable paging key
     follows: str | None = None  # the earlier referral this one was sent again from (sender)
     unread_messages: int = 0  # the other organisation's messages nobody here has read yet
+    sealed_for: str | None = None  # the node's key the data key is re-sealed for (reseal.py)
 
     @property
     def referral_id(self) -> str:
@@ -109,6 +110,7 @@ def _referral(row: asyncpg.Record) -> Referral:
         seq=row["seq"],
         follows=_id(row["follows"]),
         unread_messages=row["unread_messages"],
+        sealed_for=row["sealed_for"],
     )
 
 

@@ -65,6 +65,8 @@ OTHER_LABELS: dict[str, str] = {
     "organisation.change_refused": N_("Change to an organisation record refused"),
     "organisation.keys_rotated": N_("Organisation keys rotated"),
     "organisation.keys_revoked": N_("Organisation keys revoked and replaced"),
+    "node.data_keys_resealed": N_("Retained data keys sealed again for the current key"),
+    "node.retired_keys_forgotten": N_("Retired private keys destroyed"),
     "credentials.renewed": N_("Credentials renewed"),
     "credentials.rekeyed": N_("Credentials renewed with new keys"),
     "directory.exported": N_("Directory exported"),

@@ -1,7 +1,7 @@
 """Login throttling on a real node (auth and dashboard services, real PostgreSQL and NATS):
 wrong passwords lock an account for a while (429 with ``Retry-After``, even for the right
-password, audited, said in words on the login page), then the right one works again; and a
-token past its request rate is told when to come back."""
+password, audited, said in words on the login page), then the right one works again, whichever
+process of the node is asked; and a token past its request rate is told when to come back."""
 
 from __future__ import annotations
 
@@ -63,8 +63,11 @@ class Node:
 
 
 @asynccontextmanager
-async def node(network: Network, database_url: str, **limits: float) -> AsyncIterator[Node]:
-    """A node whose throttle has ``limits`` (the settings' names), with amina and karim."""
+async def node(
+    network: Network, database_url: str, *, users: bool = True, **limits: float
+) -> AsyncIterator[Node]:
+    """A node whose throttle has ``limits`` (the settings' names), with amina and karim (made
+    unless ``users`` is false: a second process of a node whose database has them)."""
     settings = NodeSettings(
         node_id=NODE,
         org=NODE,
@@ -76,8 +79,9 @@ async def node(network: Network, database_url: str, **limits: float) -> AsyncIte
     app = create_app(settings, [auth_service, dashboard_service], title="throttle test")
     async with app.router.lifespan_context(app):
         pool = app.state.contexts["auth"].pool
-        await add_user(pool, "amina", PASSWORD, Role.CASEWORKER)
-        await add_user(pool, "karim", PASSWORD, Role.CASEWORKER)
+        if users:
+            await add_user(pool, "amina", PASSWORD, Role.CASEWORKER)
+            await add_user(pool, "karim", PASSWORD, Role.CASEWORKER)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sanad.test") as client:
             yield Node(client, pool)
@@ -150,6 +154,31 @@ class TestAccountLock:
             refused = await sanad.log_in(PASSWORD, username="karim")
             assert refused.status_code == 429  # the address is, for every name
             assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
+class TestTwoProcessesOfOneNode:
+    async def test_failures_at_either_process_lock_the_account_at_both(
+        self, network: Network, database_url: str
+    ) -> None:
+        """Two app instances on one database, as two processes of a node behind one address:
+        the counts are the database's, not either process's."""
+        async with (
+            node(network, database_url, login_lock_seconds=60) as first,
+            node(network, database_url, users=False, login_lock_seconds=60) as second,
+        ):
+            assert (await first.log_in("not her password")).status_code == 401
+            assert (await second.log_in("not her password")).status_code == 401
+            assert (await first.log_in("not her password")).status_code == 429  # the third
+            for process in (first, second):
+                locked = await process.log_in(PASSWORD)
+                assert locked.status_code == 429
+                assert 1 <= int(locked.headers["retry-after"]) <= 60
+            assert await first.audited("session.login_locked") == ["user:amina"]
+        # And after a restart of the node: a new app, nothing in its memory.
+        async with node(network, database_url, users=False, login_lock_seconds=60) as again:
+            assert (await again.log_in(PASSWORD)).status_code == 429
+            karim = await again.log_in(PASSWORD, username="karim")
+            assert karim.status_code == 200, karim.text
 
 
 class TestLoginPage:

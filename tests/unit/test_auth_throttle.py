@@ -1,6 +1,6 @@
-"""The throttle's counts without a node: when an account or an address is locked, for how long,
-what a right password forgets, and the per-token request rate; password hashing kept off the
-event loop, a bounded number at a time; and the 429 answer, with when to come back."""
+"""The throttle without a node: the growing delay and the per-token request rate; password
+hashing kept off the event loop, a bounded number at a time; and the 429 answer, with when to
+come back. The login counts live in PostgreSQL: tests/integration/test_login_throttle_counts.py."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import asyncio
 import json
 import threading
 import time
-from contextlib import AsyncExitStack
 
 import pytest
 
 from shared import problems
 from shared.auth import passwords
-from shared.auth.throttle import Scope, Throttle
+from shared.auth.throttle import Throttle
 from shared.errors import BY_TYPE, TooManyRequests
 from shared.settings import DEMO_SECRET, NodeSettings
 
@@ -35,100 +34,11 @@ def settings(**changes: object) -> NodeSettings:
     return base.model_copy(update=changes)
 
 
-async def fail(throttle: Throttle, account: str, address: str = "192.0.2.1") -> list[Scope]:
-    """One wrong password, the way ``throttle.authenticate`` counts it."""
-    async with throttle.attempt(account, address):
-        return await throttle.failed(account, address)
-
-
-async def admitted(throttle: Throttle, account: str, address: str = "192.0.2.1") -> None:
-    """An attempt let through to the password's check (``TooManyRequests`` if it is not)."""
-    async with throttle.attempt(account, address):
-        pass
-
-
-class TestLoginLock:
-    async def test_the_last_allowed_failure_locks_the_account_even_for_the_right_password(
-        self,
-    ) -> None:
-        throttle = Throttle(settings())
-        assert await fail(throttle, "amina") == []
-        assert await fail(throttle, "amina") == []
-        assert await fail(throttle, "amina") == [Scope.ACCOUNT]
-        with pytest.raises(TooManyRequests) as locked:
-            await admitted(throttle, "amina")  # refused before any password is checked
-        assert 59 <= locked.value.retry_after <= 60
-
-    async def test_a_lock_holds_one_account_not_its_neighbours(self) -> None:
-        throttle = Throttle(settings())
-        for _ in range(3):
-            await fail(throttle, "amina", "192.0.2.1")
-        await admitted(throttle, "karim", "192.0.2.2")  # not refused
-        with pytest.raises(TooManyRequests):
-            await admitted(throttle, "amina", "192.0.2.2")  # from elsewhere too
-
-    async def test_the_right_password_forgets_the_accounts_failures(self) -> None:
-        throttle = Throttle(settings())
-        for _ in range(2):
-            await fail(throttle, "amina")
-        async with throttle.attempt("amina", "192.0.2.1"):
-            await throttle.succeeded("amina")
-        for _ in range(2):
-            assert await fail(throttle, "amina") == []
-
-    async def test_an_attempt_that_neither_failed_nor_succeeded_counts_for_nothing(self) -> None:
-        """A login while the database is down: the person tries again, and is not locked."""
-        throttle = Throttle(settings())
-        for _ in range(5):
-            with pytest.raises(ConnectionError):
-                async with throttle.attempt("amina", "192.0.2.1"):
-                    raise ConnectionError("the database is down")
-        assert await fail(throttle, "amina") == []
-
-    async def test_one_address_trying_many_accounts_is_locked(self) -> None:
-        throttle = Throttle(settings())
-        fallen = [await fail(throttle, f"user{n}", "192.0.2.9") for n in range(5)]
-        assert fallen == [[], [], [], [], [Scope.ADDRESS]]
-        with pytest.raises(TooManyRequests):
-            await admitted(throttle, "someone.else", "192.0.2.9")
-        await admitted(throttle, "someone.else", "192.0.2.10")  # another address is not held
-
-    async def test_attempts_in_flight_together_cannot_pass_the_limit(self) -> None:
-        throttle = Throttle(settings())
-        await fail(throttle, "amina")  # two failures left
-        async with AsyncExitStack() as in_flight:
-            for _ in range(2):
-                await in_flight.enter_async_context(throttle.attempt("amina", "192.0.2.1"))
-            with pytest.raises(TooManyRequests) as refused:
-                await admitted(throttle, "amina")  # a third: its hash is not even started
-            assert refused.value.retry_after == 1
-            await admitted(throttle, "karim")  # the others' are not held up
-        await admitted(throttle, "amina")  # those answered, there is room again
-
-    async def test_the_lock_ends_after_its_period_with_a_fresh_count(self) -> None:
-        throttle = Throttle(settings(login_lock_seconds=1))
-        for _ in range(3):
-            await fail(throttle, "amina")
-        with pytest.raises(TooManyRequests) as locked:
-            await admitted(throttle, "amina", "192.0.2.1")
-        assert locked.value.retry_after == 1
-        await asyncio.sleep(1.1)
-        assert await fail(throttle, "amina") == []  # the first of three again
-
+class TestGrowingDelay:
     def test_each_wrong_password_waits_longer_up_to_a_cap(self) -> None:
         throttle = Throttle(settings(login_delay_seconds=0.5))
         assert [throttle.delay(n) for n in (1, 2, 3)] == [0.5, 1.0, 1.5]
         assert throttle.delay(100) == 5.0
-
-    async def test_a_wrong_password_answers_after_the_growing_delay(self) -> None:
-        throttle = Throttle(settings(login_delay_seconds=0.2))
-        began = time.monotonic()
-        await fail(throttle, "amina")
-        first = time.monotonic() - began
-        began = time.monotonic()
-        await fail(throttle, "amina")
-        second = time.monotonic() - began
-        assert first >= 0.2 and second >= 0.4  # lower bounds: a loaded machine only adds
 
 
 class TestTokenRate:

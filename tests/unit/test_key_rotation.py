@@ -100,3 +100,42 @@ def test_a_signature_counts_until_its_key_ends_whatever_date_it_claims(tmp_path:
     assert not roster.unexpired(key, NOW - timedelta(hours=1), NOW)  # backdated, received late
     assert not roster.unexpired(key, NOW + timedelta(seconds=1), NOW - timedelta(minutes=1))
     assert roster.unexpired(key.model_copy(update={"valid_until": None}), NOW, NOW)
+
+
+def _rotated(folder: Path) -> tuple[crypto.NodeKeys, crypto.NodeKeys]:
+    """The ring before and after one rotation taken up in ``folder``."""
+    before = crypto.NodeKeys.load_or_create(folder)
+    new = {k["key_id"] for k in crypto.make_next_pair(folder)}
+    assert crypto.take_up_next_pair(folder, new)
+    return before, crypto.NodeKeys.load_or_create(folder)
+
+
+class TestForgettingRetiredKeys:
+    def test_the_states_name_current_next_and_retired_keys(self, tmp_path: Path) -> None:
+        before, after = _rotated(tmp_path)
+        waiting = {k["key_id"] for k in crypto.make_next_pair(tmp_path)}
+        states = crypto.held_states(tmp_path)
+        assert states[crypto.key_id(after.signing_public)] == "current"
+        assert states[crypto.key_id(before.encryption_public)] == "retired"
+        assert all(states[kid] == "next" for kid in waiting)
+
+    def test_destroying_the_retired_keys_keeps_what_checks_old_signatures(
+        self, tmp_path: Path
+    ) -> None:
+        before, _ = _rotated(tmp_path)
+        old_signing = crypto.key_id(before.signing_public)
+        old_encryption = crypto.key_id(before.encryption_public)
+        key_id, signature = before.sign({"checkpoint": 1})
+        assert set(crypto.retired_encryption_keys(tmp_path)) == {old_encryption}
+
+        forgotten = crypto.forget_retired(tmp_path)
+
+        assert set(forgotten) == {old_signing, old_encryption}
+        ring = crypto.NodeKeys.load_or_create(tmp_path)
+        assert ring.encryption_key(old_encryption) is None  # gone for good
+        assert not ring.other_signing and not ring.other_encryption
+        assert not list((tmp_path / crypto.RETIRED_DIR).glob("*.key"))
+        # The old checkpoint still verifies with the public half kept.
+        crypto.verify({"checkpoint": 1}, signature, ring.verifying_keys()[key_id])
+        assert crypto.held_states(tmp_path)[old_signing] == "forgotten"
+        assert crypto.forget_retired(tmp_path) == []  # nothing left: nothing done

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.referrals import domain, envelope, store
+from services.referrals import domain, envelope, floods, store
 from shared import audit_trail
 from shared.audit_trail import Actor
 from shared.auth import Principal, Role
@@ -26,6 +26,34 @@ log = logging.getLogger(__name__)
 SERVICE = "referrals"
 CASE_ROLES = (Role.CASEWORKER, Role.FOCAL_POINT)  # who may send, act and read a person's data
 INBOX_CONSUMER = "referrals.inbox"
+# Deliveries of one INBOX event before it is parked (consumer.py): about an hour of retries.
+INBOX_MAX_DELIVER = 10
+
+
+async def key_not_yet_known(
+    ctx: ServiceContext, delivery: Delivery, sender: str, key_id: str
+) -> bool:
+    """Whether an event signed with a key the sender's record does not hold should wait for
+    it: right after the sender's rotation, this node's directory may not have taken in the
+    record with the new key yet (its consumer lags behind this one on the INBOX). It waits
+    (the caller raises ``LookupError``: retried with back-off) while the directory has not
+    applied everything that came before the event, and the sender is not flooding, until the
+    last delivery; else the caller refuses it, for good, with its reason."""
+    if delivery.num_delivered >= INBOX_MAX_DELIVER or await floods.flooding(ctx, sender):
+        return False
+    answer = await ctx.bus.request(
+        "relais.cmd.directory.caught-up", {"inbox_seq": delivery.stream_seq}
+    )
+    if answer["caught_up"]:
+        return False
+    log.warning(
+        "%s signed with key %s, which this node's directory has not taken in yet (delivery"
+        " %d): retrying later",
+        sender,
+        key_id,
+        delivery.num_delivered,
+    )
+    return True
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -110,8 +138,9 @@ def data_key(ctx: ServiceContext, referral: store.Referral) -> bytes:
             "the personal data of this referral was erased (consent revoked or retention)"
         )
     header = referral.header
-    # Sealed for this node's key of the time: the recipient's, or the sender's own copy.
-    sealed_for = (
+    # Sealed for this node's key of the time: the recipient's, or the sender's own copy; or,
+    # once re-sealed after a rotation (reseal.py), for the key the row names.
+    sealed_for = referral.sealed_for or (
         header.recipient_key_id if referral.box is Box.INBOX else header.sender_encryption_key_id
     )
     keys = ctx.node_keys()

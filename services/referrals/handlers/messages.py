@@ -17,6 +17,7 @@ from services.referrals.handlers.common import (
     changed,
     check_caller,
     data_key,
+    key_not_yet_known,
     load,
     own_referral,
 )
@@ -124,6 +125,10 @@ async def receive_message(
     if sender_record is None:  # its record has not reached this replica yet: retry
         raise LookupError(f"{delivery.sender} is not in this node's directory yet")
     signing = roster.key_by_id(sender_record, message.sender_key_id, KeyUse.SIGNING)
+    if signing is None and await key_not_yet_known(
+        ctx, delivery, sender_record.org_id, message.sender_key_id
+    ):
+        raise LookupError(f"{sender_record.org_id}'s key {message.sender_key_id} is not here yet")
     if signing is None:
         raise PermanentFailure(f"message {message.message_id}: unknown signing key")
     try:

@@ -13,6 +13,7 @@ from services.referrals.handlers.common import (
     alarms_of,
     audit,
     changed,
+    key_not_yet_known,
     log,
     own_referral,
     system,
@@ -52,7 +53,7 @@ async def receive_offer(
     if earlier_refusal is not None:
         raise PermanentFailure(f"envelope refused: {earlier_refusal}")
     try:
-        payload_ok = await _verified(ctx, offer, sender)
+        payload_ok = await _verified(ctx, offer, sender, delivery)
     except Refusal as refusal:
         if await floods.flooding(ctx, sender):  # parked in its incident: no answer, no record
             raise PermanentFailure(f"envelope refused: {refusal.reason}") from None
@@ -97,7 +98,9 @@ async def receive_offer(
         await audit(ctx, conn, system(ctx), "received", header.referral_id, {"fields": payload_ok})
 
 
-async def _verified(ctx: ServiceContext, offer: ReferralOffered, sender: str) -> list[str]:
+async def _verified(
+    ctx: ServiceContext, offer: ReferralOffered, sender: str, delivery: Delivery
+) -> list[str]:
     """Every check before an envelope is accepted; the payload's field names if it passes."""
     header = offer.header
     if header.from_org != sender:
@@ -116,6 +119,8 @@ async def _verified(ctx: ServiceContext, offer: ReferralOffered, sender: str) ->
         raise Refusal(RefusalReason.SENDER_NOT_ACTIVE)
     signing = roster.key_by_id(sender_record, header.sender_key_id, KeyUse.SIGNING)
     if signing is None:
+        if await key_not_yet_known(ctx, delivery, sender, header.sender_key_id):
+            raise LookupError(f"{sender}'s key {header.sender_key_id} is not here yet")
         raise Refusal(RefusalReason.UNKNOWN_SIGNING_KEY)
     if not roster.unexpired(signing, header.created_at, datetime.now(UTC)):
         raise Refusal(RefusalReason.EXPIRED_SIGNING_KEY)
