@@ -11,7 +11,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.referrals import domain, floods, forms, handlers, request_schemas, roster, store
+from services.referrals import (
+    attachments_api,
+    domain,
+    floods,
+    forms,
+    handlers,
+    request_schemas,
+    roster,
+    store,
+)
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import CODE
 from shared.contracts.referrals import (
@@ -377,6 +386,10 @@ async def write_message(
     referral_id: ReferralId, body: MessageIn, ctx: Context, principal: CaseWorker
 ) -> MessageOut:
     return MessageOut(**await handlers.write_message(ctx, principal, referral_id, body.text))
+
+
+# Before the step route: ``/{referral_id}/{action}`` would take ``…/attachments``.
+router.include_router(attachments_api.router)
 
 
 @router.post(
