@@ -400,7 +400,12 @@ async def test_a_member_system_attaches_and_downloads_through_its_nodes_nats(
     )
     attachment_id = sent["result"]["attachment_id"]
     assert sent["result"]["content_type"] == "image/png"
-    wrong = await ask("amal", "attach", one | {"filename": "x.png", "content": "bm90IGFuIGltYWdl"})
+    not_png = base64.b64encode(b"not an image").decode()
+    wrong = await ask(
+        "amal",
+        "attach",
+        one | {"filename": "x.png", "content_type": "image/png", "content": not_png},
+    )
     assert wrong["error"]["status"] == 422 and wrong["error"]["field"] == "file", wrong
     listed = (await ask("amal", "attachments", one))["result"]
     assert [f["filename"] for f in listed["attachments"]] == ["scan.png"]

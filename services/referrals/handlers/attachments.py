@@ -204,7 +204,8 @@ async def receive_attached(
             return
         if attached.by_org != delivery.sender:
             raise PermanentFailure(f"{delivery.sender} attached a file in another's name")
-        erased = referral.sealed_key is None  # this node's key destroyed: keep nothing openable
+        # This node's key destroyed, or consent withdrawn here: keep nothing openable.
+        erased = referral.sealed_key is None or referral.consent_state in WITHDRAWN
         added = await attachment_store.add(
             conn,
             attachment_id=attached.attachment_id,
@@ -276,9 +277,9 @@ async def _complete(
     signing_public: str,
 ) -> None:
     """Once every chunk is here: verify the whole file, then offer it or refuse it."""
+    if await attachment_store.chunk_count(conn, file.attachment_id) < file.chunks:
+        return  # more to come (counted, not read: 40 chunks would read the file 40 times)
     kept = await attachment_store.sealed_chunks(conn, file.attachment_id)
-    if len(kept) < file.chunks:
-        return  # more to come
     refusal = await asyncio.to_thread(_verify, ctx, referral, file, kept, signing_public)
     if refusal is not None:
         await _refuse(ctx, conn, referral, file, refusal)
