@@ -377,7 +377,7 @@ class ReferralChanged(Payload):
     change: str = Field(
         pattern=CODE,
         description="what happened: a status (sent, received, accepted, ...), consent_revoked, "
-        "key_destroyed, refused",
+        "key_destroyed, refused, messaged, attached (a file arrived, verified)",
     )
     by_org: str = Field(pattern=ORG_ID)
     at: datetime
