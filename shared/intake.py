@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.formparsers import MultiPartParser
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,7 +42,28 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
-def body_limit(path: str) -> int:
+# A referral's file is its whole body: the node's file limit and a little more, so that the
+# file's own check (422, naming the limit) answers first rather than a bare 413.
+ATTACHMENT_ROUTES = (
+    re.compile(r"^/api/v1/referrals/[^/]+/attachments$"),
+    re.compile(r"^/referrals/[^/]+/attachments$"),
+)
+ATTACHMENT_SLACK = 64 * 1024
+
+
+# Starlette writes a file part over 1 MB of a form to a temporary file: a person's document
+# in clear on the disk. Every body here is bounded by its route's limit above, so the parts
+# stay in memory instead (the class attribute is Starlette's documented knob for this).
+MultiPartParser.spool_max_size = 1 << 40
+
+
+def attachment_body_limit(max_mb: float) -> int:
+    return int(max_mb * 1024 * 1024) + ATTACHMENT_SLACK
+
+
+def body_limit(path: str, attachments: int | None = None) -> int:
+    if any(p.match(path) for p in ATTACHMENT_ROUTES):
+        return attachments if attachments is not None else attachment_body_limit(10)
     for pattern, limit in BODY_LIMITS:
         if pattern.match(path):
             return limit
@@ -91,6 +113,7 @@ class Intake:
         self.app = app
         self.routes_of = routes_of
         self.hsts = not settings.demo
+        self.attachments = attachment_body_limit(settings.attachment_max_mb)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,7 +131,7 @@ class Intake:
         if refusal is not None:
             await _invalid(refusal)(scope, receive, send)
             return
-        limit = body_limit(scope["path"])
+        limit = body_limit(scope["path"], self.attachments)
         declared = dict(headers).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(limit)(scope, receive, send)
@@ -211,6 +234,8 @@ def install(app: FastAPI, settings: NodeSettings) -> None:
         if isinstance(route, APIRoute):
             route.openapi_extra = {
                 **(route.openapi_extra or {}),
-                "x-body-limit": body_limit(route.path),
+                "x-body-limit": body_limit(
+                    route.path, attachment_body_limit(settings.attachment_max_mb)
+                ),
             }
     app.add_middleware(Intake, routes_of=app, settings=settings)

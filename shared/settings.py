@@ -167,6 +167,15 @@ class NodeSettings(BaseSettings):
         description="after a referral closed, how long its two organisations may still write "
         "messages in its conversation",
     )
+    attachment_types: str = Field(
+        default="application/pdf,image/jpeg,image/png,text/plain",
+        description="the types a file attached to a referral may be, comma-separated, told by "
+        "its content (magic bytes), never its name: among application/pdf, image/jpeg, "
+        "image/png, text/plain",
+    )
+    attachment_max_mb: float = Field(
+        default=10, gt=0, le=100, description="the largest file a referral may carry, in MiB"
+    )
     referral_clock_seconds: float = Field(
         default=30, gt=0, description="how often the deadline clock looks for what is due"
     )
@@ -196,6 +205,22 @@ class NodeSettings(BaseSettings):
                 "an event redelivered after the window would be applied twice"
             )
         return value
+
+    @field_validator("attachment_types")
+    @classmethod
+    def _known_types(cls, value: str) -> str:
+        known = ("application/pdf", "image/jpeg", "image/png", "text/plain")
+        kinds = [k.strip().lower() for k in value.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in known]
+        if not kinds or unknown:
+            raise ValueError(
+                f"attachment types must be among {', '.join(known)}; not {', '.join(unknown)}"
+            )
+        return ",".join(kinds)
+
+    @property
+    def allowed_attachment_types(self) -> tuple[str, ...]:
+        return tuple(self.attachment_types.split(","))
 
     @field_validator("timezone")
     @classmethod

@@ -37,6 +37,8 @@ HEADLINE = {
     "webhook_disabled": N_("A webhook was disabled after repeated failures"),
     "inbox_message": N_("%(from)s wrote a message on a referral to your organisation"),
     "outbox_message": N_("%(to)s wrote a message on your referral"),
+    "inbox_file": N_("%(from)s sent a document on a referral to your organisation"),
+    "outbox_file": N_("%(to)s sent a document on your referral"),
     "login_locked": N_("Sign-in to a Relais account was locked after too many wrong passwords"),
 }
 UNKNOWN_KIND = N_("A notification of a kind this page does not know yet")

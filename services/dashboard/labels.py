@@ -356,6 +356,8 @@ NOTIFICATION_KIND = {
     "webhook_disabled": N_("A webhook was disabled"),
     "inbox_message": N_("A message on a referral in the inbox"),
     "outbox_message": N_("A message on a referral we sent"),
+    "inbox_file": N_("A document on a referral in the inbox"),
+    "outbox_file": N_("A document on a referral we sent"),
     "login_locked": N_("Sign-in to an account is locked after too many wrong passwords"),
 }
 CHANNEL = {

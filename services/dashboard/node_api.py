@@ -108,6 +108,7 @@ class NodeApi:
         *,
         params: httpx.QueryParams | dict[str, str] | None = None,
         json: Any = None,
+        content: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
         """The decoded JSON answer (None for an empty one), or a page-level error."""
@@ -124,6 +125,7 @@ class NodeApi:
                 path,
                 params=params,
                 json=json,
+                content=content,
                 headers={**self._headers, **(headers or {})},
             )
         _raise_for(response)
@@ -138,6 +140,8 @@ class NodeApi:
         return await self.call("GET", path, params={k: str(v) for k, v in params.items() if v})
 
     async def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        if "content" in kwargs:  # a raw body (a file), not JSON
+            return await self.call("POST", path, **kwargs)
         return await self.call("POST", path, json=json if json is not None else {}, **kwargs)
 
     async def put(self, path: str, json: Any) -> Any:

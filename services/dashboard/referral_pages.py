@@ -5,15 +5,15 @@ data only after an explicit click), all through the referrals API."""
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from services.dashboard import conversation, labels, send_again, wizard
+from services.dashboard import conversation, documents, labels, send_again, wizard
 from services.dashboard.lookups import Lookups
 from services.dashboard.node_api import ApiRefused, NodeApi
-from services.dashboard.rendering import PageRoute, language_of, render
+from services.dashboard.rendering import PageRoute, language_of, render, settings_of
 from shared import i18n
 from shared.auth import Principal, Role, require
 from shared.errors import Forbidden, NotFound
@@ -163,7 +163,12 @@ def _row(
 
 @router.get("/referrals/{referral_id}")
 async def referral_page(
-    request: Request, referral_id: ReferralId, principal: Anyone, done: int = 0, written: int = 0
+    request: Request,
+    referral_id: ReferralId,
+    principal: Anyone,
+    done: int = 0,
+    written: int = 0,
+    attached: int = 0,
 ) -> Response:
     if not principal.has(Role.CASEWORKER, Role.FOCAL_POINT, Role.AUDITOR):
         if principal.has(Role.COORDINATOR):
@@ -172,7 +177,7 @@ async def referral_page(
             query = urlencode({"log": "network", "object": f"referral:{referral_id}"})
             return RedirectResponse(f"/audit?{query}", status_code=303)
         raise Forbidden("this needs one of the roles: auditor, caseworker, focal_point")
-    notice = conversation.SENT if written else None
+    notice = conversation.SENT if written else documents.SENT if attached else None
     return await _referral(request, principal, referral_id, done=bool(done), notice=notice)
 
 
@@ -253,6 +258,7 @@ async def _referral(
     staff = principal.has(Role.CASEWORKER, Role.FOCAL_POINT)
     # The thread is the two organisations' words: read (audited) for case staff only.
     thread = await conversation.thread(api, referral_id, lang, orgs) if staff else None
+    files = await documents.files(api, referral_id, lang, orgs) if staff else None
     return render(
         request,
         "referral.html",
@@ -295,6 +301,7 @@ async def _referral(
         can_send_again=principal.has(Role.CASEWORKER, Role.FOCAL_POINT)
         and send_again.may_send_again(referral),
         thread=thread,
+        files=files,
         typed_message=typed_message,
         conversation_closed=conversation.CLOSED,
     )
@@ -463,3 +470,39 @@ async def write_message(
             status_code=refused.status if 400 <= refused.status < 500 else 400,
         )
     return RedirectResponse(f"/referrals/{referral_id}?written=1#conversation", status_code=303)
+
+
+@router.post("/referrals/{referral_id}/attachments")
+async def attach_file(request: Request, referral_id: ReferralId, principal: Staff) -> Response:
+    """A file for the other organisation (the form's one part, read in memory and passed to
+    the API as it is); on refusal the page again, saying why."""
+    lang = language_of(request)
+    gettext = i18n.translations(lang).gettext
+    upload = await documents.uploaded(request)
+    content = await upload.read() if upload is not None else b""
+    if upload is None or not upload.filename:
+        return await _referral(
+            request,
+            principal,
+            referral_id,
+            errors={"file": labels.FieldError(gettext(documents.NO_FILE))},
+            status_code=422,
+        )
+    name = quote(upload.filename, safe="")
+    headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{name}"}
+    if upload.content_type:
+        headers["Content-Type"] = upload.content_type
+    try:
+        await NodeApi(request).post(
+            f"{REFERRALS}/{referral_id}/attachments", content=content, headers=headers
+        )
+    except ApiRefused as refused:
+        max_mb = settings_of(request).attachment_max_mb
+        return await _referral(
+            request,
+            principal,
+            referral_id,
+            errors={"file": documents.refusal(lang, refused.detail, max_mb)},
+            status_code=refused.status if 400 <= refused.status < 500 else 400,
+        )
+    return RedirectResponse(f"/referrals/{referral_id}?attached=1#documents", status_code=303)

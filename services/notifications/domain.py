@@ -35,6 +35,8 @@ class Kind(StrEnum):
     WEBHOOK_DISABLED = "webhook_disabled"
     INBOX_MESSAGE = "inbox_message"  # the sender wrote on a referral in our inbox
     OUTBOX_MESSAGE = "outbox_message"  # the recipient wrote on one of our referrals
+    INBOX_FILE = "inbox_file"  # the sender's file on a referral in our inbox arrived, verified
+    OUTBOX_FILE = "outbox_file"  # the recipient's file on one of our referrals arrived
     LOGIN_LOCKED = "login_locked"  # sign-in to an account locked after too many wrong passwords
 
 
@@ -130,6 +132,8 @@ DEFAULT_RULES: Mapping[Kind, Rule] = {
     Kind.WEBHOOK_DISABLED: Rule(True, frozenset({"admin"}), False, frozenset(EXTERNAL), False),
     Kind.INBOX_MESSAGE: _rule("focal_point"),
     Kind.OUTBOX_MESSAGE: _rule(case_worker=True),
+    Kind.INBOX_FILE: _rule("focal_point"),
+    Kind.OUTBOX_FILE: _rule(case_worker=True),
     # The node's admins and the account's owner (the trigger's ``created_by``); not webhooks.
     Kind.LOGIN_LOCKED: Rule(
         True, frozenset({"admin"}), True, frozenset({Channel.IN_APP, Channel.EMAIL}), False
@@ -191,9 +195,13 @@ def referral_change(
             kind = Kind.CONSENT_REVOKED
         elif change == "messaged":
             kind = Kind.INBOX_MESSAGE
+        elif change == "attached":
+            kind = Kind.INBOX_FILE
     elif box == "outbox":
         if change == "messaged":
             kind = Kind.OUTBOX_MESSAGE
+        elif change == "attached":
+            kind = Kind.OUTBOX_FILE
         elif change in OUTCOMES:
             kind = Kind.REFERRAL_OUTCOME
         elif change == "key_destroyed":

@@ -50,6 +50,11 @@ TITLES: dict[Kind, str] = {
         "A new message on a referral to your organisation: %(urgency)s, %(category)s"
     ),
     Kind.OUTBOX_MESSAGE: N_("A new message on your referral: %(urgency)s, %(category)s"),
+    # Neither the file's name nor its content: only that one arrived, and on what.
+    Kind.INBOX_FILE: N_(
+        "A new document on a referral to your organisation: %(urgency)s, %(category)s"
+    ),
+    Kind.OUTBOX_FILE: N_("A new document on your referral: %(urgency)s, %(category)s"),
     Kind.LOGIN_LOCKED: N_("Sign-in to a Relais account was locked after too many wrong passwords"),
 }
 LABELS: dict[str, str] = {

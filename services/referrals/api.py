@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.referrals import (
+    attachments_api,
     domain,
     floods,
     forms,
@@ -388,6 +389,10 @@ async def write_message(
     referral_id: ReferralId, body: MessageIn, ctx: Context, principal: CaseWorker
 ) -> MessageOut:
     return MessageOut(**await handlers.write_message(ctx, principal, referral_id, body.text))
+
+
+# Before the step route: ``/{referral_id}/{action}`` would take ``…/attachments``.
+router.include_router(attachments_api.router)
 
 
 @router.post(

@@ -4,18 +4,20 @@ organisation API tokens (a ``token`` field), answering with the result or a type
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.referrals import api, domain, handlers, request_schemas
+from services.referrals import api, attachments_api, domain, handlers, request_schemas
 from shared import asyncapi
 from shared.auth import Principal, Role
 from shared.auth import domain as auth_domain
 from shared.auth import store as auth_store
 from shared.bus import Responder
 from shared.contracts.referrals import MESSAGE_MAX_CHARS, REFERRAL_ID, Box, Status
-from shared.errors import Forbidden, Unauthenticated
+from shared.errors import Forbidden, Invalid, Unauthenticated
 from shared.service import ServiceContext
 
 PREFIX = "relais.cmd.referrals"
@@ -42,6 +44,29 @@ class Act(OnOne):
 
 class Message(OnOne):
     text: str = Field(max_length=MESSAGE_MAX_CHARS)
+
+
+# A NATS message is at most 1 MiB (the node's max_payload): a file crosses the NATS commands
+# as base64 in JSON up to this size; larger ones are for HTTP (``POST …/attachments``).
+NATS_FILE_BYTES = 512 * 1024
+
+
+class Attach(OnOne):
+    filename: str = Field(min_length=1, max_length=200)
+    content_type: str | None = Field(default=None, max_length=100, description="as declared")
+    content: str = Field(
+        max_length=(NATS_FILE_BYTES * 4) // 3 + 4,
+        description=f"the file's bytes, base64; at most {NATS_FILE_BYTES} bytes over NATS "
+        "(larger files: the HTTP API)",
+    )
+
+
+class OnFile(OnOne):
+    attachment_id: str = Field(pattern=REFERRAL_ID)
+
+
+class FileContent(attachments_api.AttachmentOut):
+    content: str = Field(description="the file's bytes, base64")
 
 
 class ListBox(BaseModel):
@@ -87,6 +112,24 @@ for _action, _request, _reply, _summary in (
         "The conversation with the other organisation (decrypted here; audited; marks it read)",
     ),
     ("message", Message, api.MessageOut, "Write a message to the other organisation"),
+    (
+        "attachments",
+        OnOne,
+        attachments_api.Attachments,
+        "A referral's files and their state (names decrypted here; audited)",
+    ),
+    (
+        "attach",
+        Attach,
+        attachments_api.AttachmentOut,
+        f"Attach a file (base64, at most {NATS_FILE_BYTES} bytes here; larger over HTTP)",
+    ),
+    (
+        "attachment",
+        OnFile,
+        FileContent,
+        f"Download a verified file (base64; at most {NATS_FILE_BYTES} bytes here; audited)",
+    ),
 ):
     asyncapi.command(f"{PREFIX}.{_action}", _request, _reply, _summary)
 
@@ -130,6 +173,44 @@ def commands(ctx: ServiceContext) -> dict[str, Responder]:
         written = await handlers.write_message(ctx, principal, body.referral_id, body.text)
         return api.MessageOut(**written).model_dump(mode="json")
 
+    async def attachments(request: dict[str, Any]) -> dict[str, Any]:
+        body = OnOne.model_validate(request)
+        principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
+        found = await handlers.list_attachments(ctx, principal, body.referral_id)
+        return attachments_api.Attachments(**found).model_dump(mode="json")
+
+    async def attach(request: dict[str, Any]) -> dict[str, Any]:
+        body = Attach.model_validate(request)
+        principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
+        try:
+            content = base64.b64decode(body.content, validate=True)
+        except (binascii.Error, ValueError):
+            raise Invalid("the file's content is not base64", field="content") from None
+        written = await handlers.attach(
+            ctx,
+            principal,
+            body.referral_id,
+            content,
+            filename=body.filename,
+            declared=body.content_type,
+        )
+        return attachments_api.AttachmentOut(**written).model_dump(mode="json")
+
+    async def attachment(request: dict[str, Any]) -> dict[str, Any]:
+        body = OnFile.model_validate(request)
+        principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
+        plain, shown = await handlers.read_attachment(
+            ctx, principal, body.referral_id, body.attachment_id
+        )
+        if len(plain) > NATS_FILE_BYTES:
+            raise Invalid(
+                f"the file is {len(plain)} bytes: over NATS at most {NATS_FILE_BYTES}; "
+                "download it over HTTP",
+                field="attachment_id",
+            )
+        reply = FileContent(**shown, content=base64.b64encode(plain).decode())
+        return reply.model_dump(mode="json")
+
     async def revoke_consent(request: dict[str, Any]) -> dict[str, Any]:
         body = OnOne.model_validate(request)
         principal = await _principal(ctx, body.token, *handlers.CASE_ROLES)
@@ -162,4 +243,7 @@ def commands(ctx: ServiceContext) -> dict[str, Responder]:
         f"{PREFIX}.list": list_box,
         f"{PREFIX}.messages": messages,
         f"{PREFIX}.message": message,
+        f"{PREFIX}.attachments": attachments,
+        f"{PREFIX}.attach": attach,
+        f"{PREFIX}.attachment": attachment,
     }

@@ -1,5 +1,5 @@
-"""What the referrals service listens to: the other organisations' envelopes, steps and
-messages in the node's INBOX, one durable consumer applying each once."""
+"""What the referrals service listens to: the other organisations' envelopes, steps,
+messages and files in the node's INBOX, one durable consumer applying each once."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from shared.bus import Subscription
 from shared.contracts.referrals import (
     ConsentRevoked,
     KeyDestroyed,
+    ReferralAttached,
+    ReferralAttachmentChecked,
+    ReferralChunk,
     ReferralMessaged,
     ReferralOffered,
     ReferralRefused,
@@ -30,6 +33,9 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
                 ConsentRevoked: ctx.bound(handlers.destroy_key),
                 KeyDestroyed: ctx.bound(handlers.confirm_key_destroyed),
                 ReferralMessaged: ctx.bound(handlers.receive_message),
+                ReferralAttached: ctx.bound(handlers.receive_attached),
+                ReferralChunk: ctx.bound(handlers.receive_chunk),
+                ReferralAttachmentChecked: ctx.bound(handlers.record_check),
             },
             # An envelope can arrive before its sender's record reached this replica, or a
             # step before its envelope was retried: retry for about an hour before parking.

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from services.referrals import domain
+from services.referrals import attachment_store, domain
 from shared.contracts.referrals import (
     Box,
     Header,
@@ -450,13 +450,14 @@ async def lapsed_consents(conn: Connection) -> list[str]:
 
 
 async def forget_notes(conn: Connection, referral_id: str) -> None:
-    """The notes and the messages of a referral whose data key this node destroyed."""
+    """The notes, the messages and the files of a referral whose data key this node destroyed."""
     await conn.execute(
         "UPDATE referrals.history SET sealed_note = NULL WHERE referral_id = $1", referral_id
     )
     await conn.execute(
         "UPDATE referrals.messages SET sealed_text = NULL WHERE referral_id = $1", referral_id
     )
+    await attachment_store.erase(conn, [referral_id])  # the files' keys and chunks go too
 
 
 async def shred_closed(conn: Connection, older_than_days: float) -> list[str]:
@@ -483,6 +484,7 @@ async def shred_closed(conn: Connection, older_than_days: float) -> list[str]:
             "UPDATE referrals.messages SET sealed_text = NULL WHERE referral_id = ANY($1::uuid[])",
             ids,
         )
+        await attachment_store.erase(conn, ids)
     return ids
 
 

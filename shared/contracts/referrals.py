@@ -54,6 +54,7 @@ STEPS_WITHOUT_STATUS: dict[str, str] = {
     "key_destroyed": "this node destroyed its copy of the data key",
     "refused": "the recipient's node refused the envelope",
     "messaged": "a message was written in its conversation (events only)",
+    "attached": "a file on it arrived, verified, from the other organisation (events only)",
     "follows": "it was sent again from an earlier referral, which link names (history only)",
     "sent_again": "it was sent again as a new referral, which link names (history only)",
 }
@@ -294,6 +295,88 @@ class ReferralMessaged(Payload):
     def signed_part(self) -> dict[str, object]:
         """What the signature covers: every field but the signature."""
         return self.model_dump(mode="json", exclude={"signature"})
+
+
+ATTACHMENT_CHUNK_BYTES = 256 * 1024  # a file's plaintext per chunk: far under 1 MiB links
+
+
+class AttachmentRefusal(StrEnum):
+    """Why a receiving node refused a file (``ReferralAttachmentChecked``): no content, ever."""
+
+    UNKNOWN_SIGNING_KEY = "unknown_signing_key"
+    BAD_SIGNATURE = "bad_signature"
+    NOT_OUR_KEY = "not_our_key"
+    TAMPERED_CHUNK = "tampered_chunk"  # a chunk's AEAD, index or final tag does not hold
+    DIGEST_MISMATCH = "digest_mismatch"  # the reassembled bytes are not the signed digest
+    TYPE_NOT_ALLOWED = "type_not_allowed"  # the bytes are not of a type this node accepts
+    TOO_LARGE = "too_large"  # more than this node accepts
+
+
+class AttachmentState(StrEnum):
+    ON_ITS_WAY = "on_its_way"  # announced or uploaded, not yet verified at the other node
+    ARRIVED = "arrived"  # every chunk, the final tag, the digest and its signature verified
+    REFUSED = "refused"  # parked: a chunk or the digest did not verify (nothing offered)
+    ERASED = "erased"  # its key destroyed (consent withdrawn, retention)
+
+
+@registry.register(
+    "relais.referral.attached.v1",
+    scope=Scope.NET,
+    summary="A file attached to a referral at one of its two organisations, announced to the "
+    "other: its per-file key sealed for the other node's X25519 key, its name, type, digest and "
+    "the digest's signature sealed under that key; its bytes follow as chunks. Signed by the "
+    "writer's node over every other field.",
+)
+class ReferralAttached(Payload):
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    attachment_id: str = Field(pattern=REFERRAL_ID, description="a UUIDv7, the writer's")
+    by_org: str = Field(pattern=ORG_ID, description="the organisation that attached it")
+    by_role: str = Field(pattern=CODE, description="the author's role (caseworker, focal_point)")
+    at: datetime
+    size: int = Field(ge=1, description="bytes of the file (the only clear fact about it)")
+    chunks: int = Field(ge=1, description="how many chunk events carry it")
+    stream_header: str = Field(description="base64 secretstream XChaCha20-Poly1305 header")
+    sealed_meta: str = Field(
+        description="base64 nonce+ciphertext, under the file key, of its name, sniffed type, "
+        "SHA-256 and the writer node's signature of that digest"
+    )
+    sealed_key: str = Field(description="base64 sealed box of the file key for the other node")
+    key_id: str = Field(description="the other node's X25519 key the file key is sealed for")
+    sender_key_id: str = Field(description="the writer node's Ed25519 key that signed")
+    signature: str = Field(
+        description="rfc8785:<base64 Ed25519> over the RFC 8785 form of every other field"
+    )
+
+    def signed_part(self) -> dict[str, object]:
+        return self.model_dump(mode="json", exclude={"signature"})
+
+
+@registry.register(
+    "relais.referral.chunk.v1",
+    scope=Scope.NET,
+    summary="One chunk of an attached file: a secretstream XChaCha20-Poly1305 message (its "
+    "index bound as associated data, the last one tagged final), readable only with the file "
+    "key. Idempotent per (attachment, index).",
+)
+class ReferralChunk(Payload):
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    attachment_id: str = Field(pattern=REFERRAL_ID)
+    index: int = Field(ge=0)
+    sealed: str = Field(description="base64 ciphertext of at most 256 KiB of the file")
+
+
+@registry.register(
+    "relais.referral.attachment_checked.v1",
+    scope=Scope.NET,
+    summary="The receiving node verified a file (every chunk, the final tag, the digest and "
+    "its signature) and offers it, or refused it and says why: the writer's node learns which.",
+)
+class ReferralAttachmentChecked(Payload):
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    attachment_id: str = Field(pattern=REFERRAL_ID)
+    state: AttachmentState
+    reason: AttachmentRefusal | None = None
+    at: datetime
 
 
 class Box(StrEnum):

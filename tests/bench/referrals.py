@@ -43,6 +43,7 @@ import asyncpg
 import httpx
 import nats
 from aiosmtpd.controller import Controller
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from deploy.demo import bring_up, credentials, seed_contacts
@@ -50,7 +51,7 @@ from deploy.network import Network, on_free_ports
 from deploy.ports import free_ports
 from deploy.processes import ProcessSpec
 from shared.settings import DEMO_SECRET
-from tests.bench import cpu
+from tests.bench import cpu, documents
 from tests.bench.measure import percentile
 
 Say = Callable[[str], None]
@@ -335,6 +336,7 @@ async def run(
                         # What is still in flight settles before the next row starts.
                         await asyncio.sleep(min(limit, 30))
                     result["fixed_load"].append(row)
+                result["document"] = await _document(sanad, nc, receipts, meter, limit, say)
             result["notifications"] = await _mails(receipts, mailbox, limit)
             if receipts.twice:
                 raise RuntimeError(f"{receipts.twice} referrals were received twice")
@@ -344,6 +346,27 @@ async def run(
     except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
     return result
+
+
+async def _document(
+    sanad: httpx.AsyncClient,
+    nc: NatsClient,
+    receipts: Receipts,
+    meter: cpu.Meter,
+    limit: float,
+    say: Say,
+) -> dict[str, Any]:
+    """A 10 MB file on a referral amal received (``tests.bench.documents``); a failure is its
+    row, not the run's end."""
+    say("referrals: a 10 MB document, from the upload to its verified arrival at amal")
+    sent: dict[str, float] = {}
+    try:
+        await _post(sanad, sent)
+        await receipts.all_of(sent, limit)
+        (referral_id,) = sent
+        return await documents.run(sanad, nc, meter, referral_id, limit)
+    except (RuntimeError, TimeoutError, httpx.HTTPError, ValueError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 async def _mails(receipts: Receipts, mailbox: Mailbox, limit: float) -> dict[str, Any]:
@@ -390,6 +413,8 @@ def table(result: dict[str, Any], raw: dict[str, float]) -> str:
             f"  fixed load  {fixed['offered_per_s']}/s, {fixed['referrals']} referrals:"
             f" p50 {fixed['p50_ms']} ms, p99 {fixed['p99_ms']} ms, max {fixed['max_ms']} ms"
         )
+    if "document" in result:
+        lines += documents.table(result["document"])
     mails = result.get("notifications")
     if mails is not None:
         lines.append(

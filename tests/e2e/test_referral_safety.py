@@ -154,10 +154,30 @@ async def test_no_plaintext_is_stored_or_logged_anywhere_on_the_network(
         await eventually(lambda: has(amal, asked), within=30, what="amal reads the message")
         assert (await amal.post(path, json={"text": f"Réponse {answered}"})).status_code == 201
         await eventually(lambda: has(sanad, answered), within=30, what="sanad reads the answer")
+        # And a file: its bytes and its name, read only by downloading it at the other end.
+        in_file = f"FILE-{uuid.uuid4().hex}"
+        file_name = f"NAME-{uuid.uuid4().hex}.txt"
+        attached = await sanad.post(
+            f"/api/v1/referrals/{referral_id}/attachments",
+            content=f"Attestation {in_file}\n".encode(),
+            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{file_name}"},
+        )
+        assert attached.status_code == 201, attached.text
+        file_path = f"/api/v1/referrals/{referral_id}/attachments"
+
+        async def file_arrived() -> bool:
+            files = (await amal.get(file_path)).json()["attachments"]
+            return [f["state"] for f in files] == ["arrived"]
+
+        await eventually(file_arrived, within=30, what="amal has the file, verified")
+        [at_amal] = (await amal.get(file_path)).json()["attachments"]
+        assert at_amal["filename"] == file_name
+        got = await amal.get(f"{file_path}/{at_amal['attachment_id']}/content")
+        assert in_file in got.text
     # Every database of the network (the hub's included, and its write-ahead log), every
     # JetStream store of the hub and of the nodes, every log: ciphertext only.
     await _checkpoint(running_network)
-    for needle in (canary, note, asked, answered):
+    for needle in (canary, note, asked, answered, in_file, file_name):
         assert _files_containing(network.root, needle.encode()) == []
 
 

@@ -263,3 +263,39 @@ class TestANewMessage:
         rendered = writer.single(Kind.INBOX_MESSAGE, self.messaged("inbox").facts)
         assert expected in rendered.subject
         assert rendered.subject.count(labels["legal_aid"][lang]) == 1
+
+
+class TestANewDocument:
+    """A verified file on a referral tells the other side that one came, never its name."""
+
+    def attached(self, box: str) -> Trigger:
+        facts = Facts(referral_id="r", category="legal_aid", urgency="emergency", change="attached")
+        trigger = domain.referral_change(
+            "e", box=box, change="attached", facts=facts, created_by="cw"
+        )
+        assert trigger is not None
+        return trigger
+
+    def test_on_a_referral_received_it_tells_the_focal_points(self) -> None:
+        trigger = self.attached("inbox")
+        assert trigger.kind is Kind.INBOX_FILE
+        assert [p.username for p in plan(trigger).people] == ["focal", "nour"]
+
+    def test_on_a_referral_sent_it_tells_the_case_worker_who_sent_it(self) -> None:
+        trigger = self.attached("outbox")
+        assert trigger.kind is Kind.OUTBOX_FILE
+        assert [p.username for p in plan(trigger).people] == ["cw"]
+
+    @pytest.mark.parametrize(
+        "lang, expected",
+        [
+            ("fr", "Un nouveau document sur une orientation vers votre organisation : Urgence"),
+            ("ar", "وثيقة جديدة بشأن إحالة إلى منظمتكم"),
+            ("en", "A new document on a referral to your organisation: Emergency, Legal aid"),
+        ],
+    )
+    def test_the_mail_says_on_what_in_the_readers_language(self, lang: str, expected: str) -> None:
+        labels = {"legal_aid": {"fr": "Aide juridique", "ar": "مساعدة قانونية", "en": "Legal aid"}}
+        writer = Writer(lang, base_url="http://n", timezone="UTC", categories=labels)
+        rendered = writer.single(Kind.INBOX_FILE, self.attached("inbox").facts)
+        assert expected in rendered.subject

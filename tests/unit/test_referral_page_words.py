@@ -37,6 +37,6 @@ class TestDoneNotice:
 
 
 def test_every_step_a_history_can_hold_has_its_words_on_the_page() -> None:
-    only_in_events = {"messaged", "consent_expired"}  # a history never records these
+    only_in_events = {"messaged", "attached", "consent_expired"}  # a history never has these
     worded = set(labels.CHANGE) | set(referral_pages.LINKED_CHANGE)
     assert set(CHANGES) - only_in_events <= worded

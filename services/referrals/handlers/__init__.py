@@ -2,6 +2,14 @@
 change, its history, the event for the other node, the events for this node's services and
 the audit record commit together."""
 
+from services.referrals.handlers.attachments import (
+    attach,
+    list_attachments,
+    read_attachment,
+    receive_attached,
+    receive_chunk,
+    record_check,
+)
 from services.referrals.handlers.common import CASE_ROLES, INBOX_CONSUMER, check_caller, load
 from services.referrals.handlers.consent import (
     confirm_key_destroyed,
@@ -24,17 +32,23 @@ __all__ = [
     "StepIn",
     "act",
     "apply_step",
+    "attach",
     "check_caller",
     "confirm_key_destroyed",
     "create",
     "destroy_key",
     "expire_consents",
     "fire_due_alarms",
+    "list_attachments",
     "load",
+    "read_attachment",
     "read_messages",
     "read_payload",
+    "receive_attached",
+    "receive_chunk",
     "receive_message",
     "receive_offer",
+    "record_check",
     "record_refusal",
     "revoke_consent",
     "shred_expired_payloads",

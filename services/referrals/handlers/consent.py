@@ -3,7 +3,7 @@ the data key and confirms."""
 
 from __future__ import annotations
 
-from services.referrals import store
+from services.referrals import attachment_store, store
 from services.referrals.handlers.common import (
     INBOX_CONSUMER,
     SERVICE,
@@ -43,6 +43,8 @@ async def revoke_consent(ctx: ServiceContext, principal: Principal, referral_id:
             )
         now = await store.now(conn)
         await store.touch(conn, referral_id, consent_state="revoked")
+        # The files go on both nodes: here now, at the recipient with its copy of the data key.
+        await attachment_store.erase(conn, [referral_id])
         await store.add_history(
             conn,
             referral_id,
