@@ -4,9 +4,10 @@ parks the rest as one incident, and the hub's coordinators see that one incident
 
 jusoor controls its own node, so it publishes what it likes into its own ``OUTBOX``: envelopes
 addressed to amal, some well formed but signed with no key of jusoor's (refused on arrival),
-some not envelopes at all (unreadable). Meanwhile sanad sends real referrals to amal. The
-latencies sanad's referrals saw, before and during the flood, are printed (``pytest -s``) for
-the record; nothing here asserts a time.
+some not envelopes at all (unreadable). Meanwhile sanad sends real referrals to amal: each
+arrives while amal is still working through the flood (amal's consumer has a lane per sender,
+shared/lanes.py), which is asserted in order, not in time. The latencies sanad's referrals saw,
+before and during the flood, are printed (``pytest -s``) for the record.
 
 On the same network (the hub's defaults: one leaf link per credential), a second leaf made with
 a copy of amal's nkey is refused while amal's node is linked."""
@@ -121,6 +122,13 @@ async def dead_letters(creds: Creds, node: str) -> list[dict[str, Any]]:
         return list(found.json())
 
 
+async def junk_counted(creds: Creds) -> int:
+    """How many of jusoor's envelopes amal has refused so far (its incident's count)."""
+    async with client(creds, "amal", "admin") as amal:
+        found = (await amal.get("/api/v1/referrals/incidents")).json()
+    return int(found[0]["refused"]) if found else 0
+
+
 async def test_a_second_leaf_with_a_copied_nkey_is_refused_while_the_node_is_linked(
     three_members: tuple[Network, Creds],
 ) -> None:
@@ -149,13 +157,20 @@ async def test_a_flood_by_one_member_leaves_the_others_referrals_flowing_and_one
 
     flooding = asyncio.create_task(flood(network))
     during: list[float] = []
+    counted_then: list[int] = []  # how many junk envelopes amal had handled when each arrived
     while not flooding.done() or len(during) < 3:
         during.append(await delivered(creds, "during the flood"))
+        counted_then.append(await junk_counted(creds))
     await flooding
     print(
         f"\nsanad → amal, seconds: before the flood {[round(s, 2) for s in before]}, "
-        f"during jusoor's flood of {JUNK} junk envelopes {[round(s, 2) for s in during]}"
+        f"during jusoor's flood of {JUNK} junk envelopes {[round(s, 2) for s in during]} "
+        f"(max {max(before):.2f} before, {max(during):.2f} during); junk envelopes amal had "
+        f"handled as each arrived: {counted_then}"
     )
+    # What a user would notice, in order rather than time: sanad's referrals did not wait for
+    # jusoor's flood to be worked through; each arrived while amal was still refusing it.
+    assert all(counted < JUNK for counted in counted_then), counted_then
 
     hub = network.hub.node_id
     async with client(creds, "amal", "admin") as amal:
