@@ -38,6 +38,9 @@ HEADLINE = {
     "inbox_message": N_("%(from)s wrote a message on a referral to your organisation"),
     "outbox_message": N_("%(to)s wrote a message on your referral"),
     "login_locked": N_("Sign-in to a Relais account was locked after too many wrong passwords"),
+    "second_link_refused": N_(
+        "The hub refused a second network link made with your node's credentials"
+    ),
 }
 UNKNOWN_KIND = N_("A notification of a kind this page does not know yet")
 AN_ORGANISATION = N_("an organisation")

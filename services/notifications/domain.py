@@ -36,6 +36,8 @@ class Kind(StrEnum):
     INBOX_MESSAGE = "inbox_message"  # the sender wrote on a referral in our inbox
     OUTBOX_MESSAGE = "outbox_message"  # the recipient wrote on one of our referrals
     LOGIN_LOCKED = "login_locked"  # sign-in to an account locked after too many wrong passwords
+    # The hub refused a second network link made with this organisation's credentials.
+    SECOND_LINK_REFUSED = "second_link_refused"
 
 
 class Channel(StrEnum):
@@ -133,6 +135,10 @@ DEFAULT_RULES: Mapping[Kind, Rule] = {
     # The node's admins and the account's owner (the trigger's ``created_by``); not webhooks.
     Kind.LOGIN_LOCKED: Rule(
         True, frozenset({"admin"}), True, frozenset({Channel.IN_APP, Channel.EMAIL}), False
+    ),
+    # A copy of the node's nkey may be about: its admins renew the credentials; not webhooks.
+    Kind.SECOND_LINK_REFUSED: Rule(
+        True, frozenset({"admin"}), False, frozenset({Channel.IN_APP, Channel.EMAIL}), False
     ),
 }
 

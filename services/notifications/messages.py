@@ -48,6 +48,9 @@ TITLES: dict[Kind, str] = {
     ),
     Kind.OUTBOX_MESSAGE: N_("A new message on your referral: %(urgency)s, %(category)s"),
     Kind.LOGIN_LOCKED: N_("Sign-in to a Relais account was locked after too many wrong passwords"),
+    Kind.SECOND_LINK_REFUSED: N_(
+        "The hub refused a second network link made with your node's credentials"
+    ),
 }
 LABELS: dict[str, str] = {
     # urgency

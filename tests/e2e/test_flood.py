@@ -10,7 +10,8 @@ shared/lanes.py), which is asserted in order, not in time. The latencies sanad's
 before and during the flood, are printed (``pytest -s``) for the record.
 
 On the same network (the hub's defaults: one leaf link per credential), a second leaf made with
-a copy of amal's nkey is refused while amal's node is linked."""
+a copy of amal's nkey is refused while amal's node is linked, and the refusal is audited at the
+hub, shown to its coordinators and told to amal's admin."""
 
 from __future__ import annotations
 
@@ -146,6 +147,51 @@ async def test_a_second_leaf_with_a_copied_nkey_is_refused_while_the_node_is_lin
     finally:
         await leaf.close()
     await delivered(creds, "amal's own link still holds")
+    await told_of_the_second_link(network, creds)
+
+
+async def told_of_the_second_link(network: Network, creds: Creds) -> None:
+    """The refusal does not go unnoticed: audited at the hub, one incident on the hub's
+    network page for its coordinators, and amal's admin notified."""
+    hub = network.hub.node_id
+    async with client(creds, hub, "admin") as admin:
+
+        async def audited() -> list[dict[str, Any]]:
+            found = await admin.get(
+                "/api/v1/audit/records", params={"action": "link.second_refused"}
+            )
+            assert found.status_code == 200, found.text
+            return list(found.json()["items"])
+
+        async def any_audited() -> bool:
+            return bool(await audited())
+
+        await eventually(any_audited, within=60, what="the hub audits the refused second link")
+        (record,) = await audited()
+        assert record["object"] == "organisation:amal"
+        assert record["outcome"] == "refused"
+    async with client(creds, hub, "coordinator") as coordinator:
+        found = await coordinator.get("/api/v1/directory/second-links")
+        assert found.status_code == 200, found.text
+        assert [(i["org_id"], i["refused"] >= 1) for i in found.json()] == [("amal", True)]
+        for lang, said in (
+            ("en", "A second network link made with the credentials of"),
+            ("fr", "Un second lien réseau établi avec les identifiants de"),
+        ):
+            page = await coordinator.get("/network", headers={"Accept-Language": lang})
+            assert page.status_code == 200, page.text
+            assert said in page.text
+            assert 'data-org="amal"' in page.text
+    async with client(creds, "amal", "admin") as amal_admin:
+
+        async def notified() -> bool:
+            items = (await amal_admin.get("/api/v1/notifications/feed")).json()["items"]
+            return any(i["kind"] == "second_link_refused" for i in items)
+
+        await eventually(notified, within=60, what="amal's admin is told of the second link")
+    async with client(creds, "amal", "focal_point") as focal:
+        items = (await focal.get("/api/v1/notifications/feed")).json()["items"]
+        assert not any(i["kind"] == "second_link_refused" for i in items)
 
 
 async def test_a_flood_by_one_member_leaves_the_others_referrals_flowing_and_one_incident(

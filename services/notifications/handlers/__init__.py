@@ -12,6 +12,7 @@ from services.notifications.handlers.events import (
     on_escalated,
     on_organisation,
     on_referral_changed,
+    on_second_link_refused,
     write,
 )
 from services.notifications.handlers.notifier import Notifier, active_staff, notifier_of
@@ -40,6 +41,7 @@ __all__ = [
     "on_escalated",
     "on_organisation",
     "on_referral_changed",
+    "on_second_link_refused",
     "register_webhook",
     "run_worker",
     "seal_clear_secrets",
