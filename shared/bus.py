@@ -46,7 +46,7 @@ from shared.errors import (
 )
 from shared.events import BROADCAST, CloudEvent, Payload, parse_payload, registry
 from shared.federation import DEADLETTER, SourceConsumer
-from shared.lanes import Lanes
+from shared.lanes import Lanes, sender_of
 from shared.supervision import Supervisor
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,7 @@ class Delivery:
     @property
     def sender(self) -> str | None:
         """The sending organisation of a network event (third subject token)."""
-        tokens = self.subject.split(".")
-        return tokens[2] if len(tokens) > 3 and tokens[1] == "net" else None
+        return sender_of(self.subject) or None
 
 
 Handler = Callable[[CloudEvent, Payload, Delivery], Awaitable[None]]
