@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,8 @@ import asyncpg
 import pytest
 
 from deploy.network import Network
-from services.referrals import envelope
-from shared import outbox
-from shared.contracts.referrals import Header, LegalBasis, ReferralOffered, Urgency
 from shared.crypto import NodeKeys, key_id
-from shared.events import make_event, new_event_id
+from tests.e2e import forgery
 from tests.e2e.conftest import client, network_of_its_own, relais
 from tests.e2e.test_audit import checkpoint_now
 from tests.e2e.test_referrals import PERSON, reaches, send
@@ -139,42 +136,9 @@ async def test_a_rotation_keeps_old_referrals_readable_and_seals_the_next_for_th
 async def _envelope_from_amal(net: Network, creds: Creds, keys: NodeKeys) -> str:
     """An envelope from amal to sanad signed with ``keys``, sent through amal's real outbox;
     its referral id."""
-    async with client(creds, "amal", "admin") as amal:
-        sanad = (await amal.get("/api/v1/directory/organisations/sanad")).json()
-    sanad_key = next(k for k in sanad["keys"] if k["use"] == "x25519")
-    now = datetime.now(UTC)
-    header = Header(
-        referral_id=new_event_id(),
-        from_org="amal",
-        to_org="sanad",
-        category="primary_health",
-        urgency=Urgency.ROUTINE,
-        legal_basis=LegalBasis.VITAL_INTEREST,
-        created_at=now,
-        acknowledge_by=now + timedelta(days=3),
-        answer_by=now + timedelta(days=7),
-        sender_key_id=key_id(keys.signing_public),
-        recipient_key_id=sanad_key["key_id"],
-        sender_encryption_key_id=key_id(keys.encryption_public),
-    )
-    offer: ReferralOffered = envelope.seal(
-        header,
-        PERSON,
-        keys=keys,
-        recipient_public=sanad_key["public_key"],
-        sender_public=envelope.b64(keys.encryption_public),
-    )
-    event = make_event(offer, source="relais://amal/referrals", subject=header.referral_id)
-    conn = await asyncpg.connect(creds["nodes"]["amal"]["database_url"])
-    try:
-        await conn.set_type_codec(
-            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
-        async with conn.transaction():
-            await outbox.add(conn, "referrals", "relais.net.amal.sanad.referral.offered", event)
-    finally:
-        await conn.close()
-    return header.referral_id
+    sanad_key = await forgery.recipient_key(creds, "amal", "sanad")
+    header = forgery.header("amal", "sanad", keys, sanad_key)
+    return await forgery.send_through_outbox(creds, forgery.seal(header, PERSON, keys, sanad_key))
 
 
 async def test_after_a_revocation_an_envelope_signed_with_the_revoked_key_is_refused(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,9 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from deploy.network import Network
 from services.referrals import envelope
-from shared import outbox
-from shared.contracts.referrals import Header, LegalBasis, ReferralOffered, Urgency
-from shared.crypto import NodeKeys, key_id
-from shared.events import make_event, new_event_id
+from shared.contracts.referrals import ReferralOffered
+from shared.crypto import NodeKeys
+from tests.e2e import forgery
 from tests.e2e.conftest import client
 from tests.e2e.test_referrals import PERSON, reaches, referral, send
 from tests.waiting import eventually
@@ -36,29 +34,9 @@ async def _forge(creds: Creds, network: Network, tamper: str) -> str:
     way ``tamper`` says; returns its referral id."""
     plan = next(p for p in network.plans if p.node_id == "sanad")
     keys = NodeKeys.load_or_create(network.key_dir(plan))
-    async with client(creds, "sanad", "caseworker") as sanad:
-        amal = (await sanad.get("/api/v1/directory/organisations/amal")).json()
-    amal_key = next(k for k in amal["keys"] if k["use"] == "x25519")
-    now = datetime.now(UTC)
-    header = Header(
-        referral_id=new_event_id(),
-        from_org="sanad",
-        to_org="amal",
-        category="primary_health",
-        urgency=Urgency.ROUTINE,
-        legal_basis=LegalBasis.VITAL_INTEREST,
-        created_at=now,
-        acknowledge_by=now + timedelta(days=3),
-        answer_by=now + timedelta(days=7),
-        sender_key_id=key_id(keys.signing_public),
-        recipient_key_id=amal_key["key_id"],
-        sender_encryption_key_id=key_id(keys.encryption_public),
-    )
-    seal = {
-        "recipient_public": amal_key["public_key"],
-        "sender_public": envelope.b64(keys.encryption_public),
-    }
-    honest = envelope.seal(header, PERSON, keys=keys, **seal)
+    amal_key = await forgery.recipient_key(creds, "sanad", "amal")
+    header = forgery.header("sanad", "amal", keys, amal_key)
+    honest = forgery.seal(header, PERSON, keys, amal_key)
     altered = honest.sealed.model_copy(update={"ciphertext": envelope.b64(b"\x00" * 64)})
     if tamper == "ciphertext":  # changed on the way: the signature no longer holds
         offer = honest.model_copy(update={"sealed": altered})
@@ -69,18 +47,8 @@ async def _forge(creds: Creds, network: Network, tamper: str) -> str:
         offer = ReferralOffered(header=header, sealed=altered, signature=signature)
     else:  # signed by a key that is not sanad's
         impostor = NodeKeys.load_or_create(network.root / f"impostor-{uuid.uuid4().hex[:6]}")
-        offer = envelope.seal(header, PERSON, keys=impostor, **seal)
-    event = make_event(offer, source="relais://sanad/referrals", subject=header.referral_id)
-    conn = await asyncpg.connect(creds["nodes"]["sanad"]["database_url"])
-    try:
-        await conn.set_type_codec(
-            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
-        async with conn.transaction():
-            await outbox.add(conn, "referrals", "relais.net.sanad.amal.referral.offered", event)
-    finally:
-        await conn.close()
-    return header.referral_id
+        offer = forgery.seal(header, PERSON, impostor, amal_key)
+    return await forgery.send_through_outbox(creds, offer)
 
 
 async def _audit_actions(database_url: str, referral_id: str) -> list[tuple[str, str]]:
