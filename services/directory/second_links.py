@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 ADVISORIES = "$SYS.ACCOUNT.*.DISCONNECT"
 REFUSED = "Maximum Account Connections Exceeded"  # nats-server's ClosedState for it
 ACCOUNT_PREFIX = "ORG_"  # shared.federation.account
+ADVISORY_IDS = uuid.UUID("5d9a3c1e-7f0b-4c6e-9a51-2b8e4f6d0c73")  # namespace of their uuids
 QUIET = timedelta(minutes=10)  # an incident ends after as long without a refusal
 
 
@@ -50,8 +51,12 @@ async def watch(ctx: ServiceContext) -> None:
         subscription = await system.subscribe(ADVISORIES)
         async for msg in subscription.messages:
             refusal = refused_link(msg.data)
-            if refusal is not None:
+            if refusal is None:
+                continue
+            try:
                 await record(ctx, *refusal)
+            except Exception:  # the database away: the copy's next retry is counted instead
+                log.exception("hub: could not record a refused second leaf link")
     finally:
         await system.close()
 
@@ -78,7 +83,9 @@ async def record(ctx: ServiceContext, advisory_id: str, org: str, host: str | No
     told to the member); whether it opened one. Once per advisory (every directory of a hub
     cluster hears each)."""
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, store.SCHEMA, "directory.second_link", advisory_id):
+        # ``processed`` keys on uuids; an advisory's id is nats-server's own (a nuid).
+        once = str(uuid.uuid5(ADVISORY_IDS, advisory_id))
+        if not await processed.first_time(conn, store.SCHEMA, "directory.second_link", once):
             return False
         now: datetime = await conn.fetchval("SELECT now()")
         updated = await conn.fetchval(
