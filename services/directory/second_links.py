@@ -91,7 +91,7 @@ async def record(ctx: ServiceContext, advisory_id: str, org: str, host: str | No
         updated = await conn.fetchval(
             "UPDATE directory.link_refusal SET refused = refused + 1, last_at = $2, host = $3"
             " WHERE incident_id = (SELECT incident_id FROM directory.link_refusal"
-            "  WHERE org_id = $1 AND last_at > $2 - $4::interval"
+            "  WHERE org_id = $1 AND last_at > $2::timestamptz - $4::interval"
             "  ORDER BY last_at DESC LIMIT 1)"
             " RETURNING incident_id",
             org,
