@@ -13,6 +13,7 @@ from services.auth import clients
 from shared import db
 from shared.auth.roles import Role
 from shared.feed import FEED
+from shared.settings import NodeRole
 
 client_app = typer.Typer(
     help="Member systems' clients: API token and NATS user.", no_args_is_help=True
@@ -44,12 +45,23 @@ def client_create(
         str, typer.Option(envvar="RELAIS_ORG", help="the organisation the system acts for")
     ],
     database_url: DatabaseUrl,
+    node_role: Annotated[
+        NodeRole,
+        typer.Option(
+            "--node-role", envvar="RELAIS_ROLE", help="the node's role (the hub has none)"
+        ),
+    ] = NodeRole.MEMBER,
+    hub_org: Annotated[
+        str, typer.Option(envvar="RELAIS_HUB_ORG", help="the secretariat's organisation")
+    ] = "secretariat",
     as_json: AsJson = False,
 ) -> None:
-    """Create a member system's client; its API token and NATS nkey seed are printed this once."""
+    """Create a member system's client; its API token and NATS nkey seed are printed this once.
+    Member nodes only: the hub has no member-system clients."""
+    on_hub = node_role is NodeRole.SECRETARIAT or org == hub_org
 
     async def create(pool: db.Pool) -> clients.CreatedClient:
-        return await clients.create(pool, name, org, scopes, CLI_CREATOR)
+        return await clients.create(pool, name, org, scopes, CLI_CREATOR, on_hub=on_hub)
 
     made = _run(database_url, create)
     if as_json:

@@ -273,7 +273,9 @@ async def seed_clients(network: Network, plans: list[NodePlan]) -> None:
             while await member_clients.get(pool, name) is not None:  # an earlier demo's
                 n += 1
                 name = f"{DEMO_CLIENT}{n}"
-            made = await member_clients.create(pool, name, plan.org, DEMO_CLIENT_ROLES, "demo")
+            made = await member_clients.create(
+                pool, name, plan.org, DEMO_CLIENT_ROLES, "demo", on_hub=plan.is_hub
+            )
         finally:
             await pool.close()
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -10,13 +10,16 @@ there: a schema pasted with its own ``$defs`` would leave refs no AsyncAPI tool 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared import feed, outages
 from shared.events import CloudEvent, Scope, registry
+
+if TYPE_CHECKING:
+    from shared.settings import NodeSettings
 
 SCHEMAS = "#/components/schemas/"
 Wanted = tuple[type[BaseModel], JsonSchemaMode]
@@ -145,6 +148,10 @@ def _commands(
             "action": "receive",
             "channel": {"$ref": f"#/channels/{key}"},
             "summary": cmd.summary,
+            "security": [
+                {"$ref": f"#/components/securitySchemes/{CLIENT_NKEY}"},
+                {"$ref": f"#/components/securitySchemes/{SERVICES_LOGIN}"},
+            ],
             "messages": [{"$ref": f"#/channels/{key}/messages/request"}],
             "reply": {
                 "channel": {"$ref": f"#/channels/{key}"},
@@ -165,7 +172,11 @@ def _wanted() -> list[Wanted]:
     return wanted
 
 
-def document(*, title: str = "Relais events", version: str = "1") -> dict[str, Any]:
+def document(
+    node: NodeSettings | None = None, *, title: str = "Relais events", version: str = "1"
+) -> dict[str, Any]:
+    """The document; with ``node``, the node's nats-server as its server, and the logins it
+    takes."""
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -221,17 +232,85 @@ def document(*, title: str = "Relais events", version: str = "1") -> dict[str, A
         }
     _commands(channels, operations, messages, schema)
     _feed(channels, operations)
-    return {
+    made: dict[str, Any] = {
         "asyncapi": "3.0.0",
         "info": {
             "title": title,
             "version": version,
             "description": "CloudEvents 1.0 (structured JSON) over NATS JetStream.",
         },
+    }
+    if node is not None:
+        made["servers"] = servers(node)
+    return made | {
         "defaultContentType": "application/cloudevents+json",
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": defs},
+        "components": {
+            "messages": messages,
+            "schemas": defs,
+            "securitySchemes": SECURITY_SCHEMES,
+        },
+    }
+
+
+SERVICES_LOGIN = "servicesLogin"
+CLIENT_NKEY = "memberSystemNkey"
+SECURITY_SCHEMES: dict[str, Any] = {
+    SERVICES_LOGIN: {
+        "type": "userPassword",
+        "description": "The node's own services: the user and password of their RELAIS_NATS_URL "
+        "(shared/nats_users.py), with every right. Never given to a member system.",
+    },
+    # AsyncAPI 3.0 has no type for a public-key challenge: the nearest is an asymmetric key
+    # pair, which is what an nkey is; userPassword or apiKey would tell a tool to send a secret.
+    CLIENT_NKEY: {
+        "type": "asymmetricEncryption",
+        "description": "A member-system client (relais client create, or the administrator's "
+        "page /admin/clients): a NATS nkey, an Ed25519 key pair. The server holds only the "
+        "public key (U...); at connection it sends a nonce, which the client signs with its "
+        "seed (SU..., shown once at creation; nats-py nkeys_seed, nats.js nkeyAuthenticator): "
+        "no secret crosses the wire, and nothing is encrypted by this key. It may only request "
+        "relais.cmd.> with replies on its own inbox _INBOX.<client>.> and read its own feed "
+        f"consumer {feed.FEED}.<client>; anything else is a permissions violation. Each "
+        "request also carries the client's API token in its token field, which says what the "
+        "system may do in the organisation's name.",
+        "x-nats-authentication": "nkey",
+    },
+}
+
+
+def servers(node: NodeSettings) -> dict[str, Any]:
+    """The node's own nats-server, and who may log in to it."""
+    address = node.nats_client_address
+    scheme, _, host = address.partition("://")
+    if node.is_hub:
+        # The hub's nats-server is the network's: its services and the members' leaf links
+        # (their own accounts). Member-system clients belong on their organisation's node.
+        description = (
+            "The hub's nats-server, for the hub's own services; member organisations' nodes "
+            "link to it as leaf nodes. Member systems connect to their own organisation's node."
+        )
+        security = [{"$ref": f"#/components/securitySchemes/{SERVICES_LOGIN}"}]
+    else:
+        description = (
+            f"This organisation's own nats-server ({node.org}): its member systems' clients "
+            "log in with their nkey; the node's services with their own user."
+        )
+        security = [
+            {"$ref": f"#/components/securitySchemes/{CLIENT_NKEY}"},
+            {"$ref": f"#/components/securitySchemes/{SERVICES_LOGIN}"},
+        ]
+    if scheme == "tls":
+        description += " TLS is required."
+    return {
+        node.node_id: {
+            "host": host,
+            "protocol": "nats",
+            "title": f"The nats-server of node {node.node_id}",
+            "description": description,
+            "security": security,
+        }
     }
 
 
@@ -272,4 +351,5 @@ def _feed(channels: dict[str, Any], operations: dict[str, Any]) -> None:
         "action": "receive",
         "channel": {"$ref": "#/channels/member_system_feed"},
         "summary": "Pull the organisation's referral events, acknowledging each",
+        "security": [{"$ref": f"#/components/securitySchemes/{CLIENT_NKEY}"}],
     }

@@ -195,6 +195,9 @@ class Bus:
     # dead letter hands the message to the same handler (shared/deadletters.py).
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     closing: bool = False
+    # Called after each reconnection: notices (``notice``) sent while disconnected are lost,
+    # so what they keep fresh (the referrals' roster) forgets it all then.
+    reconnected: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     async def connect(cls, url: str, *, org: str, name: str) -> Bus:
@@ -213,6 +216,8 @@ class Bus:
 
         async def on_reconnect() -> None:
             log.info("nats: reconnected to %s", where)
+            for hook in bus.reconnected if bus is not None else ():
+                hook()
 
         nc = await nats.connect(
             **login(url),
@@ -493,6 +498,31 @@ class Bus:
         # nats-py's term() carries no reason; the protocol does, and the advisory keeps it.
         await self.nc.publish(msg.reply, b"+TERM " + reason[:500].encode())
         CONSUMED.labels(consumer, "parked").inc()
+
+    # -- notices --------------------------------------------------------------------------
+
+    async def notice(self, subject: str, body: dict[str, Any]) -> None:
+        """Tell this node's services something on core NATS (``relais.notice.<service>.…``):
+        at most once, no stream keeps it; for hints such as "drop what you cached", whose
+        loss a listener survives (``reconnected`` says when some may have been lost)."""
+        await self.nc.publish(subject, json.dumps(body).encode())
+        # Out before the caller goes on: the server hands it to this node's listeners ahead of
+        # anything the caller's next answer leads to.
+        await self.nc.flush(timeout=2)
+
+    async def on_notice(self, subject: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Hear the notices on ``subject``; a malformed one is logged and ignored."""
+
+        async def heard(msg: Msg) -> None:
+            try:
+                body = json.loads(msg.data)
+            except json.JSONDecodeError:
+                log.warning("notice on %s is not JSON; ignored", subject)
+                return
+            if isinstance(body, dict):
+                handler(body)
+
+        self._serving.append(await self.nc.subscribe(subject, cb=heard))
 
     # -- request/reply ----------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ async def init_connection(conn: Connection, service: str | None = None) -> None:
     conn.add_query_logger(telemetry.query_logger(service))
 
 
-async def _keep_session(conn: Connection) -> None:
+async def keep_session(conn: Connection) -> None:
     """What a connection given back to the pool needs beyond asyncpg's own clean-up (which
     rolls back a transaction left open): nothing. asyncpg's default would send
     ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` at every release, a round
@@ -71,7 +71,7 @@ async def create_pool(dsn: str, *, max_size: int = 10, service: str | None = Non
         min_size=1,
         max_size=max_size,
         init=init,
-        reset=_keep_session,
+        reset=keep_session,
         command_timeout=30,
     )
     assert pool is not None

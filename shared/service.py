@@ -115,6 +115,18 @@ class Service:
     webhooks: APIRouter | None = None
 
 
+def service_context(name: str) -> Callable[[Request], Awaitable[ServiceContext]]:
+    """A FastAPI dependency giving a route its service's running context: ``context_of``,
+    asynchronous because FastAPI runs a plain function dependency in its thread pool, a thread
+    hop for every request that needs none."""
+    of = context_of(name)
+
+    async def dependency(request: Request) -> ServiceContext:
+        return of(request)
+
+    return dependency
+
+
 def context_of(name: str) -> Callable[[Request], ServiceContext]:
     """A FastAPI dependency giving a route its service's running context."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -130,6 +131,12 @@ class NodeSettings(BaseSettings):
         description="the nats-server's system account, to reload its configuration: on the "
         "hub, to cut a removed organisation's link; on any node, for its member systems' users",
     )
+    nats_public_url: str | None = Field(
+        default=None,
+        pattern=r"^(nats|tls)://[^\s/@]+$",
+        description="the address member systems reach this node's nats-server at, as its "
+        "AsyncAPI document declares it (default: the first of RELAIS_NATS_URL, without its login)",
+    )
     nats_users_file: Path | None = Field(
         default=None,
         description="the users file the node's nats-server includes, which the node writes: its "
@@ -225,6 +232,15 @@ class NodeSettings(BaseSettings):
     @property
     def is_hub(self) -> bool:
         return self.role is NodeRole.SECRETARIAT
+
+    @property
+    def nats_client_address(self) -> str:
+        """Where clients reach the node's nats-server: ``nats_public_url``, or the services' own
+        first address with its user and password taken out."""
+        parts = urlsplit(self.nats_public_url or self.nats_url.split(",")[0].strip())
+        host = parts.hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return f"{parts.scheme}://{host}:{parts.port or 4222}"
 
     @property
     def quota(self) -> Quota:

@@ -22,10 +22,10 @@ from shared.contracts.audit import Outcome
 from shared.contracts.directory import ORG_ID
 from shared.errors import Invalid, NotFound
 from shared.inputs import Moment
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
-Context = Annotated[ServiceContext, Depends(context_of("audit"))]
+Context = Annotated[ServiceContext, Depends(service_context("audit"))]
 OwnLog = Annotated[Principal, Depends(require(Role.ADMIN, Role.AUDITOR))]
 NetworkLog = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.AUDITOR))]
 # The figures: exactly the roles the network page admits (shared/auth/roles.py).

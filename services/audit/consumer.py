@@ -35,14 +35,20 @@ def checkpoints(ctx: ServiceContext) -> Subscription:
 
 
 def network(ctx: ServiceContext) -> Subscription:
+    async def log_batch(items: Sequence[tuple[CloudEvent, Payload, Delivery]]) -> None:
+        await handlers.log_network_batch(ctx, items)
+
+    log = ctx.bound(handlers.log_network)
     return Subscription.routing(
         ROUTER,
         "audit-network",
         {
-            ReferralOffered: ctx.bound(handlers.log_offer),
-            ReferralTransitioned: ctx.bound(handlers.log_transition),
-            ReferralEscalated: ctx.bound(handlers.log_escalation),
-            OrganisationPublished: ctx.bound(handlers.log_publication),
+            ReferralOffered: log,
+            ReferralTransitioned: log,
+            ReferralEscalated: log,
+            OrganisationPublished: log,
         },
         own_broadcasts=True,
+        batch=200,
+        batch_handler=log_batch,
     )

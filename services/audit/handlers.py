@@ -28,8 +28,8 @@ from shared.contracts.referrals import (
     ReferralTransitioned,
     Status,
 )
-from shared.db import Pool
-from shared.errors import Forbidden, NotFound
+from shared.db import Connection, Pool
+from shared.errors import Forbidden, NotFound, PermanentFailure
 from shared.events import CloudEvent, Payload, new_event_id
 from shared.service import ServiceContext
 
@@ -309,36 +309,67 @@ def _ends(delivery: Delivery) -> tuple[str, str]:
     return tokens[2], tokens[3]
 
 
-async def _log(
-    ctx: ServiceContext,
-    event: CloudEvent,
-    delivery: Delivery,
-    action: str,
-    object: str,
-    meta: dict[str, Any],
-    fact: tuple[str, list[Any]] | None = None,
+@dataclass(frozen=True)
+class NetworkEntry:
+    """One row of the network log, and the statement that keeps its facts up to date."""
+
+    action: str
+    object: str
+    meta: dict[str, Any]
+    fact: tuple[str, list[Any]] | None = None
+
+
+async def _write(
+    conn: Connection, event: CloudEvent, delivery: Delivery, entry: NetworkEntry
 ) -> None:
     sender, recipient = _ends(delivery)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        inserted = await conn.fetchval(
-            "INSERT INTO audit.network_event (event_id, at, action, from_org, to_org, object, meta)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING"
-            " RETURNING true",
-            event.id,
-            event.time,
-            action,
-            sender,
-            recipient,
-            object,
-            meta,
-        )
-        if inserted and fact is not None:
-            await conn.execute(fact[0], *fact[1])
+    inserted = await conn.fetchval(
+        "INSERT INTO audit.network_event (event_id, at, action, from_org, to_org, object, meta)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING"
+        " RETURNING true",
+        event.id,
+        event.time,
+        entry.action,
+        sender,
+        recipient,
+        entry.object,
+        entry.meta,
+    )
+    if inserted and entry.fact is not None:
+        await conn.execute(entry.fact[0], *entry.fact[1])
 
 
-async def log_offer(
-    ctx: ServiceContext, event: CloudEvent, offer: ReferralOffered, delivery: Delivery
+async def log_network(
+    ctx: ServiceContext, event: CloudEvent, payload: Payload, delivery: Delivery
 ) -> None:
+    """One event crossing ``ROUTER`` in the network log, in a transaction of its own."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await _write(conn, event, delivery, await network_entry(conn, payload))
+
+
+async def log_network_batch(
+    ctx: ServiceContext, items: Sequence[tuple[CloudEvent, Payload, Delivery]]
+) -> None:
+    """A fetch of events crossing ``ROUTER``, in stream order, in one transaction (each row
+    is keyed by its event id: a redelivered one adds nothing)."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        for event, payload, delivery in items:
+            await _write(conn, event, delivery, await network_entry(conn, payload))
+
+
+async def network_entry(conn: Connection, payload: Payload) -> NetworkEntry:
+    if isinstance(payload, ReferralOffered):
+        return _offer(payload)
+    if isinstance(payload, ReferralTransitioned):
+        return _transition(payload)
+    if isinstance(payload, ReferralEscalated):
+        return _escalation(payload)
+    if isinstance(payload, OrganisationPublished):
+        return await _publication(conn, payload)
+    raise PermanentFailure(f"the network log does not keep {type(payload).__name__}")
+
+
+def _offer(offer: ReferralOffered) -> NetworkEntry:
     """A referral crosses the hub: its clear header is logged; the sealed payload never is."""
     h = offer.header
     meta = {
@@ -357,16 +388,16 @@ async def log_offer(
         " region = EXCLUDED.region, created_at = EXCLUDED.created_at, updated_at = now()",
         [h.referral_id, h.from_org, h.to_org, h.category, h.urgency.value, h.region, h.created_at],
     )
-    await _log(ctx, event, delivery, "referral.offered", f"referral:{h.referral_id}", meta, fact)
+    return NetworkEntry(
+        action="referral.offered", object=f"referral:{h.referral_id}", meta=meta, fact=fact
+    )
 
 
 ANSWERS = (Status.ACCEPTED, Status.DECLINED)
 CLOSINGS = (Status.DECLINED, Status.CLOSED_UNRESOLVED, Status.WITHDRAWN, Status.EXPIRED)
 
 
-async def log_transition(
-    ctx: ServiceContext, event: CloudEvent, step: ReferralTransitioned, delivery: Delivery
-) -> None:
+def _transition(step: ReferralTransitioned) -> NetworkEntry:
     """A referral moved on: status, when, by whom, the reason code; never the sealed note."""
     meta = {
         "status": step.status.value,
@@ -390,12 +421,10 @@ async def log_transition(
         ],
     )
     action = f"referral.{step.status.value}"
-    await _log(ctx, event, delivery, action, f"referral:{step.referral_id}", meta, fact)
+    return NetworkEntry(action=action, object=f"referral:{step.referral_id}", meta=meta, fact=fact)
 
 
-async def log_escalation(
-    ctx: ServiceContext, event: CloudEvent, escalation: ReferralEscalated, delivery: Delivery
-) -> None:
+def _escalation(escalation: ReferralEscalated) -> NetworkEntry:
     meta = {
         "from_org": escalation.from_org,
         "to_org": escalation.to_org,
@@ -418,18 +447,16 @@ async def log_escalation(
         ],
     )
     object = f"referral:{escalation.referral_id}"
-    await _log(ctx, event, delivery, "referral.overdue", object, meta, fact)
+    return NetworkEntry(action="referral.overdue", object=object, meta=meta, fact=fact)
 
 
-async def log_publication(
-    ctx: ServiceContext, event: CloudEvent, record: OrganisationPublished, delivery: Delivery
-) -> None:
+async def _publication(conn: Connection, record: OrganisationPublished) -> NetworkEntry:
     """A directory record: its membership and keys in the log (no focal point's name), the
-    record itself kept for coverage."""
-    async with ctx.pool.acquire() as conn:
-        held = await conn.fetchrow(
-            "SELECT version, record FROM audit.provider WHERE org_id = $1", record.org_id
-        )
+    record itself kept for coverage (read in the caller's transaction: a batch with two
+    versions of one record compares the second with the first)."""
+    held = await conn.fetchrow(
+        "SELECT version, record FROM audit.provider WHERE org_id = $1", record.org_id
+    )
     previous = None if held is None else OrganisationPublished.model_validate(held["record"])
     changed = _changes(previous, record)
     meta = {
@@ -446,8 +473,8 @@ async def log_publication(
         " WHERE provider.version < EXCLUDED.version",
         [record.org_id, record.version, data],
     )
-    action = "organisation.published"
-    await _log(ctx, event, delivery, action, f"organisation:{record.org_id}", meta, fact)
+    object = f"organisation:{record.org_id}"
+    return NetworkEntry(action="organisation.published", object=object, meta=meta, fact=fact)
 
 
 def _changes(previous: OrganisationPublished | None, record: OrganisationPublished) -> list[str]:

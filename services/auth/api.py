@@ -29,11 +29,11 @@ from shared.auth.guards import require
 from shared.auth.roles import Principal, Role
 from shared.auth.session_store import EndedWhy
 from shared.errors import NotFound
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
 
-Context = Annotated[ServiceContext, Depends(context_of("auth"))]
+Context = Annotated[ServiceContext, Depends(service_context("auth"))]
 Anyone = Annotated[Principal, Depends(require())]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 NO_STORE = {"Cache-Control": "no-store"}  # RFC 6749 §5.1: no cache keeps a secret

@@ -29,7 +29,7 @@ from shared.auth import domain, store
 from shared.auth.roles import Role
 from shared.bus import Bus
 from shared.db import Pool
-from shared.errors import Conflict, Invalid, NotFound
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.settings import NodeSettings
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class Client:
     created_by: str
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None = None  # its token's last use (HTTP or NATS), to the minute
 
     @property
     def inbox_prefix(self) -> str:
@@ -61,6 +62,26 @@ class CreatedClient:
     nkey_seed: str  # the NATS nkey's seed (SU…), shown once
 
 
+class NoClientsOnTheHub(Forbidden):
+    """Member-system clients are made on a member organisation's node, never on the hub.
+
+    The hub's nats-server is the network's (one account per organisation, joined by exports
+    the directory writes): a client there would sit beside the network's routing, and it would
+    have nothing to do. The NATS commands act for an organisation on its own cases with a
+    case worker's or focal point's token, and the hub's accounts are coordinators, auditors
+    and administrators, who hold no case; the directory the secretariat's software reads is
+    the HTTP API's, with an API token (``relais token create``)."""
+
+    type = "no-clients-on-hub"
+    title = "No member-system clients on the hub"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the hub has no member-system clients: make them on the member organisation's own "
+            "node; the secretariat's software uses the HTTP API with an API token"
+        )
+
+
 def check_name(name: str) -> str:
     if not feed.CLIENT_NAME.match(name):
         raise Invalid(
@@ -70,7 +91,10 @@ def check_name(name: str) -> str:
     return name
 
 
-_COLUMNS = "c.name, c.token_id, t.org, t.roles, c.nkey, c.created_by, c.created_at, c.revoked_at"
+_COLUMNS = (
+    "c.name, c.token_id, t.org, t.roles, c.nkey, c.created_by, c.created_at, c.revoked_at,"
+    " t.last_used_at"
+)
 
 
 def _client(row: asyncpg.Record) -> Client:
@@ -83,15 +107,28 @@ def _client(row: asyncpg.Record) -> Client:
         created_by=row["created_by"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
     )
 
 
 async def create(
-    pool: Pool, name: str, org: str, roles: Iterable[Role | str], created_by: str
+    pool: Pool,
+    name: str,
+    org: str,
+    roles: Iterable[Role | str],
+    created_by: str,
+    *,
+    on_hub: bool,
 ) -> CreatedClient:
-    """A new client with its token and nkey; ``Conflict`` if the name was ever used."""
+    """A new client with its token and nkey; ``Conflict`` if the name was ever used,
+    ``NoClientsOnTheHub`` on the hub."""
+    if on_hub:
+        raise NoClientsOnTheHub
     check_name(name)
-    chosen = domain.check_api_token_roles(roles)
+    try:
+        chosen = domain.check_api_token_roles(roles)
+    except Invalid as refused:  # a client's roles are its scopes, as the CLI and API name them
+        raise Invalid(refused.detail, field="scopes") from None
     if await get(pool, name) is not None:
         raise Conflict("a client of this name exists (a revoked one keeps its name)", field="name")
     seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
@@ -149,6 +186,20 @@ async def revoke(pool: Pool, name: str) -> Client:
     assert client is not None
     log.info("member-system client %s revoked", name)
     return client
+
+
+async def backlogs(bus: Bus, names: Iterable[str]) -> dict[str, int | None]:
+    """What waits in each client's feed: events not yet delivered, or delivered and not yet
+    acknowledged; ``None`` where the node's nats-server did not say (away, or no consumer)."""
+    found: dict[str, int | None] = {}
+    for name in names:
+        try:
+            info = await bus.js.consumer_info(feed.FEED, name, timeout=2)
+        except (TimeoutError, nats.errors.Error):
+            found[name] = None
+            continue
+        found[name] = (info.num_pending or 0) + (info.num_ack_pending or 0)
+    return found
 
 
 # -- the node's side -----------------------------------------------------------------------

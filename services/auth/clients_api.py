@@ -16,11 +16,11 @@ from shared.auth.guards import require
 from shared.auth.roles import Principal, Role
 from shared.errors import NotFound
 from shared.feed import CLIENT_NAME, FEED
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
 
-Context = Annotated[ServiceContext, Depends(context_of("auth"))]
+Context = Annotated[ServiceContext, Depends(service_context("auth"))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
@@ -34,6 +34,11 @@ class NewClient(BaseModel):
 class Feed(BaseModel):
     stream: str
     consumer: str
+    backlog: int | None = Field(
+        default=None,
+        description="events waiting for the client (not yet delivered, or not yet "
+        "acknowledged); absent when the nats-server did not say, or the client is revoked",
+    )
 
 
 class ClientOut(BaseModel):
@@ -47,9 +52,12 @@ class ClientOut(BaseModel):
     created_by: str
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None = Field(
+        description="its API token's last use, over HTTP or NATS (to the minute)"
+    )
 
     @classmethod
-    def of(cls, client: clients.Client) -> ClientOut:
+    def of(cls, client: clients.Client, backlog: int | None = None) -> ClientOut:
         return cls(
             name=client.name,
             org=client.org,
@@ -57,10 +65,11 @@ class ClientOut(BaseModel):
             token_id=client.token_id,
             nkey=client.nkey,
             inbox_prefix=client.inbox_prefix,
-            feed=Feed(stream=FEED, consumer=client.name),
+            feed=Feed(stream=FEED, consumer=client.name, backlog=backlog),
             created_by=client.created_by,
             created_at=client.created_at,
             revoked_at=client.revoked_at,
+            last_used_at=client.last_used_at,
         )
 
 
@@ -71,13 +80,20 @@ class CreatedClient(ClientOut):
 
 @router.get("/clients")
 async def list_clients(_: Admin, context: Context) -> list[ClientOut]:
-    return [ClientOut.of(client) for client in await clients.list_all(context.pool)]
+    """The node's clients, revoked ones included, with what waits in each active one's feed."""
+    found = await clients.list_all(context.pool)
+    active = [c.name for c in found if c.revoked_at is None]
+    waiting = await clients.backlogs(context.bus, active) if active else {}
+    return [ClientOut.of(client, waiting.get(client.name)) for client in found]
 
 
 @router.post(
     "/clients",
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "a client of this name exists"}},
+    responses={
+        409: {"description": "a client of this name exists"},
+        403: {"description": "on the hub, which has no member-system clients"},
+    },
 )
 async def create_client(
     new: NewClient, admin: Admin, context: Context, response: Response
@@ -85,7 +101,12 @@ async def create_client(
     """Create a member system's client of this node's organisation: its API token and NATS
     nkey seed are shown once; the node's nats-server accepts it at once."""
     made = await clients.create(
-        context.pool, new.name, context.settings.org, new.scopes, admin.subject
+        context.pool,
+        new.name,
+        context.settings.org,
+        new.scopes,
+        admin.subject,
+        on_hub=context.settings.is_hub,
     )
     await _audit(context, admin, "client.created", new.name, sorted(new.scopes))
     response.headers["Cache-Control"] = "no-store"

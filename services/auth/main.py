@@ -31,10 +31,11 @@ async def start(context: ServiceContext) -> None:
             context.settings.node_id,
         )
     context.background("forget spent access tokens and sessions", lambda: _upkeep(context))
-    context.background(
-        "member-system clients' NATS users and feeds",
-        lambda: clients.keep_in_step(context.pool, context.bus, context.settings),
-    )
+    if not context.settings.is_hub:  # the hub has none (clients.NoClientsOnTheHub)
+        context.background(
+            "member-system clients' NATS users and feeds",
+            lambda: clients.keep_in_step(context.pool, context.bus, context.settings),
+        )
 
 
 async def _upkeep(context: ServiceContext) -> None:

@@ -142,12 +142,14 @@ NAV_ITEMS: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/audit", N_("Audit log"), frozenset({Role.COORDINATOR, Role.AUDITOR, Role.ADMIN})),
     ("/admin/users", N_("Users"), frozenset({Role.ADMIN})),
     ("/admin/tokens", N_("API tokens"), frozenset({Role.ADMIN})),
+    ("/admin/clients", N_("Member systems"), frozenset({Role.ADMIN})),
     ("/admin/notifications", N_("Notification rules"), frozenset({Role.ADMIN})),
     ("/admin/dead-letters", N_("Dead letters"), frozenset({Role.ADMIN})),
     ("/admin/outbox-replay", N_("Replay the outbox"), frozenset({Role.ADMIN})),
     ("/notifications", N_("Notifications"), frozenset(Role)),
 )
 HUB_ONLY = frozenset({"/network"})
+MEMBER_ONLY = frozenset({"/admin/clients"})  # the hub has no member-system clients
 
 
 def navigation(
@@ -158,7 +160,7 @@ def navigation(
         return []
     links = []
     for href, label, roles in NAV_ITEMS:
-        if href in HUB_ONLY and not is_hub:
+        if (href in HUB_ONLY and not is_hub) or (href in MEMBER_ONLY and is_hub):
             continue
         if principal.has(*roles):
             links.append((href, label, _current(href, here)))

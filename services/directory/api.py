@@ -23,13 +23,13 @@ from shared.contracts.directory import CODE, ORG_ID, Capacity, OrganisationPubli
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.federation import account
 from shared.membership.joining import Application, KeyChange
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
 router.include_router(reference_api.router)
 router.include_router(export_api.router)
 router.include_router(search_api.router)
-Context = Annotated[ServiceContext, Depends(context_of("directory"))]
+Context = Annotated[ServiceContext, Depends(service_context("directory"))]
 Anyone = Annotated[Principal, Depends(require())]
 Coordinator = Annotated[Principal, Depends(require(Role.COORDINATOR, Role.ADMIN))]
 Operator = Annotated[Principal, Depends(require(Role.ADMIN, Role.COORDINATOR))]

@@ -39,6 +39,8 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
                 DirectoryReplayRequested: ctx.bound(handlers.replay_directory),
                 FloodReported: ctx.bound(handlers.record_flood),
             },
+            batch=200,
+            batch_handler=lambda items: handlers.replicate_organisations(ctx, items),
         )
     ]
 

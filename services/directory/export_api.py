@@ -22,10 +22,10 @@ from shared import audit_trail
 from shared.auth import Principal, require
 from shared.contracts.directory import OrganisationPublished
 from shared.errors import NotFound
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
-Context = Annotated[ServiceContext, Depends(context_of("directory"))]
+Context = Annotated[ServiceContext, Depends(service_context("directory"))]
 Anyone = Annotated[Principal, Depends(require())]
 # HSDS's own names for the paging parameters; pages count from 1.
 PageNumber = Annotated[int, Query(alias="page", ge=1, le=10_000, description="from 1")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
 from services.directory import domain, hub_server, matching, search, store
@@ -13,6 +13,7 @@ from shared import audit_trail, crypto, processed
 from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.directory import (
+    ORGANISATION_CHANGED_NOTICE,
     Capacity,
     DirectoryReplayRequested,
     FloodReported,
@@ -96,8 +97,19 @@ async def _publish(
             accepted.org_id,
             accepted,
         )
+    await _tell_copies(ctx, accepted.org_id)
     await ensure_hub_topology(ctx)
     return accepted
+
+
+async def _tell_copies(ctx: ServiceContext, org_id: str) -> None:
+    """After the change committed: the node's services that keep a copy of the record read it
+    again. A notice lost is no harm done beyond a copy kept a little longer (they keep one for
+    a short while only, and forget all on a reconnection)."""
+    try:
+        await ctx.bus.notice(ORGANISATION_CHANGED_NOTICE, {"org_id": org_id})
+    except Exception as exc:  # committed already: the change stands whatever NATS says
+        log.warning("directory: could not tell the node's services of %s (%s)", org_id, exc)
 
 
 async def ensure_hub_topology(ctx: ServiceContext, cut: Collection[str] = ()) -> None:
@@ -432,8 +444,38 @@ async def replicate_organisation(
             await _audit(conn, _hub(ctx), "organisation.replicated", record.org_id, record)
 
     await _once(ctx, "directory.replica", event, apply_if_newer)
+    await _tell_copies(ctx, record.org_id)
     if record.org_id == ctx.settings.org:
         take_up_keys(ctx, record)
+
+
+async def replicate_organisations(
+    ctx: ServiceContext, items: Sequence[tuple[CloudEvent, Payload, Delivery]]
+) -> None:
+    """A fetch of the hub's broadcasts applied in one transaction, in stream order, each once
+    (a replica catching up after an outage); what ``replicate_organisation`` does one by one.
+    A fetch holding anything else is refused whole: the consumer then takes it one by one."""
+    records: list[tuple[CloudEvent, OrganisationPublished]] = []
+    for event, payload, delivery in items:
+        if not isinstance(payload, OrganisationPublished):
+            raise PermanentFailure(f"{event.type} is not applied in a batch")
+        if delivery.sender != ctx.settings.hub_org:
+            raise Forbidden(f"directory records come from the hub, not from {delivery.sender}")
+        records.append((event, payload))
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        for event, record in records:
+            if not await processed.first_time(conn, SCHEMA, "directory.replica", event.id):
+                continue
+            current = await store.get_organisation(conn, record.org_id)
+            if domain.should_apply(current.version if current else None, record):
+                await store.save_organisation(conn, record)
+                await store.settle_change_requests(conn, record.org_id, record.version)
+                await _audit(conn, _hub(ctx), "organisation.replicated", record.org_id, record)
+    for org_id in dict.fromkeys(record.org_id for _, record in records):
+        await _tell_copies(ctx, org_id)
+    for _, record in records:
+        if record.org_id == ctx.settings.org:
+            take_up_keys(ctx, record)
 
 
 def take_up_keys(ctx: ServiceContext, record: OrganisationPublished) -> None:

@@ -15,10 +15,10 @@ from pydantic import BaseModel, Field
 from services.directory import matching, reference, search
 from shared.auth import Principal, require
 from shared.contracts.directory import Capacity
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
-Context = Annotated[ServiceContext, Depends(context_of("directory"))]
+Context = Annotated[ServiceContext, Depends(service_context("directory"))]
 Anyone = Annotated[Principal, Depends(require())]
 Codes = Annotated[list[str] | None, Query(max_length=20)]
 

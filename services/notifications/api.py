@@ -22,10 +22,10 @@ from shared import zones
 from shared.auth import Principal, Role, require
 from shared.errors import Forbidden, NotFound
 from shared.inputs import Flag, Moment
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
-Context = Annotated[ServiceContext, Depends(context_of("notifications"))]
+Context = Annotated[ServiceContext, Depends(service_context("notifications"))]
 Anyone = Annotated[Principal, Depends(require())]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 KEEP_ALIVE = 15.0

@@ -48,6 +48,7 @@ def subscriptions(n: Notifier) -> list[Subscription]:
                 ReferralChanged: bound(handlers.on_referral_changed),
                 ReferralDeadline: bound(handlers.on_deadline),
             },
+            batch_handler=lambda items: handlers.on_referral_events(n, items),
         ),
         Subscription.routing(
             INBOX,

@@ -18,16 +18,17 @@ from shared.contracts.referrals import (
     MESSAGE_MAX_CHARS,
     REFERRAL_ID,
     Box,
+    Change,
     Consent,
     LegalBasis,
     Status,
     Urgency,
 )
 from shared.errors import Invalid
-from shared.service import ServiceContext, context_of
+from shared.service import ServiceContext, service_context
 
 router = APIRouter()
-Context = Annotated[ServiceContext, Depends(context_of("referrals"))]
+Context = Annotated[ServiceContext, Depends(service_context("referrals"))]
 CaseWorker = Annotated[Principal, Depends(require(*handlers.CASE_ROLES))]
 Reader = Annotated[Principal, Depends(require(*handlers.CASE_ROLES, Role.AUDITOR))]
 Anyone = Annotated[Principal, Depends(require())]
@@ -38,7 +39,7 @@ ReferralId = Annotated[str, Path(pattern=REFERRAL_ID, description="a referral's 
 class HistoryOut(BaseModel):
     model_config = ConfigDict(json_schema_extra=request_schemas.add_history_reasons)
 
-    change: str
+    change: Change
     status: Status | None
     at: datetime
     by_org: str

@@ -1,12 +1,26 @@
 """What the referrals service asks the node's directory, over NATS request/reply (services
-never import each other): an organisation's record and keys, and ranked suggestions."""
+never import each other): an organisation's record and keys, and ranked suggestions.
+
+The records are kept for a while (``Roster``): every envelope received and every referral
+sent needs its organisation's, and asking the directory each time was a request, a query and
+two JSON round trips per event. A copy is dropped as soon as the directory says the record
+changed (its notice, ``ORGANISATION_CHANGED_NOTICE``), on a reconnection to NATS (a notice may
+have been lost) and after ``Roster.keep_for`` at the latest; and a record that would refuse
+(an unknown or expired key, a member not active) is asked again before it does: a key
+published since it was read is found, not refused.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from shared.bus import Bus
 from shared.contracts.directory import (
+    ORGANISATION_CHANGED_NOTICE,
     KeyUse,
     MembershipStatus,
     OrganisationPublished,
@@ -16,19 +30,130 @@ from shared.errors import Invalid, NotFound
 from shared.service import ServiceContext
 
 
-async def organisation(ctx: ServiceContext, org_id: str) -> OrganisationPublished | None:
+@dataclass
+class Roster:
+    """The directory's records as this service last read them, by organisation."""
+
+    ask: Callable[[str], Awaitable[OrganisationPublished | None]]  # the directory, now
+    keep_for: float = 60.0  # seconds: a bound on staleness should a notice go astray
+    clock: Callable[[], float] = time.monotonic
+    _records: dict[str, tuple[float, OrganisationPublished]] = field(default_factory=dict)
+    # Raised by every drop: a read that was on its way when a record changed is not kept.
+    _generation: int = 0
+
+    async def organisation(
+        self, org_id: str, enough: Callable[[OrganisationPublished], bool] | None = None
+    ) -> OrganisationPublished | None:
+        """The kept record if there is one, young enough and, with ``enough``, one the caller
+        would not refuse; else the directory's, kept for the next ones."""
+        kept = self._records.get(org_id)
+        if (
+            kept is not None
+            and self.clock() - kept[0] < self.keep_for
+            and (enough is None or enough(kept[1]))
+        ):
+            return kept[1]
+        return await self.refresh(org_id)
+
+    async def refresh(self, org_id: str) -> OrganisationPublished | None:
+        """The directory's record of ``org_id`` now, kept for the next ones."""
+        generation, read_at = self._generation, self.clock()
+        record = await self.ask(org_id)
+        if generation == self._generation:
+            if record is None:
+                self._records.pop(org_id, None)
+            else:
+                self._records[org_id] = (read_at, record)
+        return record
+
+    def invalidate(self, org_id: str | None = None) -> None:
+        """Forget ``org_id``'s record (every record with None)."""
+        self._generation += 1
+        if org_id is None:
+            self._records.clear()
+        else:
+            self._records.pop(org_id, None)
+
+    def heard(self, notice: dict[str, Any]) -> None:
+        org_id = notice.get("org_id")
+        self.invalidate(org_id if isinstance(org_id, str) else None)
+
+
+async def install(ctx: ServiceContext) -> Roster:
+    """At the service's start: the roster its handlers share, told of the directory's changes."""
+    roster = Roster(lambda org_id: ask_directory(ctx.bus, org_id))
+    ctx.state = roster
+    await ctx.bus.on_notice(ORGANISATION_CHANGED_NOTICE, roster.heard)
+    ctx.bus.reconnected.append(roster.invalidate)
+    return roster
+
+
+def _roster(ctx: ServiceContext) -> Roster | None:
+    # A context the service's start did not make (a test's) hears no notice: no copies there.
+    return ctx.state if isinstance(ctx.state, Roster) else None
+
+
+async def ask_directory(bus: Bus, org_id: str) -> OrganisationPublished | None:
     try:
-        found = await ctx.bus.request("relais.cmd.directory.organisation", {"org_id": org_id})
+        found = await bus.request("relais.cmd.directory.organisation", {"org_id": org_id})
     except NotFound:
         return None
     return OrganisationPublished.model_validate(found)
+
+
+async def organisation(
+    ctx: ServiceContext,
+    org_id: str,
+    *,
+    enough: Callable[[OrganisationPublished], bool] | None = None,
+) -> OrganisationPublished | None:
+    """The record of ``org_id`` (None if the directory has none). A kept copy serves if it
+    is ``enough`` (it would not make the caller refuse); otherwise the directory is asked."""
+    roster = _roster(ctx)
+    if roster is None:
+        return await ask_directory(ctx.bus, org_id)
+    return await roster.organisation(org_id, enough)
+
+
+async def refresh(ctx: ServiceContext, org_id: str) -> OrganisationPublished | None:
+    """The directory's record of ``org_id`` as it is now, whatever copy was kept."""
+    roster = _roster(ctx)
+    return await ask_directory(ctx.bus, org_id) if roster is None else await roster.refresh(org_id)
+
+
+def invalidate(ctx: ServiceContext, org_id: str | None = None) -> None:
+    """Forget the kept copy of ``org_id``'s record (of every one with None)."""
+    roster = _roster(ctx)
+    if roster is not None:
+        roster.invalidate(org_id)
+
+
+def vouches(record: OrganisationPublished, key_id: str, signed_at: datetime) -> bool:
+    """Whether ``record`` lets a signature by its key ``key_id`` made at ``signed_at`` be
+    checked at all: an active member, the key published, not expired."""
+    key = key_by_id(record, key_id, KeyUse.SIGNING)
+    return (
+        record.status is MembershipStatus.ACTIVE
+        and key is not None
+        and unexpired(key, signed_at, datetime.now(UTC))
+    )
+
+
+def _takes(record: OrganisationPublished, category: str) -> bool:
+    try:
+        current_key(record, KeyUse.ENCRYPTION, datetime.now(UTC))
+    except Invalid:
+        return False
+    return record.status is MembershipStatus.ACTIVE and any(
+        s.category == category and s.takes_referrals for s in record.services
+    )
 
 
 async def recipient(ctx: ServiceContext, org_id: str, category: str) -> OrganisationPublished:
     """The organisation a referral is addressed to, if it may receive one of ``category``."""
     if org_id == ctx.settings.org:
         raise Invalid("an organisation does not refer to itself", field="to_org")
-    record = await organisation(ctx, org_id)
+    record = await organisation(ctx, org_id, enough=lambda r: _takes(r, category))
     if record is None:
         raise Invalid(f"no organisation {org_id} in the directory", field="to_org")
     if record.status is not MembershipStatus.ACTIVE:

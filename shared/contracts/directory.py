@@ -17,6 +17,11 @@ from pydantic import Field
 from shared.events import Payload, Scope, registry
 
 ORG_ID = r"^[a-z][a-z0-9_]{1,30}$"
+# Core NATS, inside one node (``Bus.notice``): the directory's record of ``{"org_id"}`` changed
+# here, so whoever keeps a copy (the referrals' roster) reads it again. Outside ``relais.local``
+# (no stream keeps it) and ``relais.cmd`` (a member system cannot send it); a leaf's
+# permissions let nothing of the kind cross to the hub or back.
+ORGANISATION_CHANGED_NOTICE = "relais.notice.directory.organisation"
 
 
 class MembershipStatus(StrEnum):

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, Field, JsonValue, WithJsonSchema
 
 from shared.contracts.directory import CODE, ORG_ID
 from shared.events import Payload, Scope, registry
@@ -43,6 +43,41 @@ class Status(StrEnum):
     CLOSED_UNRESOLVED = "closed_unresolved"
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
+
+
+# What can happen to a referral, as its history and its ``changed`` events name it: every
+# status it reaches, and the steps that change no status. The one list the API's and the
+# events' documents take their enum from (``Change``).
+STEPS_WITHOUT_STATUS: dict[str, str] = {
+    "consent_revoked": "the person withdrew consent",
+    "consent_expired": "the consent's end date passed: the recipient's copy was destroyed",
+    "key_destroyed": "this node destroyed its copy of the data key",
+    "refused": "the recipient's node refused the envelope",
+    "messaged": "a message was written in its conversation (events only)",
+    "follows": "it was sent again from an earlier referral, which link names (history only)",
+    "sent_again": "it was sent again as a new referral, which link names (history only)",
+}
+CHANGES: tuple[str, ...] = (*(s.value for s in Status), *STEPS_WITHOUT_STATUS)
+
+
+def _known_change(value: str) -> str:
+    if value not in CHANGES:
+        raise ValueError(f"unknown change {value!r}: one of {', '.join(CHANGES)}")
+    return value
+
+
+Change = Annotated[
+    str,
+    AfterValidator(_known_change),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": list(CHANGES),
+            "description": "what happened: a status it reached, or "
+            + "; ".join(f"{code}: {meaning}" for code, meaning in STEPS_WITHOUT_STATUS.items()),
+        }
+    ),
+]
 
 
 class RefusalReason(StrEnum):
@@ -292,11 +327,7 @@ class ReferralView(Payload):
 )
 class ReferralChanged(Payload):
     referral: ReferralView
-    change: str = Field(
-        pattern=CODE,
-        description="what happened: a status (sent, received, accepted, ...), consent_revoked, "
-        "key_destroyed, refused",
-    )
+    change: Change
     by_org: str = Field(pattern=ORG_ID)
     at: datetime
 

@@ -302,7 +302,15 @@ async def run(
             await nc.subscribe("relais.local.referrals.changed", cb=receipts.on_message)
             headers = {"Authorization": f"Bearer {_token(creds, 'sanad', 'caseworker')}"}
             async with httpx.AsyncClient(
-                base_url=creds["nodes"]["sanad"]["url"], headers=headers, timeout=60
+                base_url=creds["nodes"]["sanad"]["url"],
+                headers=headers,
+                timeout=60,
+                # Idle connections dropped before uvicorn's 5 s keep-alive ends them: a POST
+                # sent on one the server is closing at that moment fails with a ReadError, a
+                # fault of the bench's connection rather than an answer of the node (a
+                # fixed-load row once failed with a bare ReadError after the pause that
+                # follows the sustained run).
+                limits=httpx.Limits(keepalive_expiry=2.0),
             ) as sanad:
                 await _post(sanad, {})  # warm up: the first referral opens every path
                 say(f"referrals: sustained, {count} referrals from {posters} clients")

@@ -236,3 +236,36 @@ async def test_a_revoked_client_is_cut_off_at_once(running_network: Creds, tmp_p
         assert bad.status_code == 422, bad.text
     refused = await login_answer(revoked["nats"]["url"], created["nkey_seed"])
     assert "Authorization Violation" in refused
+
+
+async def test_the_hub_refuses_member_system_clients_with_a_specific_problem(
+    running_network: Creds,
+) -> None:
+    async with client(running_network, "hub", "admin") as admin:
+        made = await admin.post("/api/v1/auth/clients", json={"name": "sg", "scopes": ["auditor"]})
+        assert made.status_code == 403, made.text
+        assert made.headers["content-type"].startswith("application/problem+json")
+        problem = made.json()
+        assert problem["type"] == "/problems/no-clients-on-hub", problem
+        assert "member organisation's own node" in problem["detail"]
+        assert (await admin.get("/api/v1/auth/clients")).json() == []
+
+
+async def test_bad_client_requests_name_the_field_at_fault(running_network: Creds) -> None:
+    async with client(running_network, "sanad", "admin") as admin:
+        for body, field in (
+            ({"name": "ok_name", "scopes": ["admin"]}, "scopes"),
+            ({"name": "ok_name", "scopes": ["caseworker"], "extra": 1}, "extra"),
+            ({"name": "ok_name"}, "scopes"),
+            ({"name": "x", "scopes": ["caseworker"]}, "name"),
+        ):
+            refused = await admin.post("/api/v1/auth/clients", json=body)
+            assert refused.status_code == 422, (body, refused.text)
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.json()["field"] == field, (body, refused.json())
+        listed = {c["name"]: c for c in (await admin.get("/api/v1/auth/clients")).json()}
+    assert "ok_name" not in listed  # nothing half-made
+    # The demo's client has used its token (the examples and tests above); its feed is counted.
+    crm = listed[system(running_network, "sanad")["name"]]
+    assert isinstance(crm["feed"]["backlog"], int)
+    assert "last_used_at" in crm

@@ -50,6 +50,12 @@ async def test_every_nodes_documents_pass_the_reference_tools(
             openapi = (await anonymous.get("/openapi.json")).json()
         assert asyncapi_errors(asyncapi) == [], node
         assert "relais_cmd_referrals_list" in asyncapi["channels"], node
+        # Its own nats-server, where the clients of the credentials file connect (no login).
+        (server,) = asyncapi["servers"].values()
+        assert server["protocol"] == "nats", node
+        address = running_network["nodes"][node]["nats_url"].rsplit("@", 1)[-1]
+        assert address.endswith(server["host"]), (node, server, address)
+        assert "@" not in server["host"]
         validate(openapi)
 
 

@@ -23,6 +23,7 @@ from services.notifications import handlers
 from services.notifications.webhook_channel import sign
 from services.notifications.webhook_document import NotificationEvent
 from services.notifications.webhook_secrets import new_secret
+from shared.bus import Delivery
 from shared.contracts.referrals import Box, ReferralChanged, ReferralEscalated, Status, Urgency
 from shared.events import make_event
 from shared.federation import LOCAL
@@ -150,6 +151,31 @@ class TestOncePerEvent:
         assert feed["unread"] == 1 and len(feed["items"]) == 1
         await asyncio.sleep(1)  # give a duplicate mail every chance to show up
         assert len(node.mailbox.to("focal@sanad.example")) == 1
+
+    async def test_a_fetch_of_events_handled_together_notifies_each_once(
+        self, make_node: NodeFactory
+    ) -> None:
+        node = await make_node(STAFF)
+        await set_contact(node, "focal", email="focal@sanad.example")
+        events = [changed(referral(), "received") for _ in range(3)]
+        await node.publish(events[0])
+        await consumed(node, 1)  # the first one alone, by the consumer
+        delivery = Delivery("relais.local.referrals.changed", LOCAL, 1, 1)
+        # then all three together, the first again, as a fetch of the consumer comes in
+        await handlers.on_referral_events(
+            node.notifier,
+            [(e, ReferralChanged.model_validate(e.data), delivery) for e in events],
+        )
+
+        await mails_to(node, "focal@sanad.example", 3)
+        async with node.client("focal") as client:
+            feed = (await client.get("/feed")).json()
+        assert feed["unread"] == 3
+        assert sorted(item["facts"]["referral_id"] for item in feed["items"]) == sorted(
+            e.data["referral"]["referral_id"] for e in events
+        )
+        await asyncio.sleep(1)  # give a duplicate mail every chance to show up
+        assert len(node.mailbox.to("focal@sanad.example")) == 3
 
 
 class TestLiveFeed:

@@ -57,3 +57,41 @@ async def test_a_query_in_a_trace_is_its_span_with_no_values(database_url: str) 
     assert select.parent is not None and select.parent.span_id == parent.get_span_context().span_id
     assert update.status.status_code is StatusCode.ERROR
     assert dict(update.attributes or {})["error.type"] == "UndefinedTableError"
+
+
+async def test_a_query_under_a_span_not_recorded_makes_none(database_url: str) -> None:
+    telemetry.setup("referrals", node_id="test", otlp_endpoint=None)
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # A trace its sender sampled out: what the node works under is not recorded.
+    sampled_out = trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id=0x5B8EFFF798038103D269B633813FC60C,
+            span_id=0xEEE19B7EC3C1B174,
+            is_remote=True,
+            trace_flags=trace.TraceFlags(0),
+        )
+    )
+    pool = await create_pool(database_url, max_size=1, service="referrals")
+    try:
+        with trace.use_span(sampled_out):
+            await pool.fetchval("SELECT 'not recorded'")
+        with telemetry.tracer.start_as_current_span("a command"):
+            await pool.fetchval("SELECT 'recorded'")
+
+        async def exported() -> bool:
+            return any(s.kind is SpanKind.CLIENT for s in exporter.get_finished_spans())
+
+        # The logger is called in query order: once the second's span is out, so would the
+        # first's be.
+        await eventually(exported, within=5, what="the recorded query's span")
+    finally:
+        await pool.close()
+    texts = [
+        dict(s.attributes or {})["db.query.text"]
+        for s in exporter.get_finished_spans()
+        if s.kind is SpanKind.CLIENT
+    ]
+    assert texts == ["SELECT 'recorded'"]

@@ -8,13 +8,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 import deploy.node  # noqa: F401  (every service declares its commands on import, as a node's do)
 from shared import outages
 from shared.asyncapi import ErrorReply, document
 from shared.bus import respond
-from shared.contracts.referrals import Status, Urgency
+from shared.contracts.referrals import CHANGES, ReferralChanged, Status, Urgency
 from shared.errors import DomainError, Invalid, InvalidTransition, TooManyRequests
+from shared.settings import DEMO_SECRET, NodeRole, NodeSettings
 from tests.contract_tools import asyncapi_errors, needs_asyncapi_parser
 
 
@@ -119,3 +121,62 @@ def test_a_command_says_it_continues_the_callers_trace() -> None:
     messages = document()["components"]["messages"]
     request = messages["relais_cmd_referrals_create_request"]
     assert "traceparent" in request["headers"]["properties"]
+
+
+def _node(role: NodeRole) -> NodeSettings:
+    org = "secretariat" if role is NodeRole.SECRETARIAT else "amal"
+    return NodeSettings(
+        node_id=org,
+        org=org,
+        role=role,
+        nats_url="nats://relais:secret-password@127.0.0.1:4223",
+        database_url="postgresql://nobody@127.0.0.1:1/none",
+        secret_key=DEMO_SECRET,
+        demo=True,
+    )
+
+
+@needs_asyncapi_parser
+@pytest.mark.parametrize("role", list(NodeRole))
+def test_each_roles_document_declares_its_nats_server_and_the_parser_accepts_it(
+    role: NodeRole,
+) -> None:
+    doc = document(_node(role))
+    assert asyncapi_errors(doc) == []
+    ((name, server),) = doc["servers"].items()
+    assert name == _node(role).node_id
+    assert (server["protocol"], server["host"]) == ("nats", "127.0.0.1:4223")
+    assert "secret-password" not in repr(doc)  # the services' login is never published
+    schemes = [target(doc, s["$ref"]) for s in server["security"]]
+    if role is NodeRole.MEMBER:
+        # A member system logs in with an nkey: a key pair, never a password sent.
+        assert [s["type"] for s in schemes] == ["asymmetricEncryption", "userPassword"]
+        assert schemes[0]["x-nats-authentication"] == "nkey"
+    else:
+        assert [s["type"] for s in schemes] == ["userPassword"]  # no member systems there
+
+
+@needs_asyncapi_parser
+def test_the_parser_would_tell_a_server_asking_for_an_undeclared_login() -> None:
+    broken = document(_node(NodeRole.MEMBER))
+    broken["servers"]["amal"]["security"] = [{"$ref": "#/components/securitySchemes/nowhere"}]
+    assert any("invalid-ref" in e and "nowhere" in e for e in asyncapi_errors(broken))
+
+
+def test_the_commands_and_the_feed_say_which_login_they_take() -> None:
+    doc = document()
+    feed = doc["operations"]["receive_member_system_feed"]["security"]
+    assert [target(doc, s["$ref"])["type"] for s in feed] == ["asymmetricEncryption"]
+    create = doc["operations"]["answer_relais_cmd_referrals_create"]["security"]
+    assert {"#/components/securitySchemes/memberSystemNkey"} <= {s["$ref"] for s in create}
+
+
+def test_a_referrals_change_is_one_of_the_codes_own_list() -> None:
+    schemas = document()["components"]["schemas"]
+    assert schemas["ReferralChanged"]["properties"]["change"]["enum"] == list(CHANGES)
+    assert schemas["HistoryOut"]["properties"]["change"]["enum"] == list(CHANGES)
+    assert {s.value for s in Status} <= set(CHANGES)
+    with pytest.raises(ValidationError, match="unknown change"):
+        ReferralChanged.model_validate(
+            {"referral": {}, "change": "teleported", "by_org": "amal", "at": "2026-01-01T00:00Z"}
+        )

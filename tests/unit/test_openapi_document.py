@@ -10,6 +10,7 @@ from openapi_spec_validator import validate
 from referencing.exceptions import Unresolvable
 
 from deploy.node import build_app
+from shared.contracts.referrals import CHANGES
 from shared.settings import DEMO_SECRET, NodeRole, NodeSettings
 
 
@@ -97,3 +98,8 @@ def test_guarded_routes_declare_the_bearer_token_and_open_ones_do_not() -> None:
     login = by_route[("post", "/api/v1/auth/token")]
     assert "security" not in login
     assert "403" not in login["responses"]
+
+
+def test_a_history_steps_change_is_one_of_the_codes_own_list() -> None:
+    change = _document(NodeRole.MEMBER)["components"]["schemas"]["HistoryOut"]["properties"]
+    assert change["change"]["enum"] == list(CHANGES)

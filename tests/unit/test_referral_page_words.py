@@ -1,6 +1,7 @@
 """The referral page's words and actions: true to the status, the step forward first."""
 
-from services.dashboard import referral_pages
+from services.dashboard import labels, referral_pages
+from shared.contracts.referrals import CHANGES
 
 
 class TestActionOrder:
@@ -33,3 +34,9 @@ class TestDoneNotice:
         assert referral_pages.done_notice("accepted", "en") == (
             "Done: the other organisation is told."
         )
+
+
+def test_every_step_a_history_can_hold_has_its_words_on_the_page() -> None:
+    only_in_events = {"messaged", "consent_expired"}  # a history never records these
+    worded = set(labels.CHANGE) | set(referral_pages.LINKED_CHANGE)
+    assert set(CHANGES) - only_in_events <= worded

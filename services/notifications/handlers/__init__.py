@@ -12,6 +12,7 @@ from services.notifications.handlers.events import (
     on_escalated,
     on_organisation,
     on_referral_changed,
+    on_referral_events,
     on_second_link_refused,
     write,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "on_escalated",
     "on_organisation",
     "on_referral_changed",
+    "on_referral_events",
     "on_second_link_refused",
     "register_webhook",
     "run_worker",

@@ -23,7 +23,7 @@ from shared.contracts.referrals import (
 )
 from shared.db import Connection
 from shared.errors import PermanentFailure
-from shared.events import CloudEvent, new_event_id
+from shared.events import CloudEvent, Payload, new_event_id
 
 SCHEMA = store.SCHEMA
 CONSUMER = "notifications"
@@ -42,6 +42,10 @@ def referral_facts(view: ReferralView, **extra: Any) -> Facts:
 
 
 async def on_referral_changed(n: Notifier, event: CloudEvent, change: ReferralChanged) -> None:
+    await notify(n, event.id, referral_changed(event, change))
+
+
+def referral_changed(event: CloudEvent, change: ReferralChanged) -> list[Trigger]:
     view = change.referral
     extra: dict[str, Any] = {"change": change.change}
     if change.change == "received":
@@ -53,10 +57,14 @@ async def on_referral_changed(n: Notifier, event: CloudEvent, change: ReferralCh
         facts=referral_facts(view, **extra),
         created_by=view.created_by,
     )
-    await notify(n, event.id, [trigger] if trigger else [])
+    return [trigger] if trigger else []
 
 
 async def on_deadline(n: Notifier, event: CloudEvent, deadline: ReferralDeadline) -> None:
+    await notify(n, event.id, deadline_passed(event, deadline))
+
+
+def deadline_passed(event: CloudEvent, deadline: ReferralDeadline) -> list[Trigger]:
     view = deadline.referral
     trigger = domain.deadline(
         event.id,
@@ -65,7 +73,30 @@ async def on_deadline(n: Notifier, event: CloudEvent, deadline: ReferralDeadline
         facts=referral_facts(view, deadline=deadline.deadline, due_at=deadline.due_at),
         created_by=view.created_by,
     )
-    await notify(n, event.id, [trigger])
+    return [trigger]
+
+
+async def on_referral_events(
+    n: Notifier, items: Sequence[tuple[CloudEvent, Payload, Delivery]]
+) -> None:
+    """A fetch of the node's referral events (``LOCAL``) in one transaction, in stream order,
+    each once however often it is delivered: what ``on_referral_changed`` and ``on_deadline``
+    do one by one. The staff list is read once for the fetch."""
+    triggers: list[tuple[str, list[Trigger]]] = []
+    for event, payload, _ in items:
+        if isinstance(payload, ReferralChanged):
+            triggers.append((event.id, referral_changed(event, payload)))
+        elif isinstance(payload, ReferralDeadline):
+            triggers.append((event.id, deadline_passed(event, payload)))
+        else:
+            raise PermanentFailure(f"{CONSUMER} does not handle {event.type} in a batch")
+    staff = await active_staff(n) if any(t for _, t in triggers) else []
+    async with n.ctx.pool.acquire() as conn, conn.transaction():
+        for event_id, made in triggers:
+            if not await processed.first_time(conn, SCHEMA, CONSUMER, event_id):
+                continue
+            for trigger in made:
+                await write(n, conn, trigger, staff)
 
 
 async def on_escalated(n: Notifier, event: CloudEvent, escalated: ReferralEscalated) -> None:

@@ -14,7 +14,7 @@ import asyncpg
 
 from services.notifications import domain, store
 from services.notifications.channels import SendFailed
-from services.notifications.domain import Facts, Kind
+from services.notifications.domain import Facts, Kind, StaffMember
 from services.notifications.handlers.digests import send_digests
 from services.notifications.handlers.notifier import Notifier, active_staff
 from services.notifications.handlers.webhooks import disable_failing_webhook, secret_of
@@ -34,6 +34,13 @@ class Skip(Exception):
 async def run_worker(n: Notifier) -> None:
     """Send what is due and the digests, until cancelled; woken by new work, else by the
     earliest retry or the poll interval."""
+    try:
+        await _rounds(n)
+    finally:
+        n.mailer.close()  # its kept SMTP connections
+
+
+async def _rounds(n: Notifier) -> None:
     while True:
         n.live.work.clear()
         wait = n.settings.worker_poll
@@ -57,15 +64,21 @@ async def send_due(n: Notifier) -> int:
     lease = timedelta(seconds=n.settings.send_timeout * 3 + 30)
     async with n.ctx.pool.acquire() as conn, conn.transaction():
         rows = await store.claim_due(conn, now=now, lease_until=now + lease, limit=BATCH)
-    await asyncio.gather(*(attempt(n, row) for row in rows))
+    # Who may be written to, read once for the batch rather than once for each of its mails.
+    staff = (
+        {m.username: m for m in await active_staff(n)}
+        if any(row["channel"] != "webhook" for row in rows)
+        else {}
+    )
+    await asyncio.gather(*(attempt(n, row, staff) for row in rows))
     return len(rows)
 
 
-async def attempt(n: Notifier, row: asyncpg.Record) -> None:
+async def attempt(n: Notifier, row: asyncpg.Record, staff: dict[str, StaffMember]) -> None:
     started = time.monotonic()
     outcome, detail = "sent", ""
     try:
-        await deliver(n, row)
+        await deliver(n, row, staff)
     except Skip as exc:
         outcome, detail = "skipped", str(exc)
     except SendFailed as exc:
@@ -80,7 +93,7 @@ async def attempt(n: Notifier, row: asyncpg.Record) -> None:
         log.warning("notifications: cannot record delivery %s (%s)", row["id"], exc)
 
 
-async def deliver(n: Notifier, row: asyncpg.Record) -> None:
+async def deliver(n: Notifier, row: asyncpg.Record, staff: dict[str, StaffMember]) -> None:
     channel = row["channel"]
     entries = [(Kind(i["kind"]), Facts.model_validate(i["facts"])) for i in row["items"]]
     if channel == "webhook":
@@ -109,7 +122,6 @@ async def deliver(n: Notifier, row: asyncpg.Record) -> None:
         return
     async with n.ctx.pool.acquire() as conn:
         preference = await store.preference(conn, row["recipient"])
-    staff = {m.username: m for m in await active_staff(n)}
     member = staff.get(row["recipient"])
     if member is None or preference is None:
         raise Skip("no such active user, or no contact")

@@ -116,7 +116,11 @@ async def receive_message(
 ) -> None:
     """At the other node: a message checked against its writer's key in the directory, kept
     sealed (once, however often it comes), counted unread, and the node's staff told."""
-    sender_record = await roster.organisation(ctx, delivery.sender or message.by_org)
+    sender_record = await roster.organisation(
+        ctx,
+        delivery.sender or message.by_org,
+        enough=lambda record: roster.vouches(record, message.sender_key_id, message.at),
+    )
     if sender_record is None:  # its record has not reached this replica yet: retry
         raise LookupError(f"{delivery.sender} is not in this node's directory yet")
     signing = roster.key_by_id(sender_record, message.sender_key_id, KeyUse.SIGNING)

@@ -104,7 +104,12 @@ async def _verified(ctx: ServiceContext, offer: ReferralOffered, sender: str) ->
         raise Refusal(RefusalReason.SENDER_MISMATCH)
     if header.to_org != ctx.settings.org:
         raise Refusal(RefusalReason.NOT_ADDRESSED_TO_US)
-    sender_record = await roster.organisation(ctx, sender)
+    # A kept copy that would refuse (a key published since, a member reinstated) is read again.
+    sender_record = await roster.organisation(
+        ctx,
+        sender,
+        enough=lambda record: roster.vouches(record, header.sender_key_id, header.created_at),
+    )
     if sender_record is None:  # a newcomer whose record has not reached this replica yet: retry
         raise LookupError(f"{sender} is not in this node's directory yet")
     if sender_record.status is not MembershipStatus.ACTIVE:
