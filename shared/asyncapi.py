@@ -34,6 +34,13 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+# A command authenticated by a token spends the token's request budget, the one its HTTP
+# requests spend too (``api_requests_per_minute``).
+RATE_LIMITED = (
+    "Past the token's request rate (the same budget as its HTTP requests), the typed error "
+    "/problems/too-many-requests (status 429) with retry_after: the seconds before the token "
+    "has room again; nothing was done."
+)
 
 
 class Problem(BaseModel):
@@ -55,7 +62,9 @@ class Problem(BaseModel):
         default=None, description="with /problems/unavailable: what was unavailable"
     )
     retry_after: int | None = Field(
-        default=None, description="when the error is transient: seconds before trying again"
+        default=None,
+        description="when the error is transient (/problems/too-many-requests, "
+        "/problems/unavailable): seconds before trying again",
     )
 
 
@@ -114,6 +123,7 @@ def _commands(
         messages[f"{key}_reply"] = {
             "name": f"{cmd.subject} reply",
             "contentType": "application/json",
+            **({"description": RATE_LIMITED} if "token" in cmd.request.model_fields else {}),
             "payload": {
                 "oneOf": [
                     {

@@ -46,6 +46,7 @@ from shared.errors import (
 )
 from shared.events import BROADCAST, CloudEvent, Payload, parse_payload, registry
 from shared.federation import DEADLETTER, SourceConsumer
+from shared.lanes import Lanes, sender_of
 from shared.supervision import Supervisor
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,7 @@ class Delivery:
     @property
     def sender(self) -> str | None:
         """The sending organisation of a network event (third subject token)."""
-        tokens = self.subject.split(".")
-        return tokens[2] if len(tokens) > 3 and tokens[1] == "net" else None
+        return sender_of(self.subject) or None
 
 
 Handler = Callable[[CloudEvent, Payload, Delivery], Awaitable[None]]
@@ -140,6 +140,11 @@ class Subscription:
     # watches the hub's ROUTER (the audit's network log) wants them.
     own_broadcasts: bool = False
     absorb: Absorber | None = None
+    # Fair queueing per sender (shared/lanes.py): fetched ahead, up to ``max_ack_pending``,
+    # and delivered in a lane per sending organisation, so one member's flood waits behind
+    # itself only.
+    lanes: bool = False
+    max_ack_pending: int = 1000
 
     @classmethod
     def routing(
@@ -284,7 +289,7 @@ class Bus:
             max_deliver=subscription.max_deliver,
             ack_wait=subscription.ack_wait,
             filter_subjects=list(subscription.subjects),
-            max_ack_pending=1000,
+            max_ack_pending=subscription.max_ack_pending,
         )
         # Creating a durable that exists updates it (nats-server 2.10+): filters may change.
         await self.js.add_consumer(subscription.stream, config)
@@ -310,7 +315,23 @@ class Bus:
             raise
 
     async def _fetch_and_deliver(self, sub: Subscription, key: str, psub: Any) -> None:
+        lanes = None
+        if sub.lanes:
+            lanes = Lanes(
+                lambda msg: self._deliver(sub, msg), name=key, keep_alive=sub.ack_wait / 3
+            )
+        try:
+            await self._fetch_loop(sub, key, psub, lanes)
+        finally:
+            if lanes is not None:
+                await lanes.close()
+
+    async def _fetch_loop(
+        self, sub: Subscription, key: str, psub: Any, lanes: Lanes | None
+    ) -> None:
         while not self.closing:
+            if lanes is not None:
+                lanes.check()
             try:
                 messages = await psub.fetch(sub.batch, timeout=2)
             except (NatsTimeout, TimeoutError):
@@ -326,6 +347,10 @@ class Bus:
                 await asyncio.sleep(1)
                 continue
             self._consuming[key] = True
+            if lanes is not None:
+                for msg in messages:
+                    lanes.put(msg)
+                continue
             if sub.batch_handler is not None and len(messages) > 1:
                 messages = await self._deliver_batch(sub, messages)
             for msg in messages:

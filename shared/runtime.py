@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared import db, metrics, telemetry
+from shared.auth.throttle import Throttle
 from shared.bus import Bus
 from shared.crypto import KeyRing
 from shared.federation import fresh_sequence, node_streams, outbox_consumer
@@ -28,6 +29,11 @@ class NodeRuntime:
     bus: Bus | None = None
     contexts: dict[str, ServiceContext] = field(default_factory=dict)
     started: bool = False
+    # One per node: a token's requests count against one budget over HTTP and NATS alike.
+    throttle: Throttle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.throttle = Throttle(self.settings)
 
     async def start(self) -> None:
         settings = self.settings
@@ -52,7 +58,12 @@ class NodeRuntime:
             )
             await db.migrate(pool, service.name, [service.migrations] if service.migrations else [])
             context = ServiceContext(
-                name=service.name, settings=settings, pool=pool, bus=self.bus, keys=keys
+                name=service.name,
+                settings=settings,
+                pool=pool,
+                bus=self.bus,
+                keys=keys,
+                throttle=self.throttle,
             )
             relay = OutboxRelay(pool, self.bus, service.name, settings.database_url)
             context.background("outbox relay", relay.run)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 
@@ -21,6 +22,9 @@ from shared.errors import Unavailable
 from shared.events import CloudEvent, Payload, make_event, registry
 from shared.settings import NodeSettings
 from shared.supervision import Supervisor, Work
+
+if TYPE_CHECKING:  # shared.auth imports this module
+    from shared.auth.throttle import Throttle
 
 
 @dataclass
@@ -39,6 +43,9 @@ class ServiceContext:
     # notifier); held here, not in a module registry, so that two nodes in one process never
     # see each other's and it goes when the context does.
     state: object | None = None
+    # The node's request budgets per token, which its HTTP API and its NATS commands share
+    # (None in tests of a service that answers no command).
+    throttle: Throttle | None = None
 
     @property
     def schema(self) -> str:

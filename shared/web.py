@@ -56,6 +56,7 @@ def create_app(settings: NodeSettings, services: Sequence[Service], *, title: st
     app = FastAPI(title=title, version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.runtime = runtime
+    app.state.auth_throttle = runtime.throttle  # shared with the services' NATS commands
     app.state.refused = None
     for service in services:
         app.include_router(service.router, prefix=f"/api/v1/{service.name}", tags=[service.name])

@@ -46,7 +46,7 @@ ACTION_GROUPS = (
     (N_("Referrals"), ("referral",)),
     (
         N_("Directory and membership"),
-        ("membership", "organisation", "credentials", "directory", "flood"),
+        ("membership", "organisation", "credentials", "directory", "flood", "link"),
     ),
     (N_("Accounts and access"), ("session", "user", "token", "client", "access")),
     (

@@ -40,6 +40,9 @@ HEADLINE = {
     "inbox_file": N_("%(from)s sent a document on a referral to your organisation"),
     "outbox_file": N_("%(to)s sent a document on your referral"),
     "login_locked": N_("Sign-in to a Relais account was locked after too many wrong passwords"),
+    "second_link_refused": N_(
+        "The hub refused a second network link made with your node's credentials"
+    ),
 }
 UNKNOWN_KIND = N_("A notification of a kind this page does not know yet")
 AN_ORGANISATION = N_("an organisation")

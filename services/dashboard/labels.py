@@ -359,6 +359,7 @@ NOTIFICATION_KIND = {
     "inbox_file": N_("A document on a referral in the inbox"),
     "outbox_file": N_("A document on a referral we sent"),
     "login_locked": N_("Sign-in to an account is locked after too many wrong passwords"),
+    "second_link_refused": N_("A second network link with the node's credentials is refused"),
 }
 CHANNEL = {
     "in_app": N_("In Relais"),

@@ -51,6 +51,11 @@ FLOOD = N_(
     "(the last at %(last)s)."
 )
 
+SECOND_LINKS = "/api/v1/directory/second-links"
+SECOND_LINK = N_(
+    "A second network link made with the credentials of %(org)s was refused %(refused)s "
+    "times, from %(first)s to %(last)s: someone may hold a copy of its node's key."
+)
 
 FEWER_THAN_FIVE = N_("fewer than 5")
 HIDDEN = "x"  # the audit API's mark for a count hidden to protect a small one
@@ -198,11 +203,12 @@ async def _page(
     year = (local.replace(day=1) - timedelta(days=VOLUME_MONTHS * 31)).replace(
         day=1, hour=0, minute=0, second=0, microsecond=0
     )
-    flows, volumes, overdue, incidents = await asyncio.gather(
+    flows, volumes, overdue, incidents, second_links = await asyncio.gather(
         _flows(api, names, lang, since=recent),
         _volumes(api, names, lang, since=year),
         _overdue(api, names, lang, since=recent),
         _incidents(api, names, lang),
+        _second_links(api, names, lang),
     )
     gaps = [
         {
@@ -230,6 +236,7 @@ async def _page(
         overdue=overdue,
         recent_days=RECENT.days,
         incidents=incidents,
+        second_links=second_links,
         notice=notice,
         errors=errors or {},
         failed_org=failed_org,
@@ -258,6 +265,32 @@ async def _incidents(
                 "refused": row["refused"],
                 "reporter": names["org"].get(row["reporter"], row["reporter"]),
                 "minutes": max(1, round(float(row["minutes"]))),
+                "last": labels.moment(row["last_at"], lang),
+            },
+        }
+        for row in found or []
+        if isinstance(row, dict)
+    ]
+
+
+async def _second_links(
+    api: NodeApi, names: dict[str, dict[str, str]], lang: str
+) -> list[dict[str, Any]]:
+    """The second network links the hub refused for a member's credentials (the hub's; none
+    elsewhere), each in a sentence, with the member whose credentials to renew."""
+    try:
+        found = await api.call("GET", SECOND_LINKS)
+    except (NotFound, ApiRefused, Forbidden):
+        return []
+    gettext = i18n.translations(lang).gettext
+    return [
+        {
+            "org": row["org_id"],
+            "text": gettext(SECOND_LINK)
+            % {
+                "org": names["org"].get(row["org_id"], row["org_id"]),
+                "refused": row["refused"],
+                "first": labels.moment(row["opened_at"], lang),
                 "last": labels.moment(row["last_at"], lang),
             },
         }

@@ -15,6 +15,7 @@ from services.directory import (
     keys_api,
     reference_api,
     search_api,
+    second_links,
     store,
 )
 from shared import audit_trail
@@ -294,6 +295,29 @@ async def list_incidents(ctx: Context, _: Coordinator) -> list[FloodIncident]:
         )
         for row in rows
     ]
+
+
+class SecondLinkIncident(BaseModel):
+    """Second leaf links refused for one member's credentials while its node was linked: a
+    copy of its nkey may be in someone's hands (``refused`` times, ``opened_at`` to
+    ``last_at``; ``host``: where the last one came from)."""
+
+    incident_id: str
+    org_id: str
+    opened_at: datetime
+    last_at: datetime
+    refused: int
+    host: str | None
+
+
+@router.get(
+    "/second-links",
+    summary="Second network links refused for a member's credentials (hub only): a copied nkey",
+)
+async def list_second_links(ctx: Context, _: Coordinator) -> list[SecondLinkIncident]:
+    if not ctx.settings.is_hub:
+        raise NotFound("only the hub's network links are watched")
+    return [SecondLinkIncident(**row) for row in await second_links.incidents(ctx)]
 
 
 @router.post(

@@ -9,7 +9,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.directory import consumer, handlers, reference, store
+from services.directory import consumer, handlers, reference, second_links, store
 from services.directory.api import router
 from shared.service import Service, ServiceContext
 
@@ -21,6 +21,9 @@ async def start(ctx: ServiceContext) -> None:
     await handlers.ensure_hub_topology(ctx)
     if ctx.settings.is_hub:  # credentials that run out are refused without a roster change
         ctx.background("credential expiry", lambda: _recheck(ctx))
+    if ctx.settings.is_hub and ctx.settings.nats_system_url is not None:
+        # A second leaf link refused for a member's credentials: a copy of its nkey is about.
+        ctx.background("second links", lambda: second_links.watch(ctx))
     if not ctx.settings.is_hub:
         async with ctx.pool.acquire() as conn:
             empty = not await store.list_organisations(conn)

@@ -11,7 +11,7 @@ from services.notifications import handlers
 from services.notifications.handlers import Notifier
 from shared.bus import Delivery, Handler, Subscription
 from shared.contracts.audit import AuditRecorded
-from shared.contracts.directory import OrganisationPublished
+from shared.contracts.directory import OrganisationPublished, SecondLinkRefused
 from shared.contracts.referrals import ReferralChanged, ReferralDeadline, ReferralEscalated
 from shared.events import CloudEvent, Payload, registry
 from shared.federation import INBOX, LOCAL
@@ -21,6 +21,14 @@ def subscriptions(n: Notifier) -> list[Subscription]:
     def bound(handler: Callable[[Notifier, CloudEvent, Any], Awaitable[None]]) -> Handler:
         async def handle(event: CloudEvent, payload: Payload, _: Delivery) -> None:
             await handler(n, event, payload)
+
+        return handle
+
+    def with_delivery(
+        handler: Callable[[Notifier, CloudEvent, Any, Delivery], Awaitable[None]],
+    ) -> Handler:
+        async def handle(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            await handler(n, event, payload, delivery)
 
         return handle
 
@@ -48,6 +56,7 @@ def subscriptions(n: Notifier) -> list[Subscription]:
             {
                 ReferralEscalated: bound(handlers.on_escalated),
                 OrganisationPublished: bound(handlers.on_organisation),
+                SecondLinkRefused: with_delivery(handlers.on_second_link_refused),
             },
         ),
     ]

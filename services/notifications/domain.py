@@ -38,6 +38,8 @@ class Kind(StrEnum):
     INBOX_FILE = "inbox_file"  # the sender's file on a referral in our inbox arrived, verified
     OUTBOX_FILE = "outbox_file"  # the recipient's file on one of our referrals arrived
     LOGIN_LOCKED = "login_locked"  # sign-in to an account locked after too many wrong passwords
+    # The hub refused a second network link made with this organisation's credentials.
+    SECOND_LINK_REFUSED = "second_link_refused"
 
 
 class Channel(StrEnum):
@@ -137,6 +139,10 @@ DEFAULT_RULES: Mapping[Kind, Rule] = {
     # The node's admins and the account's owner (the trigger's ``created_by``); not webhooks.
     Kind.LOGIN_LOCKED: Rule(
         True, frozenset({"admin"}), True, frozenset({Channel.IN_APP, Channel.EMAIL}), False
+    ),
+    # A copy of the node's nkey may be about: its admins renew the credentials; not webhooks.
+    Kind.SECOND_LINK_REFUSED: Rule(
+        True, frozenset({"admin"}), False, frozenset({Channel.IN_APP, Channel.EMAIL}), False
     ),
 }
 

@@ -56,6 +56,9 @@ TITLES: dict[Kind, str] = {
     ),
     Kind.OUTBOX_FILE: N_("A new document on your referral: %(urgency)s, %(category)s"),
     Kind.LOGIN_LOCKED: N_("Sign-in to a Relais account was locked after too many wrong passwords"),
+    Kind.SECOND_LINK_REFUSED: N_(
+        "The hub refused a second network link made with your node's credentials"
+    ),
 }
 LABELS: dict[str, str] = {
     # urgency

@@ -82,6 +82,8 @@ async def _principal(ctx: ServiceContext, token: str, *roles: Role) -> Principal
     grant = await auth_store.grant_of(ctx.pool, token)
     if grant is None:
         raise Unauthenticated("invalid, expired or revoked token", field="token")
+    if ctx.throttle is not None:  # the token's budget, the same as over HTTP: a typed 429
+        await ctx.throttle.check_token(str(grant.token_id))
     principal = auth_domain.principal_for(grant, ctx.settings.org)
     if not principal.has(*roles):
         raise Forbidden(f"this needs one of the roles: {', '.join(sorted(roles))}")

@@ -1,5 +1,6 @@
 """What the referrals service listens to: the other organisations' envelopes, steps,
-messages and files in the node's INBOX, one durable consumer applying each once."""
+messages and files in the node's INBOX, one durable consumer applying each once, in a lane per
+sender."""
 
 from __future__ import annotations
 
@@ -44,5 +45,9 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
             # Past a sender's budget of refused envelopes, one incident instead of a dead
             # letter each.
             absorb=lambda delivery, reason: floods.refused(ctx, delivery, reason),
+            # A lane per sender: a member's flood queues behind itself, not before the others'
+            # referrals; fetched ahead far enough to reach the others behind a large one.
+            lanes=True,
+            max_ack_pending=10_000,
         )
     ]

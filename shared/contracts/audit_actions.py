@@ -59,6 +59,7 @@ OTHER_LABELS: dict[str, str] = {
     "referral.answer_breached": N_("Deadline to start the service passed"),
     "flood.opened": N_("Flood of refused envelopes parked as one incident"),
     "flood.reported": N_("Flood of refused envelopes reported by a node"),
+    "link.second_refused": N_("Second network link with a member's credentials refused"),
     "membership.applied": N_("Membership applied for"),
     "membership.admit": N_("Organisation admitted"),
     "membership.reject": N_("Application rejected"),

@@ -220,3 +220,18 @@ class FloodReported(Payload):
     opened_at: datetime
     last_at: datetime
     refused: int = Field(ge=1)
+
+
+@registry.register(
+    "relais.directory.second_link_refused.v1",
+    scope=Scope.NET,
+    summary="The hub tells a member that it refused a second network link made with the "
+    "member's own credentials while its node was linked: someone may hold a copy of its nkey. "
+    "Sent when the incident opens (the refusals of the next minutes are counted in it).",
+)
+class SecondLinkRefused(Payload):
+    incident_id: str = Field(min_length=1, max_length=64)
+    opened_at: datetime
+    host: str | None = Field(
+        default=None, max_length=100, description="the address the refused link came from"
+    )

@@ -4,12 +4,14 @@ parks the rest as one incident, and the hub's coordinators see that one incident
 
 jusoor controls its own node, so it publishes what it likes into its own ``OUTBOX``: envelopes
 addressed to amal, some well formed but signed with no key of jusoor's (refused on arrival),
-some not envelopes at all (unreadable). Meanwhile sanad sends real referrals to amal. The
-latencies sanad's referrals saw, before and during the flood, are printed (``pytest -s``) for
-the record; nothing here asserts a time.
+some not envelopes at all (unreadable). Meanwhile sanad sends real referrals to amal: each
+arrives while amal is still working through the flood (amal's consumer has a lane per sender,
+shared/lanes.py), which is asserted in order, not in time. The latencies sanad's referrals saw,
+before and during the flood, are printed (``pytest -s``) for the record.
 
 On the same network (the hub's defaults: one leaf link per credential), a second leaf made with
-a copy of amal's nkey is refused while amal's node is linked."""
+a copy of amal's nkey is refused while amal's node is linked, and the refusal is audited at the
+hub, shown to its coordinators and told to amal's admin."""
 
 from __future__ import annotations
 
@@ -121,6 +123,13 @@ async def dead_letters(creds: Creds, node: str) -> list[dict[str, Any]]:
         return list(found.json())
 
 
+async def junk_counted(creds: Creds) -> int:
+    """How many of jusoor's envelopes amal has refused so far (its incident's count)."""
+    async with client(creds, "amal", "admin") as amal:
+        found = (await amal.get("/api/v1/referrals/incidents")).json()
+    return int(found[0]["refused"]) if found else 0
+
+
 async def test_a_second_leaf_with_a_copied_nkey_is_refused_while_the_node_is_linked(
     three_members: tuple[Network, Creds],
 ) -> None:
@@ -138,6 +147,51 @@ async def test_a_second_leaf_with_a_copied_nkey_is_refused_while_the_node_is_lin
     finally:
         await leaf.close()
     await delivered(creds, "amal's own link still holds")
+    await told_of_the_second_link(network, creds)
+
+
+async def told_of_the_second_link(network: Network, creds: Creds) -> None:
+    """The refusal does not go unnoticed: audited at the hub, one incident on the hub's
+    network page for its coordinators, and amal's admin notified."""
+    hub = network.hub.node_id
+    async with client(creds, hub, "admin") as admin:
+
+        async def audited() -> list[dict[str, Any]]:
+            found = await admin.get(
+                "/api/v1/audit/records", params={"action": "link.second_refused"}
+            )
+            assert found.status_code == 200, found.text
+            return list(found.json()["items"])
+
+        async def any_audited() -> bool:
+            return bool(await audited())
+
+        await eventually(any_audited, within=60, what="the hub audits the refused second link")
+        (record,) = await audited()
+        assert record["object"] == "organisation:amal"
+        assert record["outcome"] == "refused"
+    async with client(creds, hub, "coordinator") as coordinator:
+        found = await coordinator.get("/api/v1/directory/second-links")
+        assert found.status_code == 200, found.text
+        assert [(i["org_id"], i["refused"] >= 1) for i in found.json()] == [("amal", True)]
+        for lang, said in (
+            ("en", "A second network link made with the credentials of"),
+            ("fr", "Un second lien réseau établi avec les identifiants de"),
+        ):
+            page = await coordinator.get("/network", headers={"Accept-Language": lang})
+            assert page.status_code == 200, page.text
+            assert said in page.text
+            assert 'data-org="amal"' in page.text
+    async with client(creds, "amal", "admin") as amal_admin:
+
+        async def notified() -> bool:
+            items = (await amal_admin.get("/api/v1/notifications/feed")).json()["items"]
+            return any(i["kind"] == "second_link_refused" for i in items)
+
+        await eventually(notified, within=60, what="amal's admin is told of the second link")
+    async with client(creds, "amal", "focal_point") as focal:
+        items = (await focal.get("/api/v1/notifications/feed")).json()["items"]
+        assert not any(i["kind"] == "second_link_refused" for i in items)
 
 
 async def test_a_flood_by_one_member_leaves_the_others_referrals_flowing_and_one_incident(
@@ -149,13 +203,20 @@ async def test_a_flood_by_one_member_leaves_the_others_referrals_flowing_and_one
 
     flooding = asyncio.create_task(flood(network))
     during: list[float] = []
+    counted_then: list[int] = []  # how many junk envelopes amal had handled when each arrived
     while not flooding.done() or len(during) < 3:
         during.append(await delivered(creds, "during the flood"))
+        counted_then.append(await junk_counted(creds))
     await flooding
     print(
         f"\nsanad → amal, seconds: before the flood {[round(s, 2) for s in before]}, "
-        f"during jusoor's flood of {JUNK} junk envelopes {[round(s, 2) for s in during]}"
+        f"during jusoor's flood of {JUNK} junk envelopes {[round(s, 2) for s in during]} "
+        f"(max {max(before):.2f} before, {max(during):.2f} during); junk envelopes amal had "
+        f"handled as each arrived: {counted_then}"
     )
+    # What a user would notice, in order rather than time: sanad's referrals did not wait for
+    # jusoor's flood to be worked through; each arrived while amal was still refusing it.
+    assert all(counted < JUNK for counted in counted_then), counted_then
 
     hub = network.hub.node_id
     async with client(creds, "amal", "admin") as amal:

@@ -13,6 +13,7 @@ from services.notifications.handlers.events import (
     on_organisation,
     on_referral_changed,
     on_referral_events,
+    on_second_link_refused,
     write,
 )
 from services.notifications.handlers.notifier import Notifier, active_staff, notifier_of
@@ -42,6 +43,7 @@ __all__ = [
     "on_organisation",
     "on_referral_changed",
     "on_referral_events",
+    "on_second_link_refused",
     "register_webhook",
     "run_worker",
     "seal_clear_secrets",

@@ -14,7 +14,7 @@ from services.notifications.handlers.notifier import Notifier, active_staff
 from shared import processed
 from shared.bus import Delivery
 from shared.contracts.audit import AuditRecorded
-from shared.contracts.directory import OrganisationPublished
+from shared.contracts.directory import OrganisationPublished, SecondLinkRefused
 from shared.contracts.referrals import (
     ReferralChanged,
     ReferralDeadline,
@@ -142,6 +142,18 @@ async def on_audit_recorded(n: Notifier, event: CloudEvent, record: AuditRecorde
     account = record.object.removeprefix("user:")
     owner = None if account == "unknown" else account
     await notify(n, event.id, [Trigger(event.id, Kind.LOGIN_LOCKED, Facts(), owner)])
+
+
+async def on_second_link_refused(
+    n: Notifier, event: CloudEvent, told: SecondLinkRefused, delivery: Delivery
+) -> None:
+    """The hub refused a second leaf link made with this organisation's credentials
+    (services/directory/second_links.py): someone may hold a copy of the node's nkey, and the
+    node's admins are told, to renew the credentials. Only the hub says so."""
+    if delivery.sender != n.ctx.settings.hub_org:
+        raise PermanentFailure(f"only the hub tells of refused links, not {delivery.sender}")
+    facts = Facts(org_id=n.ctx.settings.org)
+    await notify(n, event.id, [Trigger(event.id, Kind.SECOND_LINK_REFUSED, facts)])
 
 
 async def notify(n: Notifier, event_id: str, triggers: Sequence[Trigger]) -> None:
