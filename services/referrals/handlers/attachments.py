@@ -14,17 +14,16 @@ from typing import Any
 from services.referrals import attachment_store, domain, file_seal, file_types, roster, store
 from services.referrals.attachment_store import Attachment
 from services.referrals.handlers.common import (
-    INBOX_CONSUMER,
     SERVICE,
     actor_of,
+    applying_once,
     audit,
     changed,
     check_caller,
     load,
-    own_referral,
 )
 from services.referrals.handlers.messages import WITHDRAWN, _grace, author_role
-from shared import audit_trail, processed
+from shared import audit_trail
 from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.audit import Outcome
@@ -196,12 +195,10 @@ async def receive_attached(
             verify(attached.signed_part(), attached.signature, signing.public_key)
         except Forbidden:
             refusal = AttachmentRefusal.BAD_SIGNATURE
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+    async with applying_once(ctx, event, delivery, attached.referral_id) as applied:
+        if applied is None:
             return
-        referral = await own_referral(conn, attached.referral_id, delivery)
-        if referral is None:
-            return
+        conn, referral = applied
         if attached.by_org != delivery.sender:
             raise PermanentFailure(f"{delivery.sender} attached a file in another's name")
         # This node's key destroyed, or consent withdrawn here: keep nothing openable.
@@ -246,12 +243,10 @@ async def receive_chunk(
 ) -> None:
     """One chunk of a file, kept once; the last one to come completes the file."""
     sender = await _sender(ctx, delivery, "")
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+    async with applying_once(ctx, event, delivery, chunk.referral_id) as applied:
+        if applied is None:
             return
-        referral = await own_referral(conn, chunk.referral_id, delivery)
-        if referral is None:
-            return
+        conn, referral = applied
         file = await attachment_store.get(conn, chunk.attachment_id, for_update=True)
         if file is not None and (
             file.state != AttachmentState.ON_ITS_WAY or file.referral_id != referral.referral_id
@@ -401,12 +396,10 @@ async def record_check(
     delivery: Delivery,
 ) -> None:
     """At the writer's node: the other node verified the file, or refused it and why."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+    async with applying_once(ctx, event, delivery, checked.referral_id) as applied:
+        if applied is None:
             return
-        referral = await own_referral(conn, checked.referral_id, delivery)
-        if referral is None:
-            return
+        conn, referral = applied
         file = await attachment_store.get(conn, checked.attachment_id, for_update=True)
         if file is None or file.referral_id != referral.referral_id:
             raise PermanentFailure(f"{delivery.sender} checked a file this node did not send")

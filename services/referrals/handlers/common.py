@@ -4,11 +4,13 @@ records every change leaves (the local ``ReferralChanged`` event and the audit r
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from services.referrals import domain, envelope, floods, store
-from shared import audit_trail
+from shared import audit_trail, processed
 from shared.audit_trail import Actor
 from shared.auth import Principal, Role
 from shared.bus import Delivery
@@ -20,6 +22,7 @@ from shared.contracts.referrals import (
 )
 from shared.db import Connection
 from shared.errors import Conflict, Forbidden, NotFound, PermanentFailure
+from shared.events import CloudEvent
 from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -114,6 +117,25 @@ async def load(conn: Connection, referral_id: str, *, for_update: bool = False) 
         # Also the answer for a referral of other organisations: a node holds only its own.
         raise NotFound("no such referral", field="referral_id")
     return referral
+
+
+@asynccontextmanager
+async def applying_once(
+    ctx: ServiceContext,
+    event: CloudEvent,
+    delivery: Delivery,
+    referral_id: str,
+    box: Box | None = None,
+) -> AsyncIterator[tuple[Connection, store.Referral] | None]:
+    """The transaction that applies a remote event about a referral, with the referral locked
+    (``own_referral``): ``None`` when there is nothing to apply (this event was applied before,
+    or the referral's envelope was refused here), and the event is then done all the same."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+            yield None
+            return
+        referral = await own_referral(conn, referral_id, delivery, box)
+        yield None if referral is None else (conn, referral)
 
 
 async def own_referral(

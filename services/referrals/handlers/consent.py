@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from services.referrals import attachment_store, store
 from services.referrals.handlers.common import (
-    INBOX_CONSUMER,
-    SERVICE,
     actor_of,
+    applying_once,
     audit,
     changed,
     check_caller,
     load,
-    own_referral,
     system,
 )
-from shared import processed
 from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.referrals import (
@@ -64,12 +61,10 @@ async def destroy_key(
 ) -> None:
     """At the recipient: the person withdrew consent; erase this node's copy of the data key,
     and confirm."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+    async with applying_once(ctx, event, delivery, revoked.referral_id, Box.INBOX) as applied:
+        if applied is None:
             return
-        referral = await own_referral(conn, revoked.referral_id, delivery, Box.INBOX)
-        if referral is None:
-            return
+        conn, referral = applied
         await store.add_history(
             conn,
             referral.referral_id,
@@ -118,12 +113,10 @@ async def _destroy_copy(
 async def confirm_key_destroyed(
     ctx: ServiceContext, event: CloudEvent, destroyed: KeyDestroyed, delivery: Delivery
 ) -> None:
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+    async with applying_once(ctx, event, delivery, destroyed.referral_id, Box.OUTBOX) as applied:
+        if applied is None:
             return
-        referral = await own_referral(conn, destroyed.referral_id, delivery, Box.OUTBOX)
-        if referral is None:
-            return
+        conn, referral = applied
         await store.touch(conn, referral.referral_id, consent_state="key_destroyed")
         await store.add_history(
             conn,

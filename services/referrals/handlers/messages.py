@@ -10,18 +10,16 @@ from typing import Any
 from services.referrals import domain, envelope, roster, store
 from services.referrals.handlers.common import (
     CASE_ROLES,
-    INBOX_CONSUMER,
-    SERVICE,
     actor_of,
+    applying_once,
     audit,
     changed,
     check_caller,
     data_key,
     key_not_yet_known,
     load,
-    own_referral,
 )
-from shared import audit_trail, processed
+from shared import audit_trail
 from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.audit import Outcome
@@ -135,12 +133,10 @@ async def receive_message(
         envelope.check_message_signature(message, signing.public_key)
     except Forbidden:
         raise PermanentFailure(f"message {message.message_id}: bad signature") from None
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+    async with applying_once(ctx, event, delivery, message.referral_id) as applied:
+        if applied is None:
             return
-        referral = await own_referral(conn, message.referral_id, delivery)
-        if referral is None:
-            return
+        conn, referral = applied
         if message.by_org != delivery.sender:
             raise PermanentFailure(f"{delivery.sender} wrote a message in another's name")
         added = await store.add_message(

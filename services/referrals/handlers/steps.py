@@ -7,17 +7,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.referrals import domain, envelope, forms, store
 from services.referrals.handlers.common import (
-    INBOX_CONSUMER,
-    SERVICE,
     actor_of,
+    applying_once,
     audit,
     changed,
     check_caller,
     data_key,
     load,
-    own_referral,
 )
-from shared import audit_trail, processed
+from shared import audit_trail
 from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.directory import CODE
@@ -93,12 +91,10 @@ async def apply_step(
 ) -> None:
     """A step the other organisation's node made: applied by the rules that keep both nodes
     in the same state (``domain``), or kept in the history as arriving late."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+    async with applying_once(ctx, event, delivery, step.referral_id) as applied:
+        if applied is None:
             return
-        referral = await own_referral(conn, step.referral_id, delivery)
-        if referral is None:
-            return
+        conn, referral = applied
         their_side = (
             domain.Side.RECIPIENT if referral.side is domain.Side.SENDER else domain.Side.SENDER
         )
