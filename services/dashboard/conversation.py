@@ -17,6 +17,12 @@ ROLE = {"caseworker": N_("Case worker"), "focal_point": N_("Focal point")}
 BY = N_("%(org)s, %(role)s")
 EMPTY = N_("Write your message first.")
 SENT = N_("Message sent. The other organisation receives it as soon as its node is reachable.")
+NOT_DELIVERED = N_("Not delivered: %(reason)s")
+# Why the other organisation's node refused one of this node's messages.
+REFUSAL = {
+    "bad_signature": N_("its signature did not verify at the other organisation's node"),
+    "unknown_signing_key": N_("the other organisation's node does not know the key that signed it"),
+}
 CLOSED = N_(
     "The conversation has ended: the referral closed too long ago, consent was withdrawn or its"
     " data was erased."
@@ -30,6 +36,7 @@ class Message:
     at_iso: str
     text: str | None
     mine: bool
+    not_delivered: str | None = None  # why the other node refused it, said in the reader's language
 
 
 @dataclass(frozen=True)
@@ -46,12 +53,17 @@ def said(lang: str, message: dict[str, Any], orgs: dict[str, str]) -> Message:
     org = str(message.get("by_org") or "")
     role = labels.word(ROLE, message.get("by_role"), lang)
     text = message.get("text")
+    refused = message.get("refused_reason")
+    not_delivered = None
+    if isinstance(refused, str) and refused:
+        not_delivered = gettext(NOT_DELIVERED) % {"reason": labels.word(REFUSAL, refused, lang)}
     return Message(
         by=gettext(BY) % {"org": orgs.get(org, org), "role": role},
         at=labels.moment(message.get("at"), lang),
         at_iso=str(message.get("at") or ""),
         text=text if isinstance(text, str) else None,
         mine=bool(message.get("mine")),
+        not_delivered=not_delivered,
     )
 
 

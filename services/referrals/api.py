@@ -31,6 +31,7 @@ from shared.contracts.referrals import (
     Change,
     Consent,
     LegalBasis,
+    MessageRefusal,
     Status,
     Urgency,
 )
@@ -137,6 +138,11 @@ class MessageOut(BaseModel):
     text: str | None = Field(description="none once the referral's data was erased")
     mine: bool = Field(description="written by this node's organisation")
     erased: bool
+    refused_reason: MessageRefusal | None = Field(
+        default=None,
+        description="this node's message was refused by the other organisation's node (its "
+        "signature did not verify there, or its signing key was unknown): not delivered",
+    )
 
 
 class Thread(BaseModel):

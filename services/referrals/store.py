@@ -501,6 +501,7 @@ class Message:
     at: datetime
     sealed_text: str | None
     seq: int
+    refused_reason: str | None = None  # the other node refused it (the writer's copy only)
 
 
 async def add_message(
@@ -559,9 +560,35 @@ async def messages(conn: Connection, referral_id: str) -> list[Message]:
             at=r["at"],
             sealed_text=r["sealed_text"],
             seq=r["seq"],
+            refused_reason=r["refused_reason"],
         )
         for r in rows
     ]
+
+
+async def refuse_message(
+    conn: Connection, referral_id: str, message_id: str, by_org: str, reason: str
+) -> bool | None:
+    """The other node refused this node's message: its copy says why. ``None`` when no such
+    message of ``by_org`` is on that referral; whether it changed (a refusal told twice does
+    not)."""
+    row = await conn.fetchrow(
+        "SELECT refused_reason FROM referrals.messages"
+        " WHERE message_id = $1 AND referral_id = $2 AND by_org = $3 FOR UPDATE",
+        message_id,
+        referral_id,
+        by_org,
+    )
+    if row is None:
+        return None
+    if row["refused_reason"] is not None:
+        return False
+    await conn.execute(
+        "UPDATE referrals.messages SET refused_reason = $2 WHERE message_id = $1",
+        message_id,
+        reason,
+    )
+    return True
 
 
 async def mark_read(conn: Connection, referral_id: str) -> int:

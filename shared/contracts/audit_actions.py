@@ -49,6 +49,8 @@ OTHER_LABELS: dict[str, str] = {
     "referral.message_sent": N_("Message sent to the other organisation"),
     "referral.message_received": N_("Message received from the other organisation"),
     "referral.messages_read": N_("Conversation read"),
+    "referral.message_refused": N_("Message refused on arrival: it did not verify"),
+    "referral.message_not_delivered": N_("The other organisation's node refused a message"),
     "referral.attachment_sent": N_("File sent to the other organisation"),
     "referral.attachment_received": N_("File received and verified"),
     "referral.attachment_refused": N_("File refused on arrival: it did not verify"),

@@ -297,6 +297,28 @@ class ReferralMessaged(Payload):
         return self.model_dump(mode="json", exclude={"signature"})
 
 
+class MessageRefusal(StrEnum):
+    """Why a receiving node refused a message (``ReferralMessageRefused``): the same codes as
+    a file's refusal for the same faults; no content, ever."""
+
+    UNKNOWN_SIGNING_KEY = "unknown_signing_key"
+    BAD_SIGNATURE = "bad_signature"
+
+
+@registry.register(
+    "relais.referral.message_refused.v1",
+    scope=Scope.NET,
+    summary="The receiving node refused a message of the conversation (its signature did not "
+    "verify, or its signing key is not the writer's): it is neither kept nor shown there, and "
+    "the writer's node marks its copy as not delivered, with the reason.",
+)
+class ReferralMessageRefused(Payload):
+    referral_id: str = Field(pattern=REFERRAL_ID)
+    message_id: str = Field(pattern=REFERRAL_ID)
+    reason: MessageRefusal
+    at: datetime
+
+
 ATTACHMENT_CHUNK_BYTES = 256 * 1024  # a file's plaintext per chunk: far under 1 MiB links
 
 

@@ -78,3 +78,67 @@ async def send_through_outbox(creds: Creds, offer: ReferralOffered) -> str:
     finally:
         await conn.close()
     return offer.header.referral_id
+
+
+async def forge_message(
+    creds: Creds, keys: NodeKeys, sender: str, recipient: str, referral_id: str, text: str
+) -> str:
+    """A message of ``sender`` (whose node's keys are ``keys``) on ``referral_id``, kept in
+    its writer's thread as ``write_message`` keeps it, but put into its real outbox with a
+    signature over other words (a node that changed the text after signing it): its id."""
+    conn = await asyncpg.connect(creds["nodes"][sender]["database_url"])
+    try:
+        await conn.set_type_codec(
+            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+        async with conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT sealed_key, sealed_for FROM referrals.referrals WHERE referral_id = $1",
+                referral_id,
+            )
+            assert row is not None, f"{referral_id} is not at {sender}"
+            private = keys.encryption_key(row["sealed_for"] or "") or keys.encryption
+            data_key = envelope.data_key(row["sealed_key"], private)
+            message_id = new_event_id()
+            now = datetime.now(UTC)
+
+            def told(words: str) -> Any:
+                return envelope.sign_message(
+                    keys,
+                    {
+                        "referral_id": referral_id,
+                        "message_id": message_id,
+                        "by_org": sender,
+                        "by_role": "caseworker",
+                        "at": now.isoformat(),
+                        "sealed_text": envelope.seal_message(
+                            data_key,
+                            words,
+                            referral_id=referral_id,
+                            message_id=message_id,
+                            by_org=sender,
+                        ),
+                        "sender_key_id": key_id(keys.signing_public),
+                    },
+                )
+
+            honest, other = told(text), told(text + " (changed)")
+            forged = honest.model_copy(update={"signature": other.signature})
+            await conn.execute(
+                "INSERT INTO referrals.messages (message_id, referral_id, by_org, by_role,"
+                " by_actor, at, sealed_text, sender_key_id, signature)"
+                " VALUES ($1, $2, $3, 'caseworker', 'forger', $4, $5, $6, $7)",
+                message_id,
+                referral_id,
+                sender,
+                forged.at,
+                forged.sealed_text,
+                forged.sender_key_id,
+                forged.signature,
+            )
+            event = make_event(forged, source=f"relais://{sender}/referrals", subject=referral_id)
+            subject = f"relais.net.{sender}.{recipient}.referral.messaged"
+            await outbox.add(conn, "referrals", subject, event)
+    finally:
+        await conn.close()
+    return message_id

@@ -18,7 +18,12 @@ from services.referrals.handlers.consent import (
     revoke_consent,
 )
 from services.referrals.handlers.deadlines import fire_due_alarms, shred_expired_payloads
-from services.referrals.handlers.messages import read_messages, receive_message, write_message
+from services.referrals.handlers.messages import (
+    read_messages,
+    receive_message,
+    record_message_refusal,
+    write_message,
+)
 from services.referrals.handlers.payload import read_payload
 from services.referrals.handlers.receiving import receive_offer, record_refusal
 from services.referrals.handlers.sending import ConsentIn, NewReferral, create
@@ -49,6 +54,7 @@ __all__ = [
     "receive_message",
     "receive_offer",
     "record_check",
+    "record_message_refusal",
     "record_refusal",
     "revoke_consent",
     "shred_expired_payloads",

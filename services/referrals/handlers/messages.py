@@ -1,6 +1,7 @@
 """The conversation of a referral: messages written at either organisation, sealed under the
 referral's data key, signed by the writer's node and told to the other node; read decrypted
-here by a person of the organisation, each read audited and the thread marked read."""
+here by a person of the organisation, each read audited and the thread marked read. A message
+that does not verify at the other node is refused there, and its writer's node told why."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from services.referrals import domain, envelope, roster, store
 from services.referrals.handlers.common import (
     CASE_ROLES,
+    SERVICE,
     actor_of,
     applying_once,
     audit,
@@ -24,7 +26,12 @@ from shared.auth import Principal
 from shared.bus import Delivery
 from shared.contracts.audit import Outcome
 from shared.contracts.directory import KeyUse
-from shared.contracts.referrals import MESSAGE_MAX_CHARS, ReferralMessaged
+from shared.contracts.referrals import (
+    MESSAGE_MAX_CHARS,
+    MessageRefusal,
+    ReferralMessaged,
+    ReferralMessageRefused,
+)
 from shared.crypto import key_id
 from shared.errors import Conflict, Forbidden, PermanentFailure
 from shared.events import CloudEvent, new_event_id
@@ -107,6 +114,7 @@ async def write_message(
         "text": text,
         "mine": True,
         "erased": False,
+        "refused_reason": None,
     }
 
 
@@ -127,12 +135,17 @@ async def receive_message(
         ctx, delivery, sender_record.org_id, message.sender_key_id
     ):
         raise LookupError(f"{sender_record.org_id}'s key {message.sender_key_id} is not here yet")
+    refusal: MessageRefusal | None = None
     if signing is None:
-        raise PermanentFailure(f"message {message.message_id}: unknown signing key")
-    try:
-        envelope.check_message_signature(message, signing.public_key)
-    except Forbidden:
-        raise PermanentFailure(f"message {message.message_id}: bad signature") from None
+        refusal = MessageRefusal.UNKNOWN_SIGNING_KEY
+    else:
+        try:
+            envelope.check_message_signature(message, signing.public_key)
+        except Forbidden:
+            refusal = MessageRefusal.BAD_SIGNATURE
+    if refusal is not None:
+        await _refuse(ctx, event, message, delivery, refusal)
+        raise PermanentFailure(f"message {message.message_id}: {refusal.value}")
     async with applying_once(ctx, event, delivery, message.referral_id) as applied:
         if applied is None:
             return
@@ -164,6 +177,62 @@ async def receive_message(
             "message_received",
             referral.referral_id,
             {"message_id": message.message_id},
+        )
+
+
+async def _refuse(
+    ctx: ServiceContext,
+    event: CloudEvent,
+    message: ReferralMessaged,
+    delivery: Delivery,
+    reason: MessageRefusal,
+) -> None:
+    """Tell the writer's node, once, that its message was refused here and why (through the
+    outbox, in the transaction that records the event as applied); nothing of it is kept."""
+    async with applying_once(ctx, event, delivery, message.referral_id) as applied:
+        if applied is None:
+            return  # told before (a redelivery), or a referral refused here: nobody to tell
+        conn, referral = applied
+        now = await store.now(conn)
+        refused = ReferralMessageRefused(
+            referral_id=referral.referral_id, message_id=message.message_id, reason=reason, at=now
+        )
+        await ctx.send(conn, refused, to=referral.other_org, about=referral.referral_id)
+        await audit(
+            ctx,
+            conn,
+            audit_trail.Actor(referral.other_org, "system:referrals"),
+            "message_refused",
+            referral.referral_id,
+            {"message_id": message.message_id, "reason": reason.value},
+            Outcome.FAILED,
+        )
+
+
+async def record_message_refusal(
+    ctx: ServiceContext, event: CloudEvent, refused: ReferralMessageRefused, delivery: Delivery
+) -> None:
+    """At the writer's node: the other node refused one of this node's messages; its copy
+    says so. A refusal of a message this node did not write is a forgery."""
+    async with applying_once(ctx, event, delivery, refused.referral_id) as applied:
+        if applied is None:
+            return
+        conn, referral = applied
+        changed_here = await store.refuse_message(
+            conn, referral.referral_id, refused.message_id, ctx.settings.org, refused.reason.value
+        )
+        if changed_here is None:
+            raise PermanentFailure(f"{delivery.sender} refused a message this node did not send")
+        if not changed_here:
+            return
+        await audit(
+            ctx,
+            conn,
+            audit_trail.system(ctx.settings.org, SERVICE),
+            "message_not_delivered",
+            referral.referral_id,
+            {"message_id": refused.message_id, "reason": refused.reason.value},
+            Outcome.FAILED,
         )
 
 
@@ -201,6 +270,7 @@ async def read_messages(
                     "text": text,
                     "mine": message.by_org == org,
                     "erased": text is None,
+                    "refused_reason": message.refused_reason,
                 }
             )
         unread = await store.mark_read(conn, referral_id)
