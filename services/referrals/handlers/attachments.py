@@ -22,7 +22,7 @@ from services.referrals.handlers.common import (
     check_caller,
     load,
 )
-from services.referrals.handlers.messages import WITHDRAWN, _grace, author_role
+from services.referrals.handlers.messages import WITHDRAWN, author_role, conversation_grace
 from shared import audit_trail
 from shared.auth import Principal
 from shared.bus import Delivery
@@ -73,7 +73,7 @@ async def attach(
     async with ctx.pool.acquire() as conn, conn.transaction():
         referral = await load(conn, referral_id, for_update=True)
         now = await store.now(conn)
-        domain.check_conversation_open(referral.closed_at, now, _grace(ctx))
+        domain.check_conversation_open(referral.closed_at, now, conversation_grace(ctx))
         if referral.consent_state in WITHDRAWN or referral.sealed_key is None:
             raise Conflict("consent was withdrawn or the data erased: no file may be added")
         their_key = roster.current_key(other, KeyUse.ENCRYPTION, now)
@@ -499,7 +499,7 @@ async def list_attachments(
         "attachments": shown,
         "may_attach": referral.sealed_key is not None
         and referral.consent_state not in WITHDRAWN
-        and domain.conversation_open(referral.closed_at, now, _grace(ctx)),
+        and domain.conversation_open(referral.closed_at, now, conversation_grace(ctx)),
         "max_bytes": int(ctx.settings.attachment_max_mb * file_types.MIB),
         "types": list(ctx.settings.allowed_attachment_types),
     }

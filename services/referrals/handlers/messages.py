@@ -46,7 +46,8 @@ def author_role(principal: Principal) -> str:
     return held[-1].value if held else "caseworker"
 
 
-def _grace(ctx: ServiceContext) -> timedelta:
+def conversation_grace(ctx: ServiceContext) -> timedelta:
+    """How long after closing the two organisations may still write and attach files."""
     return timedelta(days=ctx.settings.referral_conversation_grace_days)
 
 
@@ -62,7 +63,7 @@ async def write_message(
     async with ctx.pool.acquire() as conn, conn.transaction():
         referral = await load(conn, referral_id, for_update=True)
         now = await store.now(conn)
-        domain.check_conversation_open(referral.closed_at, now, _grace(ctx))
+        domain.check_conversation_open(referral.closed_at, now, conversation_grace(ctx))
         if referral.consent_state in WITHDRAWN:
             raise Conflict("consent was withdrawn: the conversation ended", field="text")
         key = data_key(ctx, referral)  # 409 once erased: nothing can be sealed any more
@@ -291,6 +292,6 @@ async def read_messages(
         "unread": unread,
         "may_write": key is not None
         and referral.consent_state not in WITHDRAWN
-        and domain.conversation_open(referral.closed_at, now, _grace(ctx)),
+        and domain.conversation_open(referral.closed_at, now, conversation_grace(ctx)),
         "max_chars": MESSAGE_MAX_CHARS,
     }
