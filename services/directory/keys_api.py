@@ -99,6 +99,12 @@ async def node_keys(ctx: Context, _: Admin) -> NodeKeys:
     status_code=status.HTTP_202_ACCEPTED,
     summary="Make new key pairs and send them to the hub to publish (the node signs with them"
     " once published)",
+    responses={
+        409: {
+            "description": "on the hub (its keys are not rotated from here), or the new keys"
+            " are already published"
+        }
+    },
 )
 async def rotate_keys(asked: RotationAsked, ctx: Context, principal: Admin) -> NodeKeys:
     ring = _folder(ctx)
