@@ -18,14 +18,22 @@ from shared.auth import store as auth_store
 from shared.bus import login
 from shared.settings import DEMO_SECRET, NodeSettings
 from shared.web import create_app
+from tests.conftest import servers
 
 NODE = "sanad"
 BUDGET = 5
 
 
 async def test_commands_past_the_tokens_rate_are_refused_with_when_to_come_back(
-    network: Network, database_url: str
+    database_url: str,
 ) -> None:
+    # NATS of its own: the command subjects name no node, and the suite's running network
+    # (its nodes started by the end-to-end tests on the session's servers) answers them too.
+    async with servers("relais-rate-") as own:
+        await _spend_the_budget(own, database_url)
+
+
+async def _spend_the_budget(network: Network, database_url: str) -> None:
     settings = NodeSettings(
         node_id=NODE,
         org=NODE,
