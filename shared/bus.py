@@ -46,10 +46,12 @@ from shared.errors import (
 )
 from shared.events import BROADCAST, CloudEvent, Payload, parse_payload, registry
 from shared.federation import DEADLETTER, SourceConsumer
-from shared.lanes import Lanes, sender_of
+from shared.lanes import Lanes, give_back, sender_of
 from shared.supervision import Supervisor
 
 log = logging.getLogger(__name__)
+# How long one fetch waits for messages (also its ``expires`` at the server).
+FETCH_WAIT = 2.0
 PUBLISHED = Counter("relais_events_published_total", "Events published to JetStream", ["type"])
 CONSUMED = Counter(
     "relais_events_consumed_total",
@@ -195,6 +197,9 @@ class Bus:
     # dead letter hands the message to the same handler (shared/deadletters.py).
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     closing: bool = False
+    # The pull loops inside a fetch or a delivery, which a stop lets end by themselves.
+    _fetching: set[str] = field(default_factory=set)
+    _fetches_over: asyncio.Event = field(default_factory=asyncio.Event)
     # Called after each reconnection: notices (``notice``) sent while disconnected are lost,
     # so what they keep fresh (the referrals' roster) forgets it all then.
     reconnected: list[Callable[[], None]] = field(default_factory=list)
@@ -329,11 +334,22 @@ class Bus:
     async def _fetch_loop(
         self, sub: Subscription, key: str, psub: Any, lanes: Lanes | None
     ) -> None:
+        self._fetching.add(key)
+        try:
+            await self._fetch_until_closing(sub, key, psub, lanes)
+        finally:
+            self._fetching.discard(key)
+            if not self._fetching:
+                self._fetches_over.set()
+
+    async def _fetch_until_closing(
+        self, sub: Subscription, key: str, psub: Any, lanes: Lanes | None
+    ) -> None:
         while not self.closing:
             if lanes is not None:
                 lanes.check()
             try:
-                messages = await psub.fetch(sub.batch, timeout=2)
+                messages = await psub.fetch(sub.batch, timeout=FETCH_WAIT)
             except (NatsTimeout, TimeoutError):
                 self._consuming[key] = True
                 continue
@@ -351,10 +367,17 @@ class Bus:
                 for msg in messages:
                     lanes.put(msg)
                 continue
-            if sub.batch_handler is not None and len(messages) > 1:
-                messages = await self._deliver_batch(sub, messages)
-            for msg in messages:
-                await self._deliver(sub, msg)
+            left = list(messages)
+            try:
+                if sub.batch_handler is not None and len(left) > 1:
+                    left = await self._deliver_batch(sub, left)
+                while left and not self.closing:
+                    await self._deliver(sub, left[0])
+                    left.pop(0)
+            except asyncio.CancelledError:
+                await give_back(left)
+                raise
+            await give_back(left)
 
     async def _deliver_batch(self, sub: Subscription, messages: list[Msg]) -> list[Msg]:
         """Hand the well-formed events of ``messages`` to ``sub.batch_handler`` at once and
@@ -378,7 +401,11 @@ class Bus:
         if len(taken) < 2:
             return messages
         try:
-            await sub.batch_handler(items)
+            spanned = [
+                (e, m.subject, m.headers or {}) for (e, _, _), m in zip(items, taken, strict=True)
+            ]
+            with telemetry.consume_batch_spans(spanned):
+                await sub.batch_handler(items)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # each one alone now, with the usual outcomes
@@ -640,6 +667,13 @@ class Bus:
     async def close(self) -> None:
         """Stop consuming, flush what was published, and close."""
         self.closing = True
+        # A fetch cut short loses what it had already received (nats-py holds it in the
+        # cancelled call, unacked until ``ack_wait``): each pull loop gets as long as a fetch
+        # lasts to end by itself and give back what it holds; then it is cancelled.
+        if self._fetching:
+            self._fetches_over.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._fetches_over.wait(), FETCH_WAIT + 0.5)
         await self.supervisor.stop()
         for subscription in self._serving:
             with contextlib.suppress(Exception):

@@ -14,6 +14,7 @@ the same bytes only for the same document, so relabelling one cannot forge anyth
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ SIGNING_FILE, ENCRYPTION_FILE = "signing.key", "encryption.key"
 PENDING_SUFFIX, RETIRED_DIR = ".new", "retired"
 # A retired signing key's public half, kept when its private half is destroyed.
 PUBLIC_SUFFIX = ".pub"
+# Reads of a folder whose files move under them (a rotation taken up by another process).
+_READ_TRIES = 5
 
 
 def _b64(raw: bytes) -> str:
@@ -63,7 +66,18 @@ class NodeKeys:
 
     @classmethod
     def load_or_create(cls, folder: Path) -> NodeKeys:
-        """The node's keys from ``folder``, made there (readable by this user only) if absent."""
+        """The node's keys from ``folder``, made there (readable by this user only) if absent.
+
+        Another process may be taking up the next pair meanwhile (``take_up_next_pair``
+        moves its files): a file gone between listing and reading means the folder changed
+        under this read, which is made again on what it holds now."""
+        for _ in range(_READ_TRIES - 1):
+            with contextlib.suppress(FileNotFoundError):
+                return cls._load_or_create(folder)
+        return cls._load_or_create(folder)
+
+    @classmethod
+    def _load_or_create(cls, folder: Path) -> NodeKeys:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         signing_path, encryption_path = folder / SIGNING_FILE, folder / ENCRYPTION_FILE
         if not signing_path.exists():

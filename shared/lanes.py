@@ -10,7 +10,8 @@ What stays as it was: a sender's messages are handled in the order they were sto
 those of each referral, which all come from one sender to this node), each by the same
 ``deliver`` as before (ack, retry, park); a message waiting in a lane is kept from being
 redelivered (``in_progress``) and nothing is acked before it is handled, so a crash loses
-nothing: what was fetched and not handled comes back after ``ack_wait``.
+nothing: what was fetched and not handled comes back after ``ack_wait``, or at once when the
+consumer stops in good order (``give_back``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from nats.aio.msg import Msg
 
@@ -30,6 +31,16 @@ def sender_of(subject: str) -> str:
     anything else shares one lane."""
     tokens = subject.split(".")
     return tokens[2] if len(tokens) > 3 and tokens[1] == "net" else ""
+
+
+async def give_back(messages: Iterable[Msg]) -> None:
+    """Hand back, as a consumer stops, what it fetched and did not handle (a nak): the broker
+    redelivers it at once, ahead of newer messages, to the next start; left unacked it would
+    wait ``ack_wait`` while what came after it went first. A nak spends one of the message's
+    deliveries; only a stop in good order spends it, and a stop is rare."""
+    for msg in list(messages):
+        with contextlib.suppress(Exception):  # the link is down: ack_wait brings it back
+            await msg.nak()
 
 
 class Lanes:
@@ -89,13 +100,15 @@ class Lanes:
                         await msg.in_progress()
 
     async def close(self) -> None:
-        """Stop every lane; what they had not handled is redelivered after ``ack_wait``."""
+        """Stop every lane and give back what they had not handled (``give_back``)."""
         tasks = [*self._workers.values(), *([self._alive] if self._alive else [])]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for queue in self._waiting.values():
+            await give_back(queue)
         self._workers.clear()
         self._waiting.clear()
         self._alive = None

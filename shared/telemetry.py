@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,14 @@ def continued(traceparent: str | None) -> Iterator[None]:
         context.detach(token)
 
 
+def _consumer_attributes(event: CloudEvent, subject: str) -> dict[str, str]:
+    return {
+        "messaging.system": "nats",
+        "messaging.destination.name": subject,
+        "messaging.message.id": event.id,
+    }
+
+
 @contextmanager
 def consume_span(event: CloudEvent, subject: str, headers: Mapping[str, str]) -> Iterator[None]:
     """A consumer span, child of the producer's trace carried in the message headers."""
@@ -105,13 +113,37 @@ def consume_span(event: CloudEvent, subject: str, headers: Mapping[str, str]) ->
         f"consume {event.type}",
         context=parent,
         kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "nats",
-            "messaging.destination.name": subject,
-            "messaging.message.id": event.id,
-        },
+        attributes=_consumer_attributes(event, subject),
     ):
         yield
+
+
+@contextmanager
+def consume_batch_spans(
+    messages: Sequence[tuple[CloudEvent, str, Mapping[str, str]]],
+) -> Iterator[None]:
+    """A consumer span for each event of a batch handled at once, each child of its own
+    producer's trace and lasting the batch: every event's trace shows where it was consumed,
+    whether it came alone or with others. None becomes the current span (the batch's queries
+    belong to no single event's trace)."""
+    spans = [
+        tracer.start_span(
+            f"consume {event.type}",
+            context=propagate.extract(dict(headers)),
+            kind=SpanKind.CONSUMER,
+            attributes=_consumer_attributes(event, subject),
+        )
+        for event, subject, headers in messages
+    ]
+    try:
+        yield
+    except BaseException as exc:
+        for span in spans:
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        raise
+    finally:
+        for span in spans:
+            span.end()
 
 
 @contextmanager

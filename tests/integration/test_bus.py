@@ -10,7 +10,12 @@ from typing import Any
 import asyncpg
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
+from deploy.network import Network
 from shared import outbox, processed, telemetry
 from shared.bus import Bus, Delivery, Subscription
 from shared.contracts.directory import LinkProbed
@@ -169,6 +174,43 @@ class TestConsuming:
         await asyncio.sleep(1.5)
         assert calls == [1]
 
+    @pytest.mark.parametrize("lanes", [False, True], ids=["in-order", "lanes"])
+    async def test_what_a_stopping_consumer_had_not_handled_goes_at_once_to_the_next_start(
+        self, network: Network, hub_bus: Bus, stream: OwnStream, lanes: bool
+    ) -> None:
+        """Left unacked, the fetched events would wait out ``ack_wait`` (an hour here) while
+        newer ones went first: after a node restart, a referral's receipt came a minute late."""
+        stuck = asyncio.Event()
+
+        async def hangs(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            stuck.set()
+            await asyncio.Event().wait()  # mid-handling when the node stops
+
+        first = await Bus.connect(network.hub.nats_url, org="secretariat", name="first")
+        await first.subscribe(subscription(stream, hangs, ack_wait=3600, lanes=lanes))
+        events = [probe_event(f"p{n}") for n in range(3)]
+        for event in events:
+            await hub_bus.publish(stream.subject(), event)
+        async with asyncio.timeout(10):
+            await stuck.wait()
+        await first.close()
+
+        handled: list[tuple[str, int]] = []
+
+        async def records(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            handled.append((event.id, delivery.num_delivered))
+
+        second = await Bus.connect(network.hub.nats_url, org="secretariat", name="second")
+        try:
+            await second.subscribe(subscription(stream, records, ack_wait=3600, lanes=lanes))
+            await eventually(
+                lambda: _true(len(handled) == 3), within=15, what="the three events handled"
+            )
+        finally:
+            await second.close()
+        assert [event_id for event_id, _ in handled] == [e.id for e in events]  # in their order
+        assert handled[0][1] == 2  # the one cut short is delivered again
+
 
 class TestBatches:
     async def test_a_backlog_goes_to_the_batch_handler_in_order_each_event_once(
@@ -196,6 +238,40 @@ class TestBatches:
         handled = [event_id for batch in batches for event_id in batch] + alone
         assert handled == [event.id for event in events]
         assert any(len(batch) > 1 for batch in batches)
+
+    async def test_each_event_of_a_batch_is_consumed_in_its_own_trace(
+        self, hub_bus: Bus, stream: OwnStream
+    ) -> None:
+        """The hub's network log takes envelopes in batches: a referral's trace lacked its
+        hub span whenever its envelope came with others."""
+        telemetry.setup("relais-test", node_id="test", otlp_endpoint=None)
+        provider = trace.get_tracer_provider()
+        assert isinstance(provider, TracerProvider)
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        origins = {}
+        for n in range(6):
+            with telemetry.tracer.start_as_current_span(f"request {n}") as span:
+                event = probe_event(f"p{n}")
+                origins[event.id] = span.get_span_context().trace_id
+                await hub_bus.publish(stream.subject(), event)
+        sizes: list[int] = []
+
+        async def one(event: CloudEvent, payload: Payload, delivery: Delivery) -> None:
+            sizes.append(1)
+
+        async def many(items: Sequence[tuple[CloudEvent, Payload, Delivery]]) -> None:
+            sizes.append(len(items))
+
+        await hub_bus.subscribe(subscription(stream, one, batch_handler=many))
+        await eventually(lambda: _true(sum(sizes) == 6), within=10, what="the backlog handled")
+        assert max(sizes) > 1
+        consumed = {
+            dict(s.attributes or {})["messaging.message.id"]: s.context.trace_id
+            for s in exporter.get_finished_spans()
+            if s.kind is SpanKind.CONSUMER
+        }
+        assert {i: consumed.get(i) for i in origins} == origins
 
     async def test_a_failed_batch_is_handled_one_event_at_a_time_and_nothing_is_lost(
         self, hub_bus: Bus, stream: OwnStream

@@ -29,6 +29,26 @@ def keys_of(folder: Path, since: datetime = NOW) -> list[PublicKey]:
 
 
 class TestKeyRing:
+    def test_a_read_while_another_process_takes_up_the_next_pair_sees_one_ring(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The node's directory takes the pair up while its other services read the folder:
+        a file listed, then moved before it is read, once failed a read (FileNotFoundError)."""
+        old = crypto.NodeKeys.load_or_create(tmp_path)
+        new = {k["key_id"] for k in crypto.make_next_pair(tmp_path)}
+        read_bytes = Path.read_bytes
+
+        def moved_under_the_reader(path: Path) -> bytes:
+            if path.suffix == crypto.PENDING_SUFFIX:
+                monkeypatch.setattr(Path, "read_bytes", read_bytes)
+                assert crypto.take_up_next_pair(tmp_path, new)
+            return read_bytes(path)
+
+        monkeypatch.setattr(Path, "read_bytes", moved_under_the_reader)
+        seen = crypto.NodeKeys.load_or_create(tmp_path)
+        assert {crypto.key_id(seen.signing_public), crypto.key_id(seen.encryption_public)} == new
+        assert old.signing_public in {bytes(k.verify_key) for k in seen.other_signing}
+
     def test_the_next_pair_waits_beside_the_current_one_until_it_is_published(
         self, tmp_path: Path
     ) -> None:
