@@ -363,10 +363,19 @@ async def remember(conn: Connection, caller: str, key: str, request: str, referr
 
 
 async def set_alarms(conn: Connection, referral_id: str, alarms: list[domain.Alarm]) -> None:
-    await conn.executemany(
+    """A referral's alarms in one statement (``executemany`` would run one per alarm: four or
+    five for every referral sent or received)."""
+    if not alarms:
+        return
+    await conn.execute(
         "INSERT INTO referrals.alarms (referral_id, timer, deadline, due_at, fires_at)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        [(referral_id, a.timer.value, a.deadline.value, a.due_at, a.fires_at) for a in alarms],
+        " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])"
+        " ON CONFLICT DO NOTHING",
+        referral_id,
+        [a.timer.value for a in alarms],
+        [a.deadline.value for a in alarms],
+        [a.due_at for a in alarms],
+        [a.fires_at for a in alarms],
     )
 
 
