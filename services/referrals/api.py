@@ -253,11 +253,8 @@ async def create(
     principal: CaseWorker,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Created:
-    referral_id = await handlers.create(ctx, principal, body, idempotency_key)
-    async with ctx.pool.acquire() as conn:
-        referral = await store.get(conn, referral_id)
-    assert referral is not None
-    return Created(referral_id=referral_id, status=referral.status)
+    referral = await handlers.create(ctx, principal, body, idempotency_key)
+    return Created(referral_id=referral.referral_id, status=referral.status)
 
 
 @router.get("", summary="The inbox or outbox, newest first (stable while referrals change)")

@@ -143,8 +143,8 @@ def commands(ctx: ServiceContext) -> dict[str, Responder]:
         new = handlers.NewReferral.model_validate(
             body.model_dump(exclude={"token", "idempotency_key"})
         )
-        referral_id = await handlers.create(ctx, principal, new, body.idempotency_key)
-        return await _detail(referral_id, principal)
+        referral = await handlers.create(ctx, principal, new, body.idempotency_key)
+        return await _detail(referral.referral_id, principal)
 
     async def get(request: dict[str, Any]) -> dict[str, Any]:
         body = OnOne.model_validate(request)

@@ -70,16 +70,17 @@ def _request_digest(new: NewReferral) -> str:
 
 async def create(
     ctx: ServiceContext, principal: Principal, new: NewReferral, idempotency_key: str | None
-) -> str:
-    """Seal, sign and send a new referral; returns its id (the same one for a retried key)."""
+) -> store.Referral:
+    """Seal, sign and send a new referral; returns it as written (for a retried key, the
+    earlier one as it stands): the caller answers without reading it again."""
     check_caller(ctx, principal)
     caller = f"{principal.org}/{principal.subject}"
     digest = _request_digest(new)
     if idempotency_key is not None:
         async with ctx.pool.acquire() as conn:
             earlier = await store.remembered(conn, caller, idempotency_key)
-        if earlier is not None:
-            return _same_request(earlier, digest)
+            if earlier is not None:
+                return await load(conn, _same_request(earlier, digest))
     form = forms.form_of(new.category)
     payload = form.check(new.payload)
     domain.check_legal_basis(new.legal_basis, new.consent is not None)
@@ -93,7 +94,7 @@ async def create(
             )
             earlier = await store.remembered(conn, caller, idempotency_key)
             if earlier is not None:
-                return _same_request(earlier, digest)
+                return await load(conn, _same_request(earlier, digest))
         if new.follows is not None:
             await _check_follows(conn, new.follows)
         now = await store.now(conn)
@@ -167,7 +168,7 @@ async def create(
         await audit(
             ctx, conn, actor_of(principal), "sent", referral_id, offer.model_dump(mode="json")
         )
-    return referral_id
+    return referral
 
 
 async def _check_follows(conn: Connection, earlier_id: str) -> None:
