@@ -148,6 +148,26 @@ async def receipt(conn: Connection, consumer: str, event_id: str, referral_id: s
     return Receipt(row["first_time"], row["known"], row["now"])
 
 
+async def claim(
+    conn: Connection, consumer: str, event_id: str, referral_id: str
+) -> tuple[bool, Referral | None]:
+    """``processed.first_time`` and ``get(..., for_update=True)`` in one statement: whether
+    the event is new to ``consumer`` (now recorded, in this transaction) and the referral it is
+    about, locked (also for an event seen before: a repeat, rare, and harmless)."""
+    row = await conn.fetchrow(
+        "WITH first AS (INSERT INTO referrals.processed (consumer, event_id) VALUES ($1, $2)"
+        "  ON CONFLICT DO NOTHING RETURNING true),"
+        " locked AS (SELECT * FROM referrals.referrals WHERE referral_id = $3 FOR UPDATE)"
+        " SELECT EXISTS (SELECT FROM first) AS first_time, locked.*"
+        " FROM (SELECT) AS one LEFT JOIN locked ON true",
+        consumer,
+        event_id,
+        referral_id,
+    )
+    assert row is not None
+    return row["first_time"], None if row["referral_id"] is None else _referral(row)
+
+
 async def insert(
     conn: Connection,
     *,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.referrals import domain, envelope, floods, store
-from shared import audit_trail, processed
+from shared import audit_trail
 from shared.audit_trail import Actor
 from shared.auth import Principal, Role
 from shared.bus import Delivery
@@ -131,10 +131,12 @@ async def applying_once(
     (``own_referral``): ``None`` when there is nothing to apply (this event was applied before,
     or the referral's envelope was refused here), and the event is then done all the same."""
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await processed.first_time(conn, SERVICE, INBOX_CONSUMER, event.id):
+        # One round trip: the event recorded as processed and the referral locked.
+        first_time, found = await store.claim(conn, INBOX_CONSUMER, event.id, referral_id)
+        if not first_time:
             yield None
             return
-        referral = await own_referral(conn, referral_id, delivery, box)
+        referral = await _theirs(conn, referral_id, found, delivery, box)
         yield None if referral is None else (conn, referral)
 
 
@@ -143,7 +145,18 @@ async def own_referral(
 ) -> store.Referral | None:
     """The referral a remote event is about, if the event comes from its other party;
     ``None`` for a referral whose envelope this node refused (nothing to apply)."""
-    referral = await store.get(conn, referral_id, for_update=True)
+    found = await store.get(conn, referral_id, for_update=True)
+    return await _theirs(conn, referral_id, found, delivery, box)
+
+
+async def _theirs(
+    conn: Connection,
+    referral_id: str,
+    referral: store.Referral | None,
+    delivery: Delivery,
+    box: Box | None,
+) -> store.Referral | None:
+    """``own_referral``'s checks on the referral as read (locked) by the caller."""
     if referral is None:
         if await store.was_refused(conn, referral_id):
             return None

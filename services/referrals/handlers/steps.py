@@ -120,8 +120,8 @@ async def apply_step(
             sealed_note=step.sealed_note,
             applied=applies,
         )
-        if applies:
-            await changed(ctx, conn, updated, step.status.value, step.by_org)
+        if applies:  # set_status stamped the row with the transaction's clock: no read of it
+            await changed(ctx, conn, updated, step.status.value, step.by_org, at=updated.updated_at)
         await audit(
             ctx,
             conn,
