@@ -59,6 +59,23 @@ async def record(
 ) -> None:
     """Write the audit record of an action into ``service``'s outbox, in ``conn``'s
     transaction."""
+    subject, event = entry(
+        service, actor=actor, action=action, object=object, content=content, outcome=outcome
+    )
+    await outbox.add(conn, service, subject, event)
+
+
+def entry(
+    service: str,
+    *,
+    actor: Actor,
+    action: str,
+    object: str,
+    content: Any = None,
+    outcome: Outcome = Outcome.OK,
+) -> outbox.Outgoing:
+    """The audit record of an action, for ``service``'s outbox with the change's other events
+    (``ServiceContext.write``)."""
     payload = AuditRecorded(
         at=datetime.now(UTC),
         actor_org=actor.org,
@@ -69,5 +86,4 @@ async def record(
         outcome=outcome,
     )
     subject = registry.for_payload(AuditRecorded).subject(service=service)
-    event = make_event(payload, source=f"relais://{actor.org}/{service}", subject=object)
-    await outbox.add(conn, service, subject, event)
+    return subject, make_event(payload, source=f"relais://{actor.org}/{service}", subject=object)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import asyncpg
 from prometheus_client import Gauge
@@ -36,17 +39,33 @@ def channel(schema: str) -> str:
     return f"relais_outbox_{schema}"
 
 
+Outgoing: TypeAlias = tuple[str, CloudEvent]  # an event to write, with its subject
+
+
 async def add(conn: Connection, schema: str, subject: str, event: CloudEvent) -> None:
     """Write ``event`` to ``schema``'s outbox inside the caller's transaction."""
-    check_publishable(subject, event)
-    # One round trip: the row and the relay's wake-up (sent on commit; PostgreSQL folds the
-    # same notification of one transaction into one).
+    await add_all(conn, schema, [(subject, event)])
+
+
+async def add_all(conn: Connection, schema: str, events: Sequence[Outgoing]) -> None:
+    """Write ``events`` to ``schema``'s outbox, in this order, inside the caller's transaction:
+    the several events of one change (its message to the other node, its local event, its audit
+    record) in one statement rather than one each."""
+    if not events:
+        return
+    for subject, event in events:
+        check_publishable(subject, event)
+    # One round trip: the rows, numbered (seq) in the order given, and the relay's wake-up
+    # (sent on commit; PostgreSQL folds the same notification of one transaction into one).
     await conn.execute(
         f"WITH added AS (INSERT INTO {schema}.outbox (event_id, subject, event, traceparent)"
-        " VALUES ($1, $2, $3, $4) RETURNING 1) SELECT pg_notify($5, '') FROM added",
-        event.id,
-        subject,
-        event.model_dump(mode="json", exclude_none=True),
+        " SELECT e.id, e.subject, e.event::jsonb, $4"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY"
+        " AS e (id, subject, event, n) ORDER BY e.n RETURNING 1)"
+        " SELECT pg_notify($5, '') FROM added LIMIT 1",
+        [event.id for _, event in events],
+        [subject for subject, _ in events],
+        [json.dumps(event.model_dump(mode="json", exclude_none=True)) for _, event in events],
         telemetry.current_traceparent(),
         channel(schema),
     )

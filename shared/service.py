@@ -64,25 +64,38 @@ class ServiceContext:
         """The CloudEvents ``source`` of what this service emits."""
         return f"relais://{self.settings.node_id}/{self.name}"
 
+    def sending(self, payload: Payload, *, to: str, about: str | None = None) -> outbox.Outgoing:
+        """A network event for organisation ``to`` (or ``all``), for ``send`` or ``write``;
+        ``about`` is the aggregate's id (no personal data)."""
+        subject = registry.for_payload(type(payload)).subject(
+            sender=self.settings.org, recipient=to
+        )
+        return subject, make_event(payload, source=self.source, subject=about)
+
+    def emitting(self, payload: Payload, *, about: str | None = None) -> outbox.Outgoing:
+        """An event for this node's other services (``relais.local.<service>.<event>``), for
+        ``emit`` or ``write``."""
+        subject = registry.for_payload(type(payload)).subject(service=self.name)
+        return subject, make_event(payload, source=self.source, subject=about)
+
     async def send(
         self, conn: Connection, payload: Payload, *, to: str, about: str | None = None
     ) -> CloudEvent:
         """Put a network event for organisation ``to`` (or ``all``) in this service's outbox,
         inside the caller's transaction; ``about`` is the aggregate's id (no personal data)."""
-        subject = registry.for_payload(type(payload)).subject(
-            sender=self.settings.org, recipient=to
-        )
-        event = make_event(payload, source=self.source, subject=about)
+        subject, event = self.sending(payload, to=to, about=about)
         await outbox.add(conn, self.schema, subject, event)
         return event
 
     async def emit(self, conn: Connection, payload: Payload, *, about: str | None = None) -> None:
         """Put an event for this node's other services (``relais.local.<service>.<event>``)
         in this service's outbox, inside the caller's transaction."""
-        subject = registry.for_payload(type(payload)).subject(service=self.name)
-        await outbox.add(
-            conn, self.schema, subject, make_event(payload, source=self.source, subject=about)
-        )
+        await outbox.add(conn, self.schema, *self.emitting(payload, about=about))
+
+    async def write(self, conn: Connection, *events: outbox.Outgoing) -> None:
+        """Put several events in this service's outbox in one statement, in this order, inside
+        the caller's transaction (``sending``, ``emitting``, ``audit_trail.entry``)."""
+        await outbox.add_all(conn, self.schema, events)
 
     def bound(self, handler: Callable[..., Awaitable[None]]) -> Handler:
         """An event handler of this service, ``handler(ctx, event, payload, delivery)``, as the

@@ -21,7 +21,7 @@ from shared.contracts.referrals import Status
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("services", "shared", "deploy")
 # The functions that record an audit entry, or hand an action code on to one that does.
-RECORDERS = {"record", "record_own", "audit", "_audit", "_log", "_publish", "Draft"}
+RECORDERS = {"record", "record_own", "audit", "audit_entry", "_audit", "_log", "_publish", "Draft"}
 ENUMS: dict[str, type[StrEnum]] = {
     "Status": Status,
     "Membership": Membership,
@@ -140,8 +140,9 @@ def recorded_actions() -> dict[str, str]:
                             continue  # not the action argument (a pool, an actor, ...)
                         for value in values or ():
                             code = value
-                            # The referrals service's audit() takes the verb after "referral."
-                            if referrals and name == "audit" and "." not in value:
+                            # The referrals service's audit() and audit_entry() take the verb
+                            # after "referral."
+                            if referrals and name in ("audit", "audit_entry") and "." not in value:
                                 code = f"referral.{value}"
                             if _is_code(code):
                                 found.setdefault(code, f"{relative}:{call.lineno}")

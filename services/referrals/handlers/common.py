@@ -23,6 +23,7 @@ from shared.contracts.referrals import (
 from shared.db import Connection
 from shared.errors import Conflict, Forbidden, NotFound, PermanentFailure
 from shared.events import CloudEvent
+from shared.outbox import Outgoing
 from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,18 @@ async def audit(
     content: Any = None,
     outcome: Outcome = Outcome.OK,
 ) -> None:
-    await audit_trail.record(
-        conn,
+    await ctx.write(conn, audit_entry(actor, action, referral_id, content, outcome))
+
+
+def audit_entry(
+    actor: Actor,
+    action: str,
+    referral_id: str,
+    content: Any = None,
+    outcome: Outcome = Outcome.OK,
+) -> Outgoing:
+    """``audit``'s record, to write with the change's other events (``ctx.write``)."""
+    return audit_trail.entry(
         SERVICE,
         actor=actor,
         action=f"referral.{action}",
@@ -99,8 +110,14 @@ async def changed(
     """``at``: the transaction's ``store.now`` if the caller has it (one round trip less)."""
     if at is None:
         at = await store.now(conn)
-    await ctx.emit(
-        conn,
+    await ctx.write(conn, changed_event(ctx, referral, change, by_org, at=at))
+
+
+def changed_event(
+    ctx: ServiceContext, referral: store.Referral, change: str, by_org: str, *, at: datetime
+) -> Outgoing:
+    """``changed``'s local event, to write with the change's other events (``ctx.write``)."""
+    return ctx.emitting(
         ReferralChanged(referral=referral.view(), change=change, by_org=by_org, at=at),
         about=referral.referral_id,
     )

@@ -12,7 +12,9 @@ from services.referrals.handlers.common import (
     SERVICE,
     alarms_of,
     audit,
+    audit_entry,
     changed,
+    changed_event,
     key_not_yet_known,
     log,
     own_referral,
@@ -93,9 +95,13 @@ async def receive_offer(
         step = ReferralTransitioned(
             referral_id=header.referral_id, status=Status.RECEIVED, at=now, by_org=ctx.settings.org
         )
-        await ctx.send(conn, step, to=header.from_org, about=header.referral_id)
-        await changed(ctx, conn, referral, Status.RECEIVED.value, ctx.settings.org, at=now)
-        await audit(ctx, conn, system(ctx), "received", header.referral_id, {"fields": payload_ok})
+        # The reply to the sender, the local event and the audit record: one statement.
+        await ctx.write(
+            conn,
+            ctx.sending(step, to=header.from_org, about=header.referral_id),
+            changed_event(ctx, referral, Status.RECEIVED.value, ctx.settings.org, at=now),
+            audit_entry(system(ctx), "received", header.referral_id, {"fields": payload_ok}),
+        )
 
 
 async def _verified(

@@ -14,7 +14,8 @@ from services.referrals.handlers.common import (
     actor_of,
     alarms_of,
     audit,
-    changed,
+    audit_entry,
+    changed_event,
     check_caller,
     load,
 )
@@ -161,12 +162,14 @@ async def create(
         await store.set_alarms(conn, referral_id, alarms_of(ctx, header, domain.Side.SENDER))
         if idempotency_key is not None:
             await store.remember(conn, caller, idempotency_key, digest, referral_id)
-        await ctx.send(conn, offer, to=new.to_org, about=referral_id)
         if new.follows is not None:  # linking wrote the new row again
             referral = await load(conn, referral_id)
-        await changed(ctx, conn, referral, Status.SENT.value, ctx.settings.org, at=now)
-        await audit(
-            ctx, conn, actor_of(principal), "sent", referral_id, offer.model_dump(mode="json")
+        # The envelope, the local event and the audit record: one statement.
+        await ctx.write(
+            conn,
+            ctx.sending(offer, to=new.to_org, about=referral_id),
+            changed_event(ctx, referral, Status.SENT.value, ctx.settings.org, at=now),
+            audit_entry(actor_of(principal), "sent", referral_id, offer.model_dump(mode="json")),
         )
     return referral
 

@@ -9,8 +9,8 @@ from services.referrals import domain, envelope, forms, store
 from services.referrals.handlers.common import (
     actor_of,
     applying_once,
-    audit,
-    changed,
+    audit_entry,
+    changed_event,
     check_caller,
     data_key,
     load,
@@ -79,10 +79,14 @@ async def act(
             reason=step_in.reason,
             sealed_note=sealed_note,
         )
-        await ctx.send(conn, told, to=referral.other_org, about=referral_id)
-        await changed(ctx, conn, updated, status.value, org, at=now)
-        await audit(
-            ctx, conn, actor_of(principal), status.value, referral_id, told.model_dump(mode="json")
+        # The step told, the local event and the audit record: one statement.
+        await ctx.write(
+            conn,
+            ctx.sending(told, to=referral.other_org, about=referral_id),
+            changed_event(ctx, updated, status.value, org, at=now),
+            audit_entry(
+                actor_of(principal), status.value, referral_id, told.model_dump(mode="json")
+            ),
         )
 
 
@@ -120,13 +124,15 @@ async def apply_step(
             sealed_note=step.sealed_note,
             applied=applies,
         )
-        if applies:  # set_status stamped the row with the transaction's clock: no read of it
-            await changed(ctx, conn, updated, step.status.value, step.by_org, at=updated.updated_at)
-        await audit(
-            ctx,
-            conn,
+        recorded = audit_entry(
             audit_trail.Actor(step.by_org, "system:referrals"),
             step.status.value if applies else f"{step.status.value}_late",
             referral.referral_id,
             step.model_dump(mode="json"),
         )
+        if applies:  # set_status stamped the row with the transaction's clock: no read of it
+            at = updated.updated_at
+            change = changed_event(ctx, updated, step.status.value, step.by_org, at=at)
+            await ctx.write(conn, change, recorded)  # one statement for both
+        else:
+            await ctx.write(conn, recorded)
