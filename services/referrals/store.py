@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -231,26 +232,60 @@ async def get(conn: Connection, referral_id: str, *, for_update: bool = False) -
     return None if row is None else _referral(row)
 
 
-async def set_status(conn: Connection, referral_id: str, step: domain.Step) -> Referral:
-    """The row after the step, as ``get`` would read it in the same transaction."""
+async def set_status(
+    conn: Connection,
+    referral_id: str,
+    step: domain.Step,
+    *,
+    by_actor: str | None = None,
+    reason: str | None = None,
+    sealed_note: str | None = None,
+) -> Referral:
+    """The row after the step, as ``get`` would read it in the same transaction, and the step
+    in the referral's history: one statement for both."""
     closed = step.status in domain.TERMINAL
     row = await conn.fetchrow(
         """
-        UPDATE referrals.referrals
-        SET status = $2, status_at = $3, status_by = $4, updated_at = referrals.clock_now(),
-            closed_at = CASE WHEN $5 THEN coalesce(closed_at, referrals.clock_now()) END
-        WHERE referral_id = $1
-        RETURNING *
+        WITH updated AS (
+            UPDATE referrals.referrals
+            SET status = $2, status_at = $3, status_by = $4, updated_at = referrals.clock_now(),
+                closed_at = CASE WHEN $5 THEN coalesce(closed_at, referrals.clock_now()) END
+            WHERE referral_id = $1
+            RETURNING *
+        ), logged AS (
+            INSERT INTO referrals.history (referral_id, change, status, at, by_org, by_actor,
+                                           reason, sealed_note)
+            SELECT referral_id, $2, $2, $3, $4, $6, $7, $8 FROM updated
+        )
+        SELECT * FROM updated
         """,
         referral_id,
         step.status.value,
         step.at,
         step.by_org,
         closed,
+        by_actor,
+        reason,
+        sealed_note,
     )
     if row is None:
         raise LookupError(f"no referral {referral_id}")
     return _referral(row)
+
+
+async def add_steps(conn: Connection, referral_id: str, steps: Sequence[domain.Step]) -> None:
+    """Several steps in a referral's history in one statement, in this order (an envelope
+    received: sent by its sender, then received here)."""
+    await conn.execute(
+        "INSERT INTO referrals.history (referral_id, change, status, at, by_org)"
+        " SELECT $1, s.status, s.status, s.at, s.by_org"
+        " FROM unnest($2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY"
+        " AS s (status, at, by_org, n) ORDER BY s.n",
+        referral_id,
+        [step.status.value for step in steps],
+        [step.at for step in steps],
+        [step.by_org for step in steps],
+    )
 
 
 async def add_history(

@@ -71,21 +71,13 @@ async def _fire(ctx: ServiceContext, conn: Connection, alarm: store.Due) -> None
 async def _expire(ctx: ServiceContext, conn: Connection, referral: store.Referral) -> None:
     now = await store.now(conn)
     org = ctx.settings.org
-    await store.set_status(conn, referral.referral_id, domain.Step(Status.EXPIRED, now, org))
-    await store.add_history(
-        conn,
-        referral.referral_id,
-        change=Status.EXPIRED.value,
-        status=Status.EXPIRED,
-        at=now,
-        by_org=org,
-    )
+    step = domain.Step(Status.EXPIRED, now, org)
+    updated = await store.set_status(conn, referral.referral_id, step)
     told = ReferralTransitioned(
         referral_id=referral.referral_id, status=Status.EXPIRED, at=now, by_org=org
     )
     await ctx.send(conn, told, to=referral.other_org, about=referral.referral_id)
-    updated = await load(conn, referral.referral_id)
-    await changed(ctx, conn, updated, Status.EXPIRED.value, org)
+    await changed(ctx, conn, updated, Status.EXPIRED.value, org, at=now)
     await audit(ctx, conn, system(ctx), Status.EXPIRED.value, referral.referral_id)
 
 

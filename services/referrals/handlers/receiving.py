@@ -82,13 +82,14 @@ async def receive_offer(
             ciphertext=offer.sealed.ciphertext,
             sealed_key=offer.sealed.key_for_recipient,
         )
-        for status, at, org in (
-            (Status.SENT, header.created_at, header.from_org),
-            (Status.RECEIVED, now, ctx.settings.org),
-        ):
-            await store.add_history(
-                conn, header.referral_id, change=status.value, status=status, at=at, by_org=org
-            )
+        await store.add_steps(
+            conn,
+            header.referral_id,
+            [
+                domain.Step(Status.SENT, header.created_at, header.from_org),
+                domain.Step(Status.RECEIVED, now, ctx.settings.org),
+            ],
+        )
         await store.set_alarms(
             conn, header.referral_id, alarms_of(ctx, header, domain.Side.RECIPIENT)
         )

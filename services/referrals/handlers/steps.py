@@ -59,14 +59,10 @@ async def act(
             )
         step = domain.Step(status, now, org)
         # Its row as loaded: nothing below changes it (history is a table of its own).
-        updated = await store.set_status(conn, referral_id, step)
-        await store.add_history(
+        updated = await store.set_status(
             conn,
             referral_id,
-            change=status.value,
-            status=status,
-            at=now,
-            by_org=org,
+            step,
             by_actor=principal.subject,
             reason=step_in.reason,
             sealed_note=sealed_note,
@@ -111,19 +107,26 @@ async def apply_step(
         incoming = domain.Step(step.status, step.at, step.by_org)
         applies = domain.remote_step_applies(referral.step, incoming, their_side)
         updated = referral
-        if applies:
-            updated = await store.set_status(conn, referral.referral_id, incoming)
-        await store.add_history(
-            conn,
-            referral.referral_id,
-            change=step.status.value,
-            status=step.status,
-            at=step.at,
-            by_org=step.by_org,
-            reason=step.reason,
-            sealed_note=step.sealed_note,
-            applied=applies,
-        )
+        if applies:  # the step and its history entry: one statement
+            updated = await store.set_status(
+                conn,
+                referral.referral_id,
+                incoming,
+                reason=step.reason,
+                sealed_note=step.sealed_note,
+            )
+        else:  # kept in the history only, as arriving late
+            await store.add_history(
+                conn,
+                referral.referral_id,
+                change=step.status.value,
+                status=step.status,
+                at=step.at,
+                by_org=step.by_org,
+                reason=step.reason,
+                sealed_note=step.sealed_note,
+                applied=False,
+            )
         recorded = audit_entry(
             audit_trail.Actor(step.by_org, "system:referrals"),
             step.status.value if applies else f"{step.status.value}_late",
