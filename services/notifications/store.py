@@ -134,13 +134,17 @@ async def add_notification(
     emergency: bool,
     at: datetime,
 ) -> UUID | None:
-    """The new notification's id, or None if this event already notified this person."""
+    """The new notification's id, or None if this event already notified this person; a new
+    one wakes the person's live feed on commit (``FEED_CHANNEL``), in the same statement."""
     found: UUID | None = await conn.fetchval(
         """
-        INSERT INTO notifications.notification
-            (id, event_id, recipient, kind, facts, emergency, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (event_id, recipient) DO NOTHING RETURNING id
+        WITH added AS (
+            INSERT INTO notifications.notification
+                (id, event_id, recipient, kind, facts, emergency, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (event_id, recipient) DO NOTHING RETURNING id
+        )
+        SELECT id, pg_notify($8, $3) FROM added
         """,
         id,
         event_id,
@@ -149,6 +153,7 @@ async def add_notification(
         facts.model_dump(mode="json", exclude_none=True),
         emergency,
         at,
+        FEED_CHANNEL,
     )
     return found
 
@@ -328,12 +333,17 @@ async def add_delivery(
     at: datetime,
     give_up_at: datetime,
 ) -> bool:
+    """Whether the delivery is new; a new one wakes the worker on commit (``WORK_CHANNEL``,
+    one notification however many deliveries the transaction adds), in the same statement."""
     inserted = await conn.fetchval(
         """
-        INSERT INTO notifications.delivery (id, key, channel, recipient, webhook_id, kind,
-            items, state, emergency, due_at, give_up_at, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10)
-        ON CONFLICT (key) DO NOTHING RETURNING true
+        WITH added AS (
+            INSERT INTO notifications.delivery (id, key, channel, recipient, webhook_id, kind,
+                items, state, emergency, due_at, give_up_at, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10)
+            ON CONFLICT (key) DO NOTHING RETURNING true
+        )
+        SELECT true, pg_notify($12, '') FROM added
         """,
         id,
         key,
@@ -346,6 +356,7 @@ async def add_delivery(
         emergency,
         at,
         give_up_at,
+        WORK_CHANNEL,
     )
     return bool(inserted)
 

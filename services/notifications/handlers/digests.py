@@ -55,6 +55,4 @@ async def send_digests(n: Notifier, now: datetime) -> int:
             )
             await store.mark_digested(conn, [row["id"] for row in held])
             queued += 1
-        if queued:
-            await store.wake(conn, store.WORK_CHANNEL)
     return queued

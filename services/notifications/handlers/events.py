@@ -209,7 +209,6 @@ async def write(
                 at=now,
                 give_up_at=give_up_at,
             )
-        await store.wake(conn, store.FEED_CHANNEL, person.username)
     for hook in plan.webhooks:
         await store.add_delivery(
             conn,
@@ -225,5 +224,4 @@ async def write(
             at=now,
             give_up_at=give_up_at,
         )
-    await store.wake(conn, store.WORK_CHANNEL)
     return notified
