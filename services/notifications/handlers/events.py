@@ -90,7 +90,12 @@ async def on_referral_events(
             triggers.append((event.id, deadline_passed(event, payload)))
         else:
             raise PermanentFailure(f"{CONSUMER} does not handle {event.type} in a batch")
-    staff = await active_staff(n) if any(t for _, t in triggers) else []
+    # An event that notifies no one has no effect to apply once: no record of it, and a fetch
+    # of only such events (most of them at a sender's node) no transaction at all.
+    triggers = [(event_id, made) for event_id, made in triggers if made]
+    if not triggers:
+        return
+    staff = await active_staff(n)
     async with n.ctx.pool.acquire() as conn, conn.transaction():
         for event_id, made in triggers:
             if not await processed.first_time(conn, SCHEMA, CONSUMER, event_id):
@@ -157,8 +162,11 @@ async def on_second_link_refused(
 
 
 async def notify(n: Notifier, event_id: str, triggers: Sequence[Trigger]) -> None:
-    """Record the event's notifications once, however often the event is delivered."""
-    staff = await active_staff(n) if triggers else []
+    """Record the event's notifications once, however often the event is delivered (an event
+    that notifies no one has nothing to record)."""
+    if not triggers:
+        return
+    staff = await active_staff(n)
     async with n.ctx.pool.acquire() as conn, conn.transaction():
         if not await processed.first_time(conn, SCHEMA, CONSUMER, event_id):
             return
