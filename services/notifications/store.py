@@ -394,27 +394,25 @@ async def record_attempt(
     retry_at: datetime | None,
 ) -> None:
     state = {"sent": "sent", "gave_up": "failed", "failed": "pending"}[outcome]
+    # The delivery's new state and the attempt's row: one statement.
     await conn.execute(
         """
-        UPDATE notifications.delivery SET attempts = attempts + 1, state = $2::text,
-            due_at = coalesce($3::timestamptz, due_at),
-            sent_at = CASE WHEN $2::text = 'sent' THEN $4::timestamptz END,
-            last_error = CASE WHEN $2::text = 'sent' THEN NULL ELSE $5::text END
-        WHERE id = $1
+        WITH updated AS (
+            UPDATE notifications.delivery SET attempts = attempts + 1, state = $2::text,
+                due_at = coalesce($3::timestamptz, due_at),
+                sent_at = CASE WHEN $2::text = 'sent' THEN $4::timestamptz END,
+                last_error = CASE WHEN $2::text = 'sent' THEN NULL ELSE $5::text END
+            WHERE id = $1
+        )
+        INSERT INTO notifications.attempt (delivery_id, at, outcome, detail, duration_ms)
+        VALUES ($1, $4, $6, $5, $7)
         """,
         delivery_id,
         state,
         retry_at,
         at,
         detail,
-    )
-    await conn.execute(
-        "INSERT INTO notifications.attempt (delivery_id, at, outcome, detail, duration_ms)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        delivery_id,
-        at,
         outcome,
-        detail,
         duration_ms,
     )
 
