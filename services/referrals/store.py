@@ -183,18 +183,37 @@ async def insert(
     ciphertext: str,
     sealed_key: str,
     follows: str | None = None,
+    history: Sequence[domain.Step] = (),
+    history_by: str | None = None,
+    alarms: Sequence[domain.Alarm] = (),
 ) -> Referral:
-    """The new row, as ``get`` would read it in the same transaction."""
+    """The new row, as ``get`` would read it in the same transaction, with its first
+    ``history`` entries (in this order; ``history_by``: the person of this node who made them)
+    and its ``alarms``: one statement for the three tables."""
     row = await conn.fetchrow(
         """
-        INSERT INTO referrals.referrals (
-            referral_id, box, from_org, to_org, category, urgency, region, legal_basis,
-            consent, consent_state, status, status_at, status_by, created_by, created_at,
-            acknowledge_by, answer_by, header, signature, nonce, ciphertext, sealed_key,
-            updated_at, follows)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                $18, $19, $20, $21, $22, $12, $23)
-        RETURNING *
+        WITH added AS (
+            INSERT INTO referrals.referrals (
+                referral_id, box, from_org, to_org, category, urgency, region, legal_basis,
+                consent, consent_state, status, status_at, status_by, created_by, created_at,
+                acknowledge_by, answer_by, header, signature, nonce, ciphertext, sealed_key,
+                updated_at, follows)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                    $17, $18, $19, $20, $21, $22, $12, $23)
+            RETURNING *
+        ), logged AS (
+            INSERT INTO referrals.history (referral_id, change, status, at, by_org, by_actor)
+            SELECT $1, h.status, h.status, h.at, h.by_org, $24::text
+            FROM unnest($25::text[], $26::timestamptz[], $27::text[]) WITH ORDINALITY
+                AS h (status, at, by_org, n)
+            ORDER BY h.n
+        ), alarmed AS (
+            INSERT INTO referrals.alarms (referral_id, timer, deadline, due_at, fires_at)
+            SELECT $1, * FROM unnest($28::text[], $29::text[], $30::timestamptz[],
+                                     $31::timestamptz[])
+            ON CONFLICT DO NOTHING
+        )
+        SELECT * FROM added
         """,
         header.referral_id,
         box.value,
@@ -219,6 +238,14 @@ async def insert(
         ciphertext,
         sealed_key,
         follows,
+        history_by,
+        [step.status.value for step in history],
+        [step.at for step in history],
+        [step.by_org for step in history],
+        [a.timer.value for a in alarms],
+        [a.deadline.value for a in alarms],
+        [a.due_at for a in alarms],
+        [a.fires_at for a in alarms],
     )
     assert row is not None
     return _referral(row)
@@ -271,21 +298,6 @@ async def set_status(
     if row is None:
         raise LookupError(f"no referral {referral_id}")
     return _referral(row)
-
-
-async def add_steps(conn: Connection, referral_id: str, steps: Sequence[domain.Step]) -> None:
-    """Several steps in a referral's history in one statement, in this order (an envelope
-    received: sent by its sender, then received here)."""
-    await conn.execute(
-        "INSERT INTO referrals.history (referral_id, change, status, at, by_org)"
-        " SELECT $1, s.status, s.status, s.at, s.by_org"
-        " FROM unnest($2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY"
-        " AS s (status, at, by_org, n) ORDER BY s.n",
-        referral_id,
-        [step.status.value for step in steps],
-        [step.at for step in steps],
-        [step.by_org for step in steps],
-    )
 
 
 async def add_history(
@@ -415,23 +427,6 @@ async def remember(conn: Connection, caller: str, key: str, request: str, referr
 
 
 # -- alarms -----------------------------------------------------------------------------------
-
-
-async def set_alarms(conn: Connection, referral_id: str, alarms: list[domain.Alarm]) -> None:
-    """A referral's alarms in one statement (``executemany`` would run one per alarm: four or
-    five for every referral sent or received)."""
-    if not alarms:
-        return
-    await conn.execute(
-        "INSERT INTO referrals.alarms (referral_id, timer, deadline, due_at, fires_at)"
-        " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])"
-        " ON CONFLICT DO NOTHING",
-        referral_id,
-        [a.timer.value for a in alarms],
-        [a.deadline.value for a in alarms],
-        [a.due_at for a in alarms],
-        [a.fires_at for a in alarms],
-    )
 
 
 @dataclass(frozen=True)

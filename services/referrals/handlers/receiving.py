@@ -81,17 +81,11 @@ async def receive_offer(
             nonce=offer.sealed.nonce,
             ciphertext=offer.sealed.ciphertext,
             sealed_key=offer.sealed.key_for_recipient,
-        )
-        await store.add_steps(
-            conn,
-            header.referral_id,
-            [
+            history=[
                 domain.Step(Status.SENT, header.created_at, header.from_org),
                 domain.Step(Status.RECEIVED, now, ctx.settings.org),
             ],
-        )
-        await store.set_alarms(
-            conn, header.referral_id, alarms_of(ctx, header, domain.Side.RECIPIENT)
+            alarms=alarms_of(ctx, header, domain.Side.RECIPIENT),
         )
         step = ReferralTransitioned(
             referral_id=header.referral_id, status=Status.RECEIVED, at=now, by_org=ctx.settings.org

@@ -147,19 +147,12 @@ async def create(
             ciphertext=offer.sealed.ciphertext,
             sealed_key=offer.sealed.key_for_sender,
             follows=new.follows,
-        )
-        await store.add_history(
-            conn,
-            referral_id,
-            change=Status.SENT.value,
-            status=Status.SENT,
-            at=now,
-            by_org=ctx.settings.org,
-            by_actor=principal.subject,
+            history=[domain.Step(Status.SENT, now, ctx.settings.org)],
+            history_by=principal.subject,
+            alarms=alarms_of(ctx, header, domain.Side.SENDER),
         )
         if new.follows is not None:
             await _link(ctx, conn, principal, new.follows, referral_id, now)
-        await store.set_alarms(conn, referral_id, alarms_of(ctx, header, domain.Side.SENDER))
         if idempotency_key is not None:
             await store.remember(conn, caller, idempotency_key, digest, referral_id)
         if new.follows is not None:  # linking wrote the new row again
