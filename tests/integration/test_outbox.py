@@ -119,6 +119,25 @@ async def test_replay_republishes_what_was_sent_and_the_broker_keeps_one_copy(
     assert sorted(await _stored_event_ids(bus, "OUT")) == sorted(ids)
 
 
+async def test_the_events_of_one_change_are_written_in_one_go_and_relayed_in_their_order(
+    bus_and_pool: tuple[Bus, Pool], database_url: str
+) -> None:
+    """A change's events (its message, its local event, its audit record) written together
+    keep the order they were given (newest first here, so not their ids' order)."""
+    bus, pool = bus_and_pool
+    relay = outbox.OutboxRelay(pool, bus, "directory", database_url)
+    given = [probe_event(str(i)) for i in range(3)][::-1]
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.add_all(conn, "directory", [(SUBJECT, event) for event in given])
+    rows = await pool.fetch(
+        "SELECT event_id::text FROM directory.outbox WHERE event_id = ANY($1::uuid[]) ORDER BY seq",
+        [event.id for event in given],
+    )
+    assert [r["event_id"] for r in rows] == [event.id for event in given]
+    assert await relay.publish_pending() == 3
+    assert sorted(await _stored_event_ids(bus, "OUT")) == sorted(event.id for event in given)
+
+
 async def _stored_event_ids(bus: Bus, stream: str) -> list[str]:
     info = await bus.js.stream_info(stream)
     ids = []
