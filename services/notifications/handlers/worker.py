@@ -149,6 +149,32 @@ async def record(
     now = n.clock()
     webhook_id: UUID | None = row["webhook_id"]
     staff = await active_staff(n) if outcome == "failed" and webhook_id else []
+    retry_at = None
+    if outcome == "failed":
+        if now >= row["give_up_at"]:
+            outcome = "gave_up"
+        else:
+            delay = domain.retry_delay(
+                row["attempts"] + 1,
+                base=n.settings.retry_base,
+                cap=n.settings.retry_cap,
+                jitter=n.jitter(),
+            )
+            retry_at = now + timedelta(seconds=delay)
+    if outcome != "skipped" and webhook_id is None:
+        # A mail's or a text's attempt is one statement, atomic by itself: no BEGIN and
+        # COMMIT around it (two round trips of three).
+        async with n.ctx.pool.acquire() as conn:
+            await store.record_attempt(
+                conn,
+                row["id"],
+                at=now,
+                outcome=outcome,
+                detail=detail,
+                duration_ms=duration_ms,
+                retry_at=retry_at,
+            )
+        return
     async with n.ctx.pool.acquire() as conn, conn.transaction():
         if outcome == "skipped":
             await store.record_attempt(
@@ -162,18 +188,6 @@ async def record(
             )
             await store.cancel(conn, row["id"], detail)
             return
-        retry_at = None
-        if outcome == "failed":
-            if now >= row["give_up_at"]:
-                outcome = "gave_up"
-            else:
-                delay = domain.retry_delay(
-                    row["attempts"] + 1,
-                    base=n.settings.retry_base,
-                    cap=n.settings.retry_cap,
-                    jitter=n.jitter(),
-                )
-                retry_at = now + timedelta(seconds=delay)
         await store.record_attempt(
             conn,
             row["id"],
@@ -183,8 +197,7 @@ async def record(
             duration_ms=duration_ms,
             retry_at=retry_at,
         )
-        if webhook_id is None:
-            return
+        assert webhook_id is not None
         if outcome == "sent":
             await store.webhook_succeeded(conn, webhook_id)
             return
