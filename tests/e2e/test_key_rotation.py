@@ -442,3 +442,20 @@ async def test_the_secretariat_rotates_the_hubs_own_keys_and_every_node_learns_t
         assert (await admin.get("/api/v1/audit/verification")).json()["ok"]
     audited = await _directory_audit(creds, "organisation.keys_rotated", node="hub")
     assert audited and audited[-1]["actor"] == "user:admin"
+
+    # From the hub's keys page, which says that nothing waits there.
+    page_admin = await logged_in(creds, "hub", "admin")
+    try:
+        page = await page_admin.get("/admin/keys", headers={"Accept-Language": "en"})
+        assert page.status_code == 200, page.text
+        assert "publishes them to every node at once" in page.text
+        assert 'data-state="current"' in _row_of(page.text, new)
+        rotated_again = await page_admin.post(
+            "/admin/keys/rotate", data={"csrf_token": _csrf(page)}
+        )
+        assert rotated_again.headers["location"] == "/admin/keys?done=rotated"
+        page = await page_admin.get("/admin/keys?done=rotated", headers={"Accept-Language": "fr"})
+        assert "le hub signe avec elles dès maintenant" in page.text
+        assert 'data-state="retired"' in _row_of(page.text, new)
+    finally:
+        await page_admin.aclose()
