@@ -39,13 +39,27 @@ REVOKED = N_(
     "New keys are made and sent to the hub; the old keys end now, at every node as soon as"
     " the hub has published the change."
 )
+# On the hub, its own record is published where it is made: nothing waits.
+ROTATED_AT_HUB = N_(
+    "New keys are made and published to every node; the hub signs with them now. The old keys"
+    " stay valid for a week."
+)
+REVOKED_AT_HUB = N_(
+    "New keys are made and published to every node; the hub signs with them now, and the old"
+    " keys end now."
+)
 RESEALED = N_("The next retained data keys are sealed again for the current key.")
 CONFIRM_REVOKE = N_("Type the organisation's identifier, %(org)s, to confirm.")
 
 
 @router.get("/admin/keys")
 async def keys_page(request: Request, principal: Admin, done: str = "") -> Response:
-    notice = {"rotated": ROTATED, "revoked": REVOKED, "resealed": RESEALED}.get(done)
+    hub = settings_of(request).is_hub
+    notice = {
+        "rotated": ROTATED_AT_HUB if hub else ROTATED,
+        "revoked": REVOKED_AT_HUB if hub else REVOKED,
+        "resealed": RESEALED,
+    }.get(done)
     return await _page(request, principal, notice=notice)
 
 
@@ -74,6 +88,7 @@ async def _page(
         notice=notice,
         errors=errors or {},
         confirm_hint=gettext(CONFIRM_REVOKE) % {"org": held["org_id"]},
+        on_hub=settings_of(request).is_hub,
     )
 
 
