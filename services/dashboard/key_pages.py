@@ -42,6 +42,15 @@ REVOKED = N_(
     "New keys are made and sent to the hub; the old keys end now, at every node as soon as"
     " the hub has published the change."
 )
+# On the hub, its own record is published where it is made: nothing waits.
+ROTATED_AT_HUB = N_(
+    "New keys are made and published to every node; the hub signs with them now. The old keys"
+    " stay valid for a week."
+)
+REVOKED_AT_HUB = N_(
+    "New keys are made and published to every node; the hub signs with them now, and the old"
+    " keys end now."
+)
 RESEALED = N_("The next retained data keys are sealed again for the current key.")
 FORGOTTEN = N_(
     "The retired private keys are destroyed. What was sealed for them still opens, through the"
@@ -52,9 +61,10 @@ CONFIRM_REVOKE = N_("Type the organisation's identifier, %(org)s, to confirm.")
 
 @router.get("/admin/keys")
 async def keys_page(request: Request, principal: Admin, done: str = "") -> Response:
+    hub = settings_of(request).is_hub
     notice = {
-        "rotated": ROTATED,
-        "revoked": REVOKED,
+        "rotated": ROTATED_AT_HUB if hub else ROTATED,
+        "revoked": REVOKED_AT_HUB if hub else REVOKED,
         "resealed": RESEALED,
         "forgotten": FORGOTTEN,
     }.get(done)
@@ -87,6 +97,7 @@ async def _page(
         errors=errors or {},
         confirm_hint=gettext(CONFIRM_REVOKE) % {"org": held["org_id"]},
         forget=_forgettable(held["keys"], progress, lang),
+        on_hub=settings_of(request).is_hub,
     )
 
 

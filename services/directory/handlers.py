@@ -63,6 +63,18 @@ async def change_membership(
     return await _publish(ctx, org_id, changed, actor=actor, action=f"membership.{action}")
 
 
+async def publish_own_record(
+    ctx: ServiceContext,
+    change: Callable[[OrganisationPublished | None], OrganisationPublished],
+    *,
+    actor: audit_trail.Actor,
+    action: str,
+) -> OrganisationPublished:
+    """On the hub: publish the secretariat's own record as ``change`` makes it (its keys
+    rotated)."""
+    return await _publish(ctx, ctx.settings.org, change, actor=actor, action=action)
+
+
 async def _publish(
     ctx: ServiceContext,
     org_id: str,
@@ -489,8 +501,8 @@ async def replicate_organisations(
 
 
 def take_up_keys(ctx: ServiceContext, record: OrganisationPublished) -> None:
-    """On a member node: once the hub publishes the keys ``relais node rotate-keys`` made, the
-    node signs with them (every service, read from the key folder)."""
+    """Once the hub publishes the keys a rotation made, the node signs with them (every
+    service, read from the key folder)."""
     if isinstance(ctx.keys, crypto.KeyRing) and ctx.keys.take_up({k.key_id for k in record.keys}):
         log.info("the organisation's new keys are published: the node signs with them now")
 

@@ -15,7 +15,7 @@ from services.directory import rotation, store
 from shared import audit_trail, crypto
 from shared.auth import Principal, Role, require
 from shared.contracts.directory import KeyUse
-from shared.errors import Conflict, NotFound, Unavailable
+from shared.errors import NotFound, Unavailable
 from shared.service import ServiceContext, service_context
 
 router = APIRouter()
@@ -97,19 +97,22 @@ async def node_keys(ctx: Context, _: Admin) -> NodeKeys:
 @router.post(
     "/keys/rotation",
     status_code=status.HTTP_202_ACCEPTED,
-    summary="Make new key pairs and send them to the hub to publish (the node signs with them"
-    " once published)",
-    responses={
-        409: {
-            "description": "on the hub (its keys are not rotated from here), or the new keys"
-            " are already published"
-        }
-    },
+    summary="Make new key pairs and have them published: a member node sends them to the hub"
+    " (and signs with them once published), the hub publishes its own at once",
+    responses={409: {"description": "the new keys are already published"}},
 )
 async def rotate_keys(asked: RotationAsked, ctx: Context, principal: Admin) -> NodeKeys:
     ring = _folder(ctx)
-    if ctx.settings.is_hub:  # its record is the hub's own: no hub above it to publish a change
-        raise Conflict("the hub's own keys are not rotated from here", field="keys")
+    if ctx.settings.is_hub:  # its record is the hub's own: published here, at once
+        await rotation.rotate_on_the_hub(
+            ctx,
+            ring.folder,
+            now=datetime.now(UTC),
+            overlap=OVERLAP,
+            revoke=asked.revoke_old,
+            actor=audit_trail.actor_of(principal),
+        )
+        return await node_keys(ctx, principal)
     async with ctx.pool.acquire() as conn:
         if await store.get_organisation(conn, ctx.settings.org) is None:
             raise NotFound("this node's record is not in its directory yet", field="org_id")

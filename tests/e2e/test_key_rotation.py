@@ -306,8 +306,8 @@ def _row_of(page: str, kid: str) -> str:
     return page.split(f'id="key-{kid}"')[1].split("</tr>")[0]
 
 
-async def _directory_audit(creds: Creds, action: str) -> list[dict[str, Any]]:
-    conn = await asyncpg.connect(creds["nodes"]["amal"]["database_url"])
+async def _directory_audit(creds: Creds, action: str, node: str = "amal") -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(creds["nodes"][node]["database_url"])
     try:
         rows = await conn.fetch("SELECT event FROM directory.outbox ORDER BY seq")
     finally:
@@ -473,3 +473,57 @@ async def test_the_administrator_destroys_the_retired_private_keys_from_the_keys
         assert (await _payload(creds, kept))["given_name"] == PERSON["given_name"]
     finally:
         await admin.aclose()
+
+
+async def test_the_secretariat_rotates_the_hubs_own_keys_and_every_node_learns_them(
+    two_members: tuple[Network, Creds],
+) -> None:
+    """The hub's keys sign its audit checkpoints; after a theft they must be replaceable too.
+    Its own record is published at the hub: no request waits, the hub signs with the new
+    pair at once and every node's directory learns it."""
+    net, creds = two_members
+    folder = _folder(net, "hub")
+    org = net.hub.org
+    old = key_id(NodeKeys.load_or_create(folder).signing_public)
+    async with client(creds, "hub", "admin") as admin:
+        rotated = await admin.post("/api/v1/directory/keys/rotation", json={})
+        assert rotated.status_code == 202, rotated.text
+        shown = {k["key_id"]: k for k in rotated.json()["keys"]}
+        assert not rotated.json()["rotation_waiting"]
+        new = key_id(NodeKeys.load_or_create(folder).signing_public)
+        assert new != old  # taken up at once
+        assert (shown[new]["state"], shown[old]["state"]) == ("current", "retired")
+        assert shown[old]["valid_until"] is not None and shown[new]["valid_until"] is None
+
+    async def known_at(node: str) -> bool:
+        async with client(creds, node, "admin") as reader:
+            record = (await reader.get(f"/api/v1/directory/organisations/{org}")).json()
+        return new in {k["key_id"] for k in record["keys"]}
+
+    for node in ("sanad", "amal"):
+        await eventually(lambda n=node: known_at(n), within=30, what=f"{node} knows the new key")
+
+    await checkpoint_now(creds, "hub")
+    async with client(creds, "hub", "admin") as admin:
+        checkpoints = (await admin.get("/api/v1/audit/checkpoints")).json()
+        assert checkpoints[-1]["key_id"] == new
+        assert (await admin.get("/api/v1/audit/verification")).json()["ok"]
+    audited = await _directory_audit(creds, "organisation.keys_rotated", node="hub")
+    assert audited and audited[-1]["actor"] == "user:admin"
+
+    # From the hub's keys page, which says that nothing waits there.
+    page_admin = await logged_in(creds, "hub", "admin")
+    try:
+        page = await page_admin.get("/admin/keys", headers={"Accept-Language": "en"})
+        assert page.status_code == 200, page.text
+        assert "publishes them to every node at once" in page.text
+        assert 'data-state="current"' in _row_of(page.text, new)
+        rotated_again = await page_admin.post(
+            "/admin/keys/rotate", data={"csrf_token": _csrf(page)}
+        )
+        assert rotated_again.headers["location"] == "/admin/keys?done=rotated"
+        page = await page_admin.get("/admin/keys?done=rotated", headers={"Accept-Language": "fr"})
+        assert "le hub signe avec elles dès maintenant" in page.text
+        assert 'data-state="retired"' in _row_of(page.text, new)
+    finally:
+        await page_admin.aclose()
