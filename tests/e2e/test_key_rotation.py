@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -501,7 +502,7 @@ async def test_the_secretariat_rotates_the_hubs_own_keys_and_every_node_learns_t
         return new in {k["key_id"] for k in record["keys"]}
 
     for node in ("sanad", "amal"):
-        await eventually(lambda n=node: known_at(n), within=30, what=f"{node} knows the new key")
+        await eventually(partial(known_at, node), within=30, what=f"{node} knows the new key")
 
     await checkpoint_now(creds, "hub")
     async with client(creds, "hub", "admin") as admin:
