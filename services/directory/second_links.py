@@ -27,7 +27,15 @@ so at most ``(ping_max + 2) * ping_interval`` after its last word. nats-server's
 the hub's configuration (deploy/nats/) pings every 10 s, twice at most: a dead link goes within
 40 s, the alarm waits 45 s, and a live link still has 20 s to answer a ping (a busy link is not
 pinged at all: its traffic is its proof). A refusal heard while the directory was not listening
-to the hub (its system connection down) is not judged: the copy's next retry is.
+to the hub (its system connection down) is not judged: the copy's next retry is. Measured with
+the launcher (tests/e2e/test_node_back_from_a_power_cut.py): a node SIGKILLed behind a line that
+stays silent, restarted at once, is refused 32 times and links again 35 s later, told to no one.
+
+Why wait rather than ask: the hub's ``LEAFZ`` (``$SYS.REQ.ACCOUNT.<acc>.LEAFZ``) names the link
+it holds (its id, rtt, counters) but not its age or its last word, so it cannot tell a live
+link from a dead one the server has not yet found stale; only the ping rule can, by time. Not
+covered: on a hub cluster, if the server holding the link is itself the one that died, no close
+is published for it, and a leaf refused elsewhere meanwhile is told after the window.
 
 The directory listens there and makes of the refusals one incident per member while they keep
 coming (a refused nats-server retries every second): audited at the hub when it opens, shown to
