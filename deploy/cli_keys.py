@@ -21,7 +21,7 @@ from deploy.joining import CREDENTIALS_FILE
 from services.directory import rotation
 from services.directory import store as directory_store
 from services.referrals import reseal
-from shared import audit_trail, crypto, db
+from shared import audit_trail, db
 from shared.contracts.directory import PublicKey
 from shared.crypto import NodeKeys, key_id
 from shared.errors import DomainError
@@ -213,27 +213,19 @@ def node_forget_retired_keys(
     directory still publishes one as valid. The public halves of the old signing keys stay, to
     check what they signed."""
     org = _org("forget-retired-keys", folder, credentials)
-    retired = crypto.retired_encryption_keys(folder)
 
     async def work(pool: db.Pool) -> list[str]:
-        async with pool.acquire() as conn, conn.transaction():
-            # Held for the check and the audit record: a re-seal cannot run meanwhile, and no
-            # key goes while a row may still be sealed for it.
-            await conn.execute("LOCK TABLE referrals.referrals IN SHARE MODE")
+        async with pool.acquire() as conn:
             record = await directory_store.get_organisation(conn, org)
             published = {k.key_id: k.valid_until for k in record.keys} if record else {}
-            await reseal.check_forgettable(conn, set(retired), published, datetime.now(UTC))
-            forgotten = crypto.forget_retired(folder)
-            if forgotten:
-                await audit_trail.record(
-                    conn,
-                    reseal.SERVICE,
-                    actor=audit_trail.system(org, "cli:forget-retired-keys"),
-                    action="node.retired_keys_forgotten",
-                    object=f"organisation:{org}",
-                    content={"keys": forgotten},
-                )
-            return forgotten
+            return await reseal.forget_retired(
+                conn,
+                folder,
+                published,
+                actor=audit_trail.system(org, "cli:forget-retired-keys"),
+                org=org,
+                now=datetime.now(UTC),
+            )
 
     forgotten = _run("forget-retired-keys", work, database_url)
     for kid in forgotten:

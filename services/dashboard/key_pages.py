@@ -1,12 +1,14 @@
 """The administrator's keys page: the organisation's key pairs (fingerprints, state, validity),
 a rotation asked for from the page, the revocation of the old keys after a suspected theft
-(behind a confirmation that says what it costs), and the re-seal of the retained data keys to
-the current key, with its progress. Through the directory's and the referrals' APIs
-(``/api/v1/directory/keys``, ``/api/v1/referrals/keys/reseal``), which check the role and
-audit."""
+(behind a confirmation that says what it costs), the re-seal of the retained data keys to the
+current key, with its progress, and then the retired private keys destroyed (offered once
+nothing needs them, behind the same confirmation). Through the directory's and the referrals'
+APIs (``/api/v1/directory/keys``, ``/api/v1/referrals/keys/reseal``,
+``/api/v1/referrals/keys/retired/forget``), which check the role and audit."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -24,6 +26,7 @@ router = APIRouter(route_class=PageRoute)
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 KEYS = "/api/v1/directory/keys"
 RESEAL = "/api/v1/referrals/keys/reseal"
+FORGET = "/api/v1/referrals/keys/retired/forget"
 STATES = {
     "current": N_("Current"),
     "next": N_("New, waiting for the hub to publish it"),
@@ -49,6 +52,10 @@ REVOKED_AT_HUB = N_(
     " keys end now."
 )
 RESEALED = N_("The next retained data keys are sealed again for the current key.")
+FORGOTTEN = N_(
+    "The retired private keys are destroyed. What was sealed for them still opens, through the"
+    " data keys sealed again for the current key."
+)
 CONFIRM_REVOKE = N_("Type the organisation's identifier, %(org)s, to confirm.")
 
 
@@ -59,6 +66,7 @@ async def keys_page(request: Request, principal: Admin, done: str = "") -> Respo
         "rotated": ROTATED_AT_HUB if hub else ROTATED,
         "revoked": REVOKED_AT_HUB if hub else REVOKED,
         "resealed": RESEALED,
+        "forgotten": FORGOTTEN,
     }.get(done)
     return await _page(request, principal, notice=notice)
 
@@ -88,8 +96,25 @@ async def _page(
         notice=notice,
         errors=errors or {},
         confirm_hint=gettext(CONFIRM_REVOKE) % {"org": held["org_id"]},
+        forget=_forgettable(held["keys"], progress, lang),
         on_hub=settings_of(request).is_hub,
     )
+
+
+def _forgettable(keys: list[dict[str, Any]], progress: dict[str, Any], lang: str) -> dict[str, Any]:
+    """What stands between the retired private keys and their destruction, as the API checks
+    it (services/referrals/reseal.py, check_forgettable): data keys still sealed for an older
+    key, or a retired encryption key the directory still publishes as valid (until when)."""
+    retired = [k for k in keys if k.get("state") == "retired"]
+    now = datetime.now(UTC)
+    ends = [_end(k) for k in retired if k.get("use") == "x25519"]
+    still = [end for end in ends if end is None or end > now]
+    valid_until = None
+    if None in still:
+        valid_until = i18n.translations(lang).gettext("without end")
+    elif still:
+        valid_until = labels.moment(max(end for end in still if end is not None), lang)
+    return {"count": len(retired), "sealed": progress.get("left", 0), "valid_until": valid_until}
 
 
 def _row(key: dict[str, Any], lang: str) -> dict[str, Any]:
@@ -102,6 +127,11 @@ def _row(key: dict[str, Any], lang: str) -> dict[str, Any]:
         "from": labels.moment(key["valid_from"], lang) if key.get("valid_from") else "—",
         "until": labels.moment(until, lang) if until else gettext("without end"),
     }
+
+
+def _end(key: dict[str, Any]) -> datetime | None:
+    until = key.get("valid_until")
+    return datetime.fromisoformat(until) if until else None
 
 
 async def _rotate(request: Request, principal: Principal, *, revoke: bool) -> Response:
@@ -141,3 +171,26 @@ async def revoke(
 async def reseal(request: Request, principal: Admin) -> Response:
     await NodeApi(request).post(RESEAL)
     return RedirectResponse("/admin/keys?done=resealed", status_code=303)
+
+
+@router.post("/admin/keys/forget")
+async def forget(
+    request: Request, principal: Admin, confirm: Annotated[str, Form(max_length=100)] = ""
+) -> Response:
+    org = settings_of(request).org
+    lang = language_of(request)
+    if confirm.strip() != org:
+        message = i18n.translations(lang).gettext(CONFIRM_REVOKE) % {"org": org}
+        return await _page(
+            request, principal, errors={"confirm_forget": FieldError(message)}, status_code=422
+        )
+    try:
+        await NodeApi(request).post(FORGET)
+    except ApiRefused as refused:
+        return await _page(
+            request,
+            principal,
+            errors={"forget": labels.field_error(lang, refused.detail)},
+            status_code=409 if refused.status == 409 else 422,
+        )
+    return RedirectResponse("/admin/keys?done=forgotten", status_code=303)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from nacl.public import SealedBox
 
 from services.referrals import envelope
-from shared import audit_trail
+from shared import audit_trail, crypto
 from shared.crypto import NodeKeys, key_id
 from shared.db import Connection, Pool
 from shared.errors import Conflict
@@ -143,3 +144,35 @@ async def check_forgettable(
                 " still seal for it",
                 field="keys",
             )
+
+
+async def forget_retired(
+    conn: Connection,
+    folder: Path,
+    valid_until: dict[str, datetime | None],
+    *,
+    actor: audit_trail.Actor,
+    org: str,
+    now: datetime,
+) -> list[str]:
+    """Destroy the retired private keys of ``folder`` once nothing needs them
+    (``check_forgettable``; ``valid_until``: the organisation's record), audited; the key ids
+    destroyed (none: nothing was left, nothing audited). ``relais node forget-retired-keys``
+    and the admin's keys page."""
+    async with conn.transaction():
+        # Held for the check and the audit record: a re-seal cannot run meanwhile, and no key
+        # goes while a row may still be sealed for it.
+        await conn.execute("LOCK TABLE referrals.referrals IN SHARE MODE")
+        retired = crypto.retired_encryption_keys(folder)
+        await check_forgettable(conn, set(retired), valid_until, now)
+        forgotten = crypto.forget_retired(folder)
+        if forgotten:
+            await audit_trail.record(
+                conn,
+                SERVICE,
+                actor=actor,
+                action="node.retired_keys_forgotten",
+                object=f"organisation:{org}",
+                content={"keys": forgotten},
+            )
+    return forgotten

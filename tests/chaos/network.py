@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,17 +62,17 @@ class ChaosNetwork:
         return str(self.creds["nodes"][node]["url"])
 
 
-def _relayed(net: Network, relays: dict[str, LinkRelay]) -> None:
-    """Point each member's leaf at its relay instead of the hub's leaf port."""
+def relayed(net: Network, ports: Mapping[str, int]) -> None:
+    """Point each member's leaf at its relay's port instead of the hub's leaf port."""
     original = net.nats_spec
 
     def nats_spec(plan: NodePlan, *, tls: bool = True) -> NatsServerSpec:
         spec = original(plan, tls=tls)
-        relay = relays.get(plan.node_id)
-        if relay is None:
+        port = ports.get(plan.node_id)
+        if port is None:
             return spec
         hub_port = f":{net.hub.leaf_port}"
-        urls = tuple(u.replace(hub_port, f":{relay.port}") for u in spec.hub_leaf_urls)
+        urls = tuple(u.replace(hub_port, f":{port}") for u in spec.hub_leaf_urls)
         return replace(spec, hub_leaf_urls=urls)
 
     net.nats_spec = nats_spec  # type: ignore[method-assign]
@@ -113,7 +113,7 @@ async def chaos_network(
         single = {
             m: LinkRelay(m, port, net.hub.leaf_port) for m, port in zip(MEMBERS, ports, strict=True)
         }
-        _relayed(net, single)
+        relayed(net, {m: relay.port for m, relay in single.items()})
         relays = dict(single)
     chaos = ChaosNetwork(net, relays)
     try:

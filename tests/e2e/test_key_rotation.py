@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -407,6 +408,74 @@ def _csrf(page: httpx.Response) -> str:
     return found.group(1)
 
 
+async def test_the_administrator_destroys_the_retired_private_keys_from_the_keys_page(
+    two_members: tuple[Network, Creds],
+) -> None:
+    """What ``relais node forget-retired-keys`` does, from the page: offered only once nothing
+    needs the keys, behind the organisation's identifier typed, audited as the admin's act;
+    what was sealed for them still opens."""
+    net, creds = two_members
+    kept = await send(creds)  # sealed for the key about to retire
+    async with client(creds, "amal", "focal_point") as amal:
+        await reaches(amal, kept, "received", "the referral sealed for the current key lands")
+    old = key_id(NodeKeys.load_or_create(_folder(net, "amal")).encryption_public)
+    await _rotate(net, creds, "--overlap-days", "0")  # the old keys end now
+    assert f"encryption-{old}.key" in await _retired_files(net)
+    admin = await logged_in(creds, "amal", "admin")
+    english = {"Accept-Language": "en"}
+    try:
+        async with client(creds, "amal", "focal_point") as api:
+            assert (await api.post("/api/v1/referrals/keys/retired/forget")).status_code == 403
+
+        # A retained data key is still sealed for the retired key: not offered, and refused.
+        page = await admin.get("/admin/keys", headers=english)
+        assert "Destroy the retired private keys" in page.text
+        assert "Not yet: re-seal the retained data first (above)." in page.text
+        assert 'action="/admin/keys/forget"' not in page.text
+        async with client(creds, "amal", "admin") as api:
+            refused = await api.post("/api/v1/referrals/keys/retired/forget")
+        assert refused.status_code == 409, refused.text
+        assert "re-seal them first" in refused.text
+        assert f"encryption-{old}.key" in await _retired_files(net)
+
+        resealed = await admin.post("/admin/keys/reseal", data={"csrf_token": _csrf(page)})
+        assert resealed.status_code == 303
+        page = await admin.get("/admin/keys", headers=english)
+        assert 'action="/admin/keys/forget"' in page.text
+        french = await admin.get("/admin/keys", headers={"Accept-Language": "fr"})
+        assert "Détruire les clés privées retirées" in french.text
+
+        # The organisation's identifier must be typed: else nothing is destroyed.
+        wrong = await admin.post(
+            "/admin/keys/forget",
+            data={"csrf_token": _csrf(page), "confirm": "yes"},
+            headers=english,
+        )
+        assert wrong.status_code == 422
+        assert "Type the organisation&#39;s identifier, amal, to confirm." in wrong.text
+        assert f"encryption-{old}.key" in await _retired_files(net)
+        assert (await admin.post("/admin/keys/forget", data={"confirm": "amal"})).status_code == 403
+
+        destroyed = await admin.post(
+            "/admin/keys/forget", data={"csrf_token": _csrf(page), "confirm": "amal"}
+        )
+        assert destroyed.status_code == 303
+        assert destroyed.headers["location"] == "/admin/keys?done=forgotten"
+        page = await admin.get("/admin/keys?done=forgotten", headers=english)
+        assert "The retired private keys are destroyed." in page.text
+        assert 'data-state="forgotten"' in _row_of(page.text, old)
+        assert "This node keeps no retired private key." in page.text
+        files = await _retired_files(net)
+        assert not [f for f in files if f.endswith(".key")], files
+        (record, *_) = reversed(await _recorded(creds, "node.retired_keys_forgotten"))
+        assert record["actor"] == "user:admin"
+        assert record["object"] == "organisation:amal"
+        # What was sealed for the destroyed key still opens, through its re-sealed data key.
+        assert (await _payload(creds, kept))["given_name"] == PERSON["given_name"]
+    finally:
+        await admin.aclose()
+
+
 async def test_the_secretariat_rotates_the_hubs_own_keys_and_every_node_learns_them(
     two_members: tuple[Network, Creds],
 ) -> None:
@@ -433,7 +502,7 @@ async def test_the_secretariat_rotates_the_hubs_own_keys_and_every_node_learns_t
         return new in {k["key_id"] for k in record["keys"]}
 
     for node in ("sanad", "amal"):
-        await eventually(lambda n=node: known_at(n), within=30, what=f"{node} knows the new key")
+        await eventually(partial(known_at, node), within=30, what=f"{node} knows the new key")
 
     await checkpoint_now(creds, "hub")
     async with client(creds, "hub", "admin") as admin:
