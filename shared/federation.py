@@ -115,6 +115,12 @@ def _stream(name: str, **kwargs: object) -> StreamConfig:
     return StreamConfig(name=name, **{**settings, **kwargs})  # type: ignore[arg-type]
 
 
+def inbox_reset_subject(org: str, hub_domain: str) -> str:
+    """Where a member's node moves the hub's consumer of its ``TO_<org>`` back (the consumer
+    reset of nats-server 2.14, reached across its leaf in the hub's JetStream domain)."""
+    return f"$JS.{hub_domain}.API.CONSUMER.RESET.TO_{org}.{INBOX_CONSUMER}"
+
+
 def _consumer(name: str, deliver: str, filters: list[str]) -> ConsumerConfig:
     return ConsumerConfig(
         durable_name=name,

@@ -9,11 +9,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shared import db, metrics, telemetry
+from shared import db, inbox_rewind, metrics, telemetry
 from shared.auth.throttle import Throttle
 from shared.bus import Bus
 from shared.crypto import KeyRing
-from shared.federation import fresh_sequence, node_streams, outbox_consumer
+from shared.federation import INBOX, fresh_sequence, node_streams, outbox_consumer
 from shared.outbox import OutboxRelay
 from shared.pruning import HOUR, Pruner
 from shared.service import Service, ServiceContext
@@ -48,6 +48,15 @@ class NodeRuntime:
             is_hub=settings.is_hub,
             outbox_first_seq=fresh_sequence(time.time_ns()),
         ):
+            if (
+                stream.name == INBOX
+                and not settings.is_hub
+                and await inbox_rewind.needs_rewind(self.bus)
+            ):
+                await inbox_rewind.start(
+                    self.bus, stream, org=settings.org, hub_domain=settings.hub_domain
+                )
+                continue
             await self.bus.ensure_stream(stream)
         if not settings.is_hub:  # the hub's FROM_<org> sources the OUTBOX through it
             await self.bus.ensure_consumer(outbox_consumer(settings.org))

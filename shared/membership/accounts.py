@@ -31,6 +31,7 @@ from shared.federation import (
     Quota,
     account,
     account_api,
+    inbox_reset_subject,
     to_consumer,
 )
 
@@ -52,7 +53,7 @@ def leaf_permissions(org: str, hub_domain: str) -> dict[str, dict[str, list[str]
     return {
         "publish": {
             "allow": [
-                f"$JS.{hub_domain}.API.CONSUMER.RESET.TO_{org}.{INBOX_CONSUMER}",
+                inbox_reset_subject(org, hub_domain),
                 f"fed.from.{org}",
                 f"$JS.FC.TO_{org}.{INBOX_CONSUMER}.*",
                 "$JSC.R.>",
