@@ -330,6 +330,8 @@ class Bus:
         finally:
             if lanes is not None:
                 await lanes.close()
+            if self.closing:
+                await give_back(_arrived_late(psub))
 
     async def _fetch_loop(
         self, sub: Subscription, key: str, psub: Any, lanes: Lanes | None
@@ -687,6 +689,19 @@ class Bus:
             await self.nc.drain()
         with contextlib.suppress(Exception):
             await self.nc.close()
+
+
+def _arrived_late(psub: Any) -> list[Msg]:
+    """What the server delivered to a fetch the client had stopped waiting for (its pull
+    request outlives the wait by a moment): nats-py keeps it for the next fetch, which a
+    stopping consumer does not make, so it is handed back instead of waiting ``ack_wait``."""
+    queue = psub._sub._pending_queue  # nats-py's own queue: no public way to read it
+    late = []
+    while not queue.empty():
+        msg = queue.get_nowait()
+        if not JetStreamContext.is_status_msg(msg):
+            late.append(msg)
+    return late
 
 
 def check_publishable(subject: str, event: CloudEvent) -> None:

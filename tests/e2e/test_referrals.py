@@ -36,11 +36,13 @@ async def status_at(node: httpx.AsyncClient, referral_id: str) -> str | None:
     return str(response.json()["status"]) if response.status_code == 200 else None
 
 
-async def reaches(node: httpx.AsyncClient, referral_id: str, status: str, what: str) -> None:
+async def reaches(
+    node: httpx.AsyncClient, referral_id: str, status: str, what: str, *, within: float = 30
+) -> None:
     async def there() -> bool:
         return await status_at(node, referral_id) == status
 
-    await eventually(there, within=30, what=what)
+    await eventually(there, within=within, what=what)
 
 
 async def send(creds: Creds, **overrides: Any) -> str:
